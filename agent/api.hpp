@@ -1,0 +1,25 @@
+// Routes of the agent's HTTP listener: /metrics, /healthz, /readyz and the JSON API.
+#pragma once
+
+#include "aggregate.hpp"
+#include "drain.hpp"
+#include "http.hpp"
+#include "intake.hpp"
+
+#include <functional>
+#include <string>
+
+namespace plugmon::agent {
+
+struct api_context {
+    const series_store& store;
+    const drain& drainer;
+    const intake* in;
+    std::string version;
+    std::function<std::string()> store_state;  ///< "disabled", "connected", ... (empty: disabled)
+};
+
+/// Answers one request; never throws for a bad request (4xx instead).
+http_response handle_request(const api_context& ctx, const http_request& req);
+
+}  // namespace plugmon::agent

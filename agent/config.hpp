@@ -1,0 +1,102 @@
+// The agent's configuration: defaults, the TOML file, command-line flags, and their validation.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <spdlog/common.h>
+
+namespace plugmon::agent {
+
+/// Everything the agent can be told. Each member is a TOML key of the same name and a flag
+/// `--kebab-case` of it; flags override the file, the file overrides the defaults.
+struct config {
+    /// Where `agent.sock` lives; see default_runtime_dir().
+    std::string runtime_dir;
+    /// HTTP listener, "host:port" or "[v6]:port"; port 0 picks a free port.
+    std::string listen = "127.0.0.1:9464";
+    /// PostgreSQL connection string (URL or key=value form); empty means no store.
+    std::string postgres;
+    /// How often aggregates are flushed to the store.
+    std::chrono::nanoseconds flush_interval = std::chrono::seconds{10};
+    /// How long the drain loop sleeps when every lane was empty.
+    std::chrono::nanoseconds drain_interval = std::chrono::milliseconds{1};
+    /// At exit, how long to keep draining and flushing before giving up.
+    std::chrono::nanoseconds exit_drain_timeout = std::chrono::seconds{5};
+    spdlog::level::level_enum log_level = spdlog::level::info;
+    /// Producers (plugin processes) registered at once; more are refused.
+    std::uint32_t max_producers = 1024;
+    /// Permission bits of agent.sock (given as an octal string, e.g. "0660").
+    std::uint32_t socket_mode = 0666;
+    /// Histogram bucket upper bounds, in seconds: positive and strictly increasing.
+    std::vector<double> query_buckets = default_buckets();
+    std::vector<double> execution_buckets = default_buckets();
+    /// Bearer token required by state-changing API calls; empty disables them.
+    std::string api_token;
+    /// Live label sets across all plugins, and for any one plugin; beyond them events fold.
+    std::uint64_t series_budget = 100000;
+    std::uint64_t series_budget_per_plugin = 10000;
+    /// The file the configuration was read from (empty: none). Not a key; set by --config.
+    std::string config_file;
+
+    /// 100 µs … 10 s, the usual latency spread of database queries.
+    static std::vector<double> default_buckets();
+};
+
+/// Bad configuration. what() names the key (or the file) and the problem; the agent prints it
+/// and exits with status 2.
+class config_error : public std::runtime_error {
+public:
+    config_error(std::string key, const std::string& message);
+    /// The key at fault ("config" for the file itself, "command line" for unparseable flags).
+    const std::string& key() const noexcept { return key_; }
+
+private:
+    std::string key_;
+};
+
+/// --help or --version was given: print text() to stdout and exit with status 0.
+class help_requested : public std::exception {
+public:
+    explicit help_requested(std::string text) : text_(std::move(text)) {}
+    const std::string& text() const noexcept { return text_; }
+    const char* what() const noexcept override { return text_.c_str(); }
+
+private:
+    std::string text_;
+};
+
+/// Parses `--config FILE` and the per-key flags into a validated config.
+/// Throws config_error on any problem, help_requested for --help / --version. Reads the file
+/// again on each call, so calling it again with the same arguments is a reload.
+config parse_command_line(int argc, const char* const* argv);
+
+/// The runtime directory the probe and the agent agree on: $PLUGMON_RUNTIME_DIR, else
+/// /run/plugmon for root, else $XDG_RUNTIME_DIR/plugmon, else /tmp/plugmon-<uid>.
+std::string default_runtime_dir();
+
+/// Splits and checks "host:port" / "[v6]:port"; the host comes back without brackets.
+/// Throws config_error naming `listen`.
+std::pair<std::string, std::uint16_t> split_listen(std::string_view listen);
+
+/// Parses "10s", "500ms", "250us", "2m", "1h", "1.5s", "1m30s" (units ns, us, µs, ms, s, m, h).
+/// A bare number has no unit and is refused. Returns nullopt when the text is not a duration.
+std::optional<std::chrono::nanoseconds> parse_duration(std::string_view text);
+
+/// The shortest exact form of a duration in one unit: "10s", "1ms", "1500ms", "90s".
+std::string format_duration(std::chrono::nanoseconds d);
+
+/// A PostgreSQL connection string with any password replaced by `***`, for logs.
+/// Handles the URL form (user:secret@host, ?password=secret) and the key=value form.
+std::string mask_password(std::string_view conninfo);
+
+/// One line summarising a config for the startup log; secrets are masked.
+std::string describe(const config& c);
+
+}  // namespace plugmon::agent

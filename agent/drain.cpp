@@ -1,0 +1,286 @@
+// The drain loop and the per-event aggregation.
+#include "drain.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <unistd.h>
+
+namespace plugmon::agent {
+
+const char* to_string(producer_state s) {
+    switch (s) {
+        case producer_state::attached: return "attached";
+        case producer_state::quarantined: return "quarantined";
+        case producer_state::finished: return "finished";
+    }
+    return "unknown";
+}
+
+producer::producer(std::uint64_t id, int pid, unsigned uid, int memfd,
+                   std::unique_ptr<mapped_segment> seg)
+    : id_(id), pid_(pid), uid_(uid), memfd_(memfd), seg_(std::move(seg)),
+      attached_at_(std::chrono::system_clock::now()) {
+    counts_.consumed_at_attach = seg_ ? seg_->consumed_total() : 0;
+}
+
+producer::~producer() {
+    seg_.reset();
+    if (memfd_ >= 0) ::close(memfd_);
+}
+
+drain::drain(series_store& store, options opt) : store_(store), opt_(opt) {}
+
+drain::~drain() {
+    stop_.store(true);
+    if (thread_.joinable()) thread_.join();
+}
+
+void drain::start() {
+    running_.store(true);
+    thread_ = std::thread([this] {
+        try {
+            loop();
+        } catch (const std::exception& e) {
+            spdlog::critical("drain thread stopped: {}", e.what());
+        }
+        running_.store(false);
+    });
+}
+
+void drain::stop(std::chrono::nanoseconds timeout) {
+    stop_.store(true);
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (running_.load() && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    if (thread_.joinable()) {
+        if (running_.load()) {
+            spdlog::warn("drain did not finish within the exit timeout; detaching");
+            thread_.detach();
+        } else {
+            thread_.join();
+        }
+    }
+}
+
+void drain::add(std::shared_ptr<producer> p) {
+    totals_.producers_registered.add(1);
+    std::lock_guard<std::mutex> lock(mu_);
+    registry_.push_back(std::move(p));
+    ++generation_;
+}
+
+std::vector<std::shared_ptr<producer>> drain::producers() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return registry_;
+}
+
+std::vector<std::shared_ptr<producer>> drain::finished() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return {finished_.begin(), finished_.end()};
+}
+
+void drain::loop() {
+    std::vector<std::shared_ptr<producer>> list;
+    std::uint64_t seen_generation = ~0ull;
+    auto last_housekeeping = std::chrono::steady_clock::now();
+    for (;;) {
+        const bool stopping = stop_.load();
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            if (generation_ != seen_generation) {
+                list = registry_;
+                seen_generation = generation_;
+            }
+        }
+        std::uint64_t n = 0;
+        bool removed = false;
+        for (auto& p : list) {
+            if (p->state() == producer_state::finished) continue;
+            const bool gone = p->gone();  // before draining: everything it wrote is visible
+            if (p->state() == producer_state::attached) n += drain_producer(*p, gone);
+            if (gone) {
+                finish(*p);
+                removed = true;
+            }
+        }
+        const auto now = std::chrono::steady_clock::now();
+        if (stopping || now - last_housekeeping >= std::chrono::milliseconds(10)) {
+            last_housekeeping = now;
+            std::uint64_t backlog = 0, worst_ppm = 0;
+            for (auto& p : list) {
+                if (p->state() != producer_state::attached) continue;
+                collect_drops(*p);
+                std::uint64_t pending = 0;
+                double ratio = 0;
+                p->seg_->backlog(pending, ratio);
+                backlog += pending;
+                worst_ppm = std::max<std::uint64_t>(worst_ppm, std::uint64_t(ratio * 1e6));
+            }
+            totals_.backlog.store(backlog, std::memory_order_relaxed);
+            totals_.ring_used_ppm.store(worst_ppm, std::memory_order_relaxed);
+        }
+        if (removed) {
+            std::lock_guard<std::mutex> lock(mu_);
+            std::erase_if(registry_, [this](const std::shared_ptr<producer>& p) {
+                if (p->state() != producer_state::finished) return false;
+                finished_.push_back(p);
+                if (finished_.size() > finished_kept) finished_.pop_front();
+                return true;
+            });
+            ++generation_;
+        }
+        totals_.passes.fetch_add(1, std::memory_order_relaxed);
+        if (stopping) break;  // that was the final pass over every producer
+        if (n == 0) std::this_thread::sleep_for(opt_.idle_sleep);
+    }
+}
+
+std::uint64_t drain::drain_producer(producer& p, bool final) {
+    mapped_segment& seg = *p.seg_;
+    const std::uint32_t lanes = seg.geometry().lane_count + 1;
+    const double npt = seg.tsc_clock() ? opt_.ns_per_tick : 1.0;
+    std::uint64_t n = 0;
+    for (std::uint32_t i = 0; i < lanes; ++i) {
+        const lane_result r =
+            seg.drain_lane(i, final, npt, [&](const event& e) { return consume(p, e); });
+        if (r.corrupt) {
+            quarantine(p, "impossible lane indices");
+            return n;
+        }
+        if (r.drained) {
+            p.counts_.drained.add(r.drained);
+            totals_.drained.add(r.drained);
+        }
+        if (r.invalid) {
+            p.counts_.invalid.add(r.invalid);
+            totals_.invalid.add(r.invalid);
+            spdlog::warn("producer pid {}: {} invalid slot(s) on lane {}", p.pid(), r.invalid, i);
+        }
+        if (r.torn) {
+            p.counts_.torn.add(r.torn);
+            totals_.torn.add(r.torn);
+        }
+        n += r.drained + r.invalid + r.torn;
+    }
+    return n;
+}
+
+void drain::collect_drops(producer& p) {
+    bool corrupt = false;
+    const std::uint64_t d = p.seg_->take_new_drops(corrupt);
+    if (d) {
+        p.counts_.full.add(d);
+        totals_.full.add(d);
+    }
+    if (corrupt) quarantine(p, "drop counters went backwards");
+}
+
+void drain::quarantine(producer& p, const char* why) {
+    if (p.state() != producer_state::attached) return;
+    p.state_.store(int(producer_state::quarantined), std::memory_order_relaxed);
+    totals_.producers_quarantined.add(1);
+    p.counts_.invalid.add(1);
+    totals_.invalid.add(1);
+    spdlog::error("producer pid {} quarantined: {}; its segment is no longer read", p.pid(), why);
+}
+
+void drain::finish(producer& p) {
+    if (p.state() == producer_state::attached) collect_drops(p);
+    for (auto& [plugin, last] : p.pools_) {
+        last.series->in_use.set(last.series->in_use.get() - last.in_use);
+        last.series->idle.set(last.series->idle.get() - last.idle);
+        last.series->waiting.set(last.series->waiting.get() - last.waiting);
+    }
+    p.pools_.clear();
+    spdlog::info("producer pid {} {}: drained {}, dropped full {}, torn {}, invalid {}", p.pid(),
+                 p.clean_.load() ? "exited" : "is gone", p.counts_.drained.get(),
+                 p.counts_.full.get(), p.counts_.torn.get(), p.counts_.invalid.get());
+    p.seg_.reset();
+    if (p.memfd_ >= 0) ::close(p.memfd_);
+    p.memfd_ = -1;
+    p.state_.store(int(producer_state::finished), std::memory_order_relaxed);
+    totals_.producers_finished.add(1);
+}
+
+namespace {
+constexpr std::uint64_t pack(std::uint32_t a, std::uint32_t b, std::uint32_t c, std::uint32_t d) {
+    // Name ids are below layout::max_name_capacity (2^16): four fit in one key.
+    return std::uint64_t(a) | std::uint64_t(b) << 16 | std::uint64_t(c) << 32 | std::uint64_t(d) << 48;
+}
+static_assert(layout::max_name_capacity <= (1u << 16));
+}  // namespace
+
+bool drain::consume(producer& p, const event& e) {
+    mapped_segment& seg = *p.seg_;
+    switch (e.kind) {
+        case layout::event_kind::query: {
+            const std::uint64_t key = pack(e.plugin, e.op, e.table, e.tenant);
+            auto it = p.queries_.find(key);
+            if (it == p.queries_.end()) {
+                const std::string* pl = seg.name(e.plugin);
+                const std::string* op = seg.name(e.op);
+                const std::string* tb = seg.name(e.table);
+                const std::string* tn = seg.name(e.tenant);
+                if (!pl || !op || !tb || !tn) return false;
+                it = p.queries_.emplace(key, store_.query(*pl, *op, *tb, *tn)).first;
+            }
+            query_series* s = it->second;
+            ((e.flags & layout::flag_error) ? s->error : s->ok).add(1);
+            s->rows.add(e.value);
+            s->duration.observe(e.duration_ns);
+            return true;
+        }
+        case layout::event_kind::execution: {
+            const std::uint64_t key = pack(e.plugin, 0, 0, e.tenant);
+            auto it = p.executions_.find(key);
+            if (it == p.executions_.end()) {
+                const std::string* pl = seg.name(e.plugin);
+                const std::string* tn = seg.name(e.tenant);
+                if (!pl || !tn) return false;
+                it = p.executions_.emplace(key, store_.execution(*pl, *tn)).first;
+            }
+            execution_series* s = it->second;
+            ((e.flags & layout::flag_error) ? s->error : s->ok).add(1);
+            s->cpu_ns.add(e.value2);
+            s->duration.observe(e.duration_ns);
+            return true;
+        }
+        case layout::event_kind::counter: {
+            const std::uint64_t key = pack(e.plugin, e.op, 0, 0);
+            auto it = p.counters_.find(key);
+            if (it == p.counters_.end()) {
+                const std::string* pl = seg.name(e.plugin);
+                const std::string* ev = seg.name(e.op);
+                if (!pl || !ev || ev->empty()) return false;
+                it = p.counters_.emplace(key, store_.counter(*pl, *ev)).first;
+            }
+            it->second->total.add(e.value);
+            return true;
+        }
+        case layout::event_kind::pool: {
+            auto it = p.pools_.find(e.plugin);
+            if (it == p.pools_.end()) {
+                const std::string* pl = seg.name(e.plugin);
+                if (!pl) return false;
+                it = p.pools_.emplace(e.plugin, producer::pool_last{store_.pool(*pl), 0, 0, 0}).first;
+            }
+            auto& last = it->second;
+            const std::uint64_t in_use = e.value & 0xffffffffu, idle = e.value >> 32,
+                                waiting = e.value2;
+            last.series->in_use.set(last.series->in_use.get() - last.in_use + in_use);
+            last.series->idle.set(last.series->idle.get() - last.idle + idle);
+            last.series->waiting.set(last.series->waiting.get() - last.waiting + waiting);
+            last.in_use = in_use;
+            last.idle = idle;
+            last.waiting = waiting;
+            return true;
+        }
+        case layout::event_kind::resource:
+            p.counts_.resource_samples.add(1);
+            return true;
+        case layout::event_kind::none: break;
+    }
+    return false;
+}
+
+}  // namespace plugmon::agent

@@ -1,0 +1,131 @@
+// The drain: one thread that empties every registered producer's lanes into the series store,
+// finishes producers whose socket closed (final drain, torn count, release), and keeps the
+// agent-wide accounting: drained + dropped{full,torn,invalid} = what producers recorded.
+#pragma once
+
+#include "aggregate.hpp"
+#include "segment.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+namespace plugmon::agent {
+
+enum class producer_state : int { attached = 0, quarantined = 1, finished = 2 };
+const char* to_string(producer_state s);
+
+/// A registered producer process. Created by the registration server (I/O thread), drained and
+/// finally released by the drain thread.
+class producer {
+public:
+    producer(std::uint64_t id, int pid, unsigned uid, int memfd, std::unique_ptr<mapped_segment> seg);
+    ~producer();
+    producer(const producer&) = delete;
+    producer& operator=(const producer&) = delete;
+
+    std::uint64_t id() const { return id_; }
+    int pid() const { return pid_; }
+    unsigned uid() const { return uid_; }
+    /// The producer's socket closed: it exited or died. Set by the I/O thread.
+    void mark_gone(bool clean) {
+        clean_.store(clean, std::memory_order_relaxed);
+        // release: pairs with the drain thread's gone_.load(acquire) before the final drain.
+        gone_.store(true, std::memory_order_release);
+    }
+    bool gone() const { return gone_.load(std::memory_order_acquire); }
+
+    struct counts {
+        cell drained, full, torn, invalid, resource_samples;
+        std::uint64_t consumed_at_attach = 0;
+    };
+    const counts& stats() const { return counts_; }
+    producer_state state() const { return producer_state(state_.load(std::memory_order_relaxed)); }
+    std::chrono::system_clock::time_point attached_at() const { return attached_at_; }
+
+private:
+    friend class drain;
+    friend class intake;
+    std::uint64_t id_;
+    int pid_;
+    unsigned uid_;
+    int memfd_;
+    std::unique_ptr<mapped_segment> seg_;
+    std::atomic<bool> gone_{false};
+    std::atomic<bool> clean_{false};
+    std::atomic<int> state_{int(producer_state::attached)};
+    std::chrono::system_clock::time_point attached_at_;
+    counts counts_;
+
+    // drain-thread state
+    std::unordered_map<std::uint64_t, query_series*> queries_;
+    std::unordered_map<std::uint64_t, execution_series*> executions_;
+    std::unordered_map<std::uint64_t, counter_series*> counters_;
+    struct pool_last {
+        pool_series* series;
+        std::uint64_t in_use, idle, waiting;
+    };
+    std::unordered_map<std::uint32_t, pool_last> pools_;
+};
+
+/// Agent-wide accounting, exported as plugmon_* self-metrics.
+struct drain_totals {
+    cell drained;                              ///< valid events aggregated
+    cell full, torn, invalid, series_overflow;  ///< dropped, by reason
+    cell producers_registered, producers_finished, producers_quarantined;
+    std::atomic<std::uint64_t> ring_used_ppm{0};  ///< fullest lane, parts per million
+    std::atomic<std::uint64_t> backlog{0};
+    std::atomic<std::uint64_t> passes{0};
+};
+
+class drain {
+public:
+    struct options {
+        std::chrono::nanoseconds idle_sleep{std::chrono::milliseconds(1)};
+        double ns_per_tick = 1.0;
+    };
+    drain(series_store& store, options opt);
+    ~drain();
+
+    void start();
+    /// Drains everything once more, then stops the thread. Waits at most `timeout`.
+    void stop(std::chrono::nanoseconds timeout);
+    /// Called on the I/O thread after a successful attach.
+    void add(std::shared_ptr<producer> p);
+    /// Producers currently registered (for the API).
+    std::vector<std::shared_ptr<producer>> producers() const;
+    /// The most recently finished producers, newest last (at most `finished_kept`).
+    std::vector<std::shared_ptr<producer>> finished() const;
+    static constexpr std::size_t finished_kept = 256;
+    const drain_totals& totals() const { return totals_; }
+    bool running() const { return running_.load(); }
+
+private:
+    void loop();
+    std::uint64_t drain_producer(producer& p, bool final);
+    void finish(producer& p);
+    bool consume(producer& p, const event& e);
+    void quarantine(producer& p, const char* why);
+    void collect_drops(producer& p);
+
+    series_store& store_;
+    options opt_;
+    drain_totals totals_;
+    mutable std::mutex mu_;
+    std::vector<std::shared_ptr<producer>> registry_;  // guarded by mu_
+    std::uint64_t generation_ = 0;                     // guarded by mu_
+    std::deque<std::shared_ptr<producer>> finished_;   // guarded by mu_
+    std::atomic<bool> stop_{false};
+    std::atomic<bool> running_{false};
+    std::thread thread_;
+};
+
+}  // namespace plugmon::agent

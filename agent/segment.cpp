@@ -1,0 +1,228 @@
+// Attach-time validation of a producer's segment and the per-slot decoder.
+#include "segment.hpp"
+
+#include <cerrno>
+#include <cstddef>
+#include <cstring>
+#include <memory>
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+namespace plugmon::agent {
+
+const char* to_string(reject_reason r) {
+    switch (r) {
+        case reject_reason::none: return "none";
+        case reject_reason::fstat: return "fstat";
+        case reject_reason::unsealed: return "unsealed";
+        case reject_reason::size: return "size";
+        case reject_reason::mmap: return "mmap";
+        case reject_reason::not_ready: return "not_ready";
+        case reject_reason::magic: return "magic";
+        case reject_reason::version: return "version";
+        case reject_reason::geometry: return "geometry";
+    }
+    return "unknown";
+}
+
+std::unique_ptr<mapped_segment> mapped_segment::attach(int fd, reject_reason& why,
+                                                       std::string& detail) {
+    struct stat st{};
+    if (::fstat(fd, &st) != 0) {
+        why = reject_reason::fstat;
+        detail = std::strerror(errno);
+        return nullptr;
+    }
+    // Only a segment that can never shrink is safe to map: a shrunk mapping raises SIGBUS.
+    const int seals = ::fcntl(fd, F_GET_SEALS);
+    if (seals < 0 || (seals & F_SEAL_SHRINK) == 0 || (seals & F_SEAL_GROW) == 0) {
+        why = reject_reason::unsealed;
+        detail = "segment is not sealed against resizing (F_SEAL_SHRINK|F_SEAL_GROW)";
+        return nullptr;
+    }
+    const auto size = static_cast<std::uint64_t>(st.st_size);
+    if (size < layout::header_size || size > layout::max_segment_size) {
+        why = reject_reason::size;
+        detail = "segment size " + std::to_string(size) + " out of range";
+        return nullptr;
+    }
+    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) {
+        why = reject_reason::mmap;
+        detail = std::strerror(errno);
+        return nullptr;
+    }
+    std::unique_ptr<mapped_segment> seg(new mapped_segment());
+    seg->base_ = static_cast<char*>(p);
+    seg->size_ = size;
+    auto* hdr = reinterpret_cast<layout::segment_header*>(seg->base_);
+    // acquire: pairs with the probe's ready.store(release) after it wrote line 0.
+    const std::uint32_t ready = hdr->ready.load(std::memory_order_acquire);
+    if (ready == 0) {
+        why = reject_reason::not_ready;
+        detail = "segment header is not marked ready";
+        return nullptr;
+    }
+    layout::segment_header h0;
+    // Line 0 only (plain data, read once; never re-read, so a later scribble cannot move it).
+    constexpr std::size_t line0 = offsetof(layout::segment_header, slots_offset) + sizeof(h0.slots_offset);
+    std::memcpy(static_cast<void*>(&h0), hdr, line0);
+    if (h0.magic != layout::segment_magic) {
+        why = reject_reason::magic;
+        detail = "bad magic";
+        return nullptr;
+    }
+    if (h0.version != layout::layout_version || ready != layout::layout_version) {
+        why = reject_reason::version;
+        detail = "layout version " + std::to_string(h0.version) + ", this agent reads version " +
+                 std::to_string(layout::layout_version);
+        return nullptr;
+    }
+    const auto g = layout::make_geometry(h0.lane_count, h0.lane_slots, h0.name_capacity);
+    const bool geometry_ok =
+        h0.header_bytes == layout::header_size && h0.lane_count >= 1 &&
+        h0.lane_count <= layout::max_lanes && layout::is_pow2(h0.lane_slots) &&
+        h0.lane_slots >= layout::min_lane_slots && h0.lane_slots <= layout::max_lane_slots &&
+        h0.name_capacity >= layout::first_name_id && h0.name_capacity <= layout::max_name_capacity &&
+        h0.name_entry_bytes == layout::name_entry_size && h0.clock <= 1 &&
+        h0.lanes_offset == g.lanes_offset && h0.names_offset == g.names_offset &&
+        h0.slots_offset == g.slots_offset && h0.segment_size == g.segment_size &&
+        g.segment_size <= size;
+    if (!geometry_ok) {
+        why = reject_reason::geometry;
+        detail = "inconsistent geometry (lanes " + std::to_string(h0.lane_count) + ", slots " +
+                 std::to_string(h0.lane_slots) + ", names " + std::to_string(h0.name_capacity) +
+                 ", declared size " + std::to_string(h0.segment_size) + ", file size " +
+                 std::to_string(size) + ")";
+        return nullptr;
+    }
+    seg->geo_ = g;
+    seg->tsc_ = h0.clock == std::uint32_t(layout::clock_kind::tsc);
+    seg->creator_pid_ = h0.creator_pid;
+    seg->names_.resize(g.name_capacity);
+    seg->name_known_.assign(g.name_capacity, 0);
+    seg->names_[layout::name_overflow] = layout::overflow_label;
+    seg->name_known_[layout::name_empty] = 1;
+    seg->name_known_[layout::name_overflow] = 1;
+    why = reject_reason::none;
+    return seg;
+}
+
+mapped_segment::~mapped_segment() {
+    if (base_ != nullptr) ::munmap(base_, size_);
+}
+
+void mapped_segment::mark_attached(std::uint32_t agent_pid) {
+    auto* hdr = reinterpret_cast<layout::segment_header*>(base_);
+    hdr->attach_count.fetch_add(1, std::memory_order_relaxed);
+    hdr->agent_pid.store(agent_pid, std::memory_order_relaxed);
+}
+
+namespace {
+
+/// Replaces bytes that are not valid UTF-8, and control characters, with '?'.
+std::string sanitize(const char* p, std::size_t n) {
+    std::string out;
+    out.reserve(n);
+    std::size_t i = 0;
+    while (i < n) {
+        const auto c = static_cast<unsigned char>(p[i]);
+        std::size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+        bool ok = len != 0 && i + len <= n;
+        for (std::size_t k = 1; ok && k < len; ++k)
+            ok = (static_cast<unsigned char>(p[i + k]) & 0xc0) == 0x80;
+        if (!ok || (len == 1 && (c < 0x20 || c == 0x7f))) {
+            out.push_back('?');
+            ++i;
+            continue;
+        }
+        out.append(p + i, len);
+        i += len;
+    }
+    return out;
+}
+
+}  // namespace
+
+const std::string* mapped_segment::name(std::uint32_t id) {
+    if (id >= geo_.name_capacity) return nullptr;
+    if (name_known_[id]) return &names_[id];
+    auto* hdr = reinterpret_cast<layout::segment_header*>(base_);
+    // acquire: pairs with the probe's names_published.store(release).
+    if (id >= hdr->names_published.load(std::memory_order_acquire)) return nullptr;
+    auto* entries = reinterpret_cast<layout::name_entry*>(base_ + geo_.names_offset);
+    // acquire: pairs with the probe's length.store(release) after it wrote the text.
+    const std::uint32_t len = entries[id].length.load(std::memory_order_acquire);
+    if (len == 0 || len > layout::name_max_length) return nullptr;
+    char buf[layout::name_max_length];
+    std::memcpy(buf, entries[id].text, len);
+    names_[id] = sanitize(buf, len);
+    name_known_[id] = 1;
+    return &names_[id];
+}
+
+bool mapped_segment::decode(const layout::slot& s, std::uint64_t index, double ns_per_tick,
+                            event& out) const {
+    if (s.seq != std::uint32_t(index + 1)) return false;
+    if (s.kind == 0 || s.kind > std::uint8_t(layout::event_kind::last)) return false;
+    if ((s.flags & ~layout::known_flags) != 0) return false;
+    const std::uint32_t cap = geo_.name_capacity;
+    if (s.plugin >= cap || s.op >= cap || s.table >= cap || s.tenant >= cap) return false;
+    if (s.plugin == layout::name_empty) return false;
+    out.kind = layout::event_kind(s.kind);
+    out.flags = s.flags;
+    out.plugin = s.plugin;
+    out.op = s.op;
+    out.table = s.table;
+    out.tenant = s.tenant;
+    out.aux = s.aux;
+    out.start = s.start;
+    const bool ticks = tsc_ && (s.flags & layout::flag_duration_ns) == 0;
+    out.duration_ns = ticks ? std::uint64_t(double(s.duration) * ns_per_tick) : s.duration;
+    out.value = s.value;
+    out.value2 = s.value2;
+    if (out.kind == layout::event_kind::resource && s.aux > std::uint32_t(layout::resource_field::last))
+        return false;
+    return true;
+}
+
+std::uint64_t mapped_segment::take_new_drops(bool& corrupt) {
+    std::uint64_t total = 0;
+    for (std::uint32_t i = 0; i <= geo_.lane_count; ++i) {
+        layout::lane_header* h = lane(i);
+        const std::uint64_t dropped = h->dropped_full.load(std::memory_order_relaxed);
+        const std::uint64_t acked = h->drops_acked.load(std::memory_order_relaxed);
+        if (dropped < acked) {
+            corrupt = true;
+            continue;
+        }
+        total += dropped - acked;
+        h->drops_acked.store(dropped, std::memory_order_relaxed);
+    }
+    return total;
+}
+
+void mapped_segment::backlog(std::uint64_t& pending, double& max_ratio) const {
+    pending = 0;
+    max_ratio = 0;
+    for (std::uint32_t i = 0; i <= geo_.lane_count; ++i) {
+        const layout::lane_header* h = lane(i);
+        const std::uint64_t head = h->head.load(std::memory_order_relaxed);
+        const std::uint64_t tail = h->tail.load(std::memory_order_relaxed);
+        if (head < tail || head - tail > geo_.lane_slots) continue;
+        pending += head - tail;
+        const double r = double(head - tail) / double(geo_.lane_slots);
+        if (r > max_ratio) max_ratio = r;
+    }
+}
+
+std::uint64_t mapped_segment::consumed_total() const {
+    std::uint64_t t = 0;
+    for (std::uint32_t i = 0; i <= geo_.lane_count; ++i)
+        t += lane(i)->tail.load(std::memory_order_relaxed);
+    return t;
+}
+
+}  // namespace plugmon::agent

@@ -1,0 +1,308 @@
+// The probe API a plugin links (CMake target plugmon::probe). The recording path is inline here:
+// read the clock, write one 64-byte slot into this thread's lane, publish with one release store.
+#pragma once
+
+#include <plugmon/layout.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <exception>
+#include <string_view>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <x86intrin.h>
+#endif
+#include <time.h>
+
+#define PLUGMON_ALWAYS_INLINE inline __attribute__((always_inline))
+#define PLUGMON_LIKELY(x) __builtin_expect(!!(x), 1)
+#define PLUGMON_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+namespace plugmon {
+
+namespace detail {
+
+/// Per-thread interning cache: direct-mapped on the caller's string address, confirmed by
+/// comparing the bytes with the interned copy, so a reused buffer never returns a stale id.
+struct name_cache_entry {
+    const char* ptr;
+    const char* text;  // the interned copy (process memory that is never freed)
+    std::uint32_t len;
+    std::uint32_t id;
+};
+inline constexpr std::size_t name_cache_size = 64;
+
+/// A thread's writing state: private to the thread, allocated in the probe's slow path.
+struct lane_writer {
+    layout::slot* slots;
+    layout::lane_header* hdr;
+    std::uint64_t mask;
+    std::uint64_t capacity;
+    std::uint64_t head;         // private copy of hdr->head (this thread is its only writer)
+    std::uint64_t cached_tail;  // last tail seen; refreshed only when the lane looks full
+    std::uint64_t dropped;      // private copy of hdr->dropped_full
+    bool shared;                // true: no per-thread lane was free, use the shared lane
+    name_cache_entry cache[name_cache_size];
+};
+
+// Initial-exec TLS: one instruction to reach, no wrapper call, even from a shared library.
+extern __thread lane_writer* tls_writer __attribute__((tls_model("initial-exec")));
+extern __thread std::uint32_t tls_tenant __attribute__((tls_model("initial-exec")));
+extern bool clock_is_tsc;  // set once, before any lane is handed out
+
+/// Slow path: claims a lane for this thread (creating the segment on first use).
+/// nullptr when the probe is disabled or no segment could be created (then the event is counted
+/// as dropped in this process). Never throws; allocates once per thread.
+lane_writer* acquire_writer() noexcept;
+/// The shared lane's claim/publish path (multi-producer).
+void emit_shared(const layout::slot& s) noexcept;
+/// An event recorded while the probe had no segment.
+void count_unavailable() noexcept;
+/// Interns a name process-wide (mutex; called on cache misses and by handles). Never throws.
+std::uint32_t intern_slow(std::string_view name, const char** text) noexcept;
+
+PLUGMON_ALWAYS_INLINE std::uint64_t now() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+    if (PLUGMON_LIKELY(clock_is_tsc)) return __rdtsc();
+#endif
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return std::uint64_t(ts.tv_sec) * 1000000000u + std::uint64_t(ts.tv_nsec);
+}
+
+PLUGMON_ALWAYS_INLINE lane_writer* writer() noexcept {
+    lane_writer* w = tls_writer;
+    if (PLUGMON_UNLIKELY(w == nullptr)) w = acquire_writer();
+    return w;
+}
+
+/// Interns through this thread's cache. Never blocks on a hit; takes the interning lock on a miss.
+inline std::uint32_t intern_cached(lane_writer* w, std::string_view name) noexcept {
+    if (name.empty()) return layout::name_empty;
+    const auto key = reinterpret_cast<std::uintptr_t>(name.data());
+    name_cache_entry& e = w->cache[((key >> 3) ^ (key >> 9) ^ name.size()) & (name_cache_size - 1)];
+    if (PLUGMON_LIKELY(e.ptr == name.data() && e.len == name.size() &&
+                       std::memcmp(e.text, name.data(), name.size()) == 0))
+        return e.id;
+    const char* text = nullptr;
+    const std::uint32_t id = intern_slow(name, &text);
+    if (text != nullptr) e = name_cache_entry{name.data(), text, std::uint32_t(name.size()), id};
+    return id;
+}
+
+/// Writes one event. Wait-free on a per-thread lane: no lock, no system call, no allocation.
+/// A full lane drops the event and counts the drop in the segment.
+PLUGMON_ALWAYS_INLINE void emit(lane_writer* w, layout::event_kind kind, std::uint8_t flags,
+                                std::uint32_t plugin, std::uint32_t op, std::uint32_t table,
+                                std::uint32_t tenant, std::uint64_t start, std::uint64_t duration,
+                                std::uint64_t value, std::uint64_t value2) noexcept {
+    if (PLUGMON_UNLIKELY(w == nullptr)) {
+        count_unavailable();
+        return;
+    }
+    if (PLUGMON_UNLIKELY(w->shared)) {
+        layout::slot s{0,      std::uint8_t(kind), flags, 0,        plugin, op,    table,
+                       tenant, 0,                  0,     start, duration, value, value2};
+        emit_shared(s);
+        return;
+    }
+    const std::uint64_t h = w->head;
+    if (PLUGMON_UNLIKELY(h - w->cached_tail >= w->capacity)) {
+        // acquire: pairs with the agent's tail.store(release) after it finished reading slots.
+        w->cached_tail = w->hdr->tail.load(std::memory_order_acquire);
+        if (h - w->cached_tail >= w->capacity) {
+            w->hdr->dropped_full.store(++w->dropped, std::memory_order_relaxed);
+            return;
+        }
+    }
+    layout::slot* s = &w->slots[h & w->mask];
+    s->seq = std::uint32_t(h + 1);
+    s->kind = std::uint8_t(kind);
+    s->flags = flags;
+    s->reserved = 0;
+    s->plugin = plugin;
+    s->op = op;
+    s->table = table;
+    s->tenant = tenant;
+    s->aux = 0;
+    s->pad = 0;
+    s->start = start;
+    s->duration = duration;
+    s->value = value;
+    s->value2 = value2;
+    w->head = h + 1;
+    // release: pairs with the agent's head.load(acquire) before it reads the slot.
+    w->hdr->head.store(h + 1, std::memory_order_release);
+}
+
+std::uint64_t thread_cpu_ns() noexcept;
+
+}  // namespace detail
+
+/// An interned name (operation, table, counter or tenant). Building one takes the interning lock;
+/// using one costs nothing. Thread-safe; never throws.
+class Name {
+public:
+    explicit Name(std::string_view text) noexcept : id_(detail::intern_slow(text, nullptr)) {}
+    std::uint32_t id() const noexcept { return id_; }
+
+private:
+    std::uint32_t id_;
+};
+
+/// Times one query from construction to destruction and records it then. Not copyable; lives on
+/// the recording thread's stack. Recording never blocks, allocates or throws.
+class QueryScope {
+public:
+    QueryScope(detail::lane_writer* w, std::uint32_t plugin, std::uint32_t op,
+               std::uint32_t table) noexcept
+        : w_(w), plugin_(plugin), op_(op), table_(table), tenant_(detail::tls_tenant),
+          start_(detail::now()) {}
+    QueryScope(const QueryScope&) = delete;
+    QueryScope& operator=(const QueryScope&) = delete;
+    ~QueryScope() {
+        const std::uint64_t end = detail::now();
+        detail::emit(w_, layout::event_kind::query, flags_, plugin_, op_, table_, tenant_, start_,
+                     end - start_, rows_, 0);
+    }
+    /// Rows returned or affected.
+    void rows(std::uint64_t n) noexcept { rows_ = n; }
+    /// Marks the query as failed (status="error").
+    void fail() noexcept { flags_ |= layout::flag_error; }
+
+private:
+    detail::lane_writer* w_;
+    std::uint32_t plugin_, op_, table_, tenant_;
+    std::uint64_t start_;
+    std::uint64_t rows_ = 0;
+    std::uint8_t flags_ = 0;
+};
+
+/// Times one plugin execution: wall time and the thread's CPU time (one clock_gettime of the
+/// thread CPU clock at each end, which may be a system call: use it per plugin call, not per
+/// query). An exception leaving the scope marks the execution as failed.
+class ExecutionScope {
+public:
+    ExecutionScope(detail::lane_writer* w, std::uint32_t plugin) noexcept
+        : w_(w), plugin_(plugin), tenant_(detail::tls_tenant),
+          exceptions_(std::uncaught_exceptions()), cpu_start_(detail::thread_cpu_ns()),
+          start_(detail::now()) {}
+    ExecutionScope(const ExecutionScope&) = delete;
+    ExecutionScope& operator=(const ExecutionScope&) = delete;
+    ~ExecutionScope() {
+        const std::uint64_t end = detail::now();
+        const std::uint64_t cpu = detail::thread_cpu_ns() - cpu_start_;
+        if (std::uncaught_exceptions() > exceptions_) flags_ |= layout::flag_error;
+        detail::emit(w_, layout::event_kind::execution, flags_, plugin_, 0, 0, tenant_, start_,
+                     end - start_, 0, cpu);
+    }
+    /// Marks the execution as failed.
+    void fail() noexcept { flags_ |= layout::flag_error; }
+
+private:
+    detail::lane_writer* w_;
+    std::uint32_t plugin_, tenant_;
+    int exceptions_;
+    std::uint64_t cpu_start_;
+    std::uint64_t start_;
+    std::uint8_t flags_ = 0;
+};
+
+/// A plugin's handle. Construction interns the name once (takes the interning lock); copies are
+/// cheap. Every member is thread-safe, never blocks, never throws, and allocates only the first
+/// time a thread records (its lane) or meets a new name (interning).
+class Plugin {
+public:
+    explicit Plugin(std::string_view name) noexcept : id_(detail::intern_slow(name, nullptr)) {}
+
+    /// Starts timing a query; the returned scope records it when destroyed.
+    QueryScope query(std::string_view op, std::string_view table) const noexcept {
+        detail::lane_writer* w = detail::writer();
+        if (PLUGMON_UNLIKELY(w == nullptr)) return QueryScope(nullptr, id_, 0, 0);
+        return QueryScope(w, id_, detail::intern_cached(w, op), detail::intern_cached(w, table));
+    }
+    /// Starts timing a query named by pre-interned handles (no lookup at all).
+    QueryScope query(const Name& op, const Name& table) const noexcept {
+        return QueryScope(detail::writer(), id_, op.id(), table.id());
+    }
+    /// Records a query timed by the caller.
+    void record_query(std::string_view op, std::string_view table, std::chrono::nanoseconds duration,
+                      std::uint64_t rows = 0, bool ok = true) const noexcept {
+        detail::lane_writer* w = detail::writer();
+        const std::uint32_t o = w ? detail::intern_cached(w, op) : 0;
+        const std::uint32_t t = w ? detail::intern_cached(w, table) : 0;
+        const std::uint64_t ns = duration.count() > 0 ? std::uint64_t(duration.count()) : 0;
+        detail::emit(w, layout::event_kind::query,
+                     std::uint8_t(layout::flag_duration_ns | (ok ? 0 : layout::flag_error)), id_, o,
+                     t, detail::tls_tenant, detail::now(), ns, rows, 0);
+    }
+    /// Times one execution of the plugin (wall and thread CPU time).
+    ExecutionScope execution() const noexcept { return ExecutionScope(detail::writer(), id_); }
+    /// Adds n to the plugin's named event counter.
+    void count(std::string_view event, std::uint64_t n = 1) const noexcept {
+        detail::lane_writer* w = detail::writer();
+        const std::uint32_t e = w ? detail::intern_cached(w, event) : 0;
+        detail::emit(w, layout::event_kind::counter, 0, id_, e, 0, detail::tls_tenant, 0, 0, n, 0);
+    }
+    /// Adds n to a counter named by a pre-interned handle.
+    void count(const Name& event, std::uint64_t n = 1) const noexcept {
+        detail::emit(detail::writer(), layout::event_kind::counter, 0, id_, event.id(), 0,
+                     detail::tls_tenant, 0, 0, n, 0);
+    }
+    /// Records a connection-pool sample.
+    void pool(std::uint32_t in_use, std::uint32_t idle, std::uint32_t waiting) const noexcept {
+        detail::emit(detail::writer(), layout::event_kind::pool, 0, id_, 0, 0, 0, 0, 0,
+                     std::uint64_t(in_use) | (std::uint64_t(idle) << 32), waiting);
+    }
+    std::uint32_t id() const noexcept { return id_; }
+
+private:
+    std::uint32_t id_;
+};
+
+/// Sets this thread's tenant label for everything recorded until the scope ends (scopes nest).
+class TenantScope {
+public:
+    explicit TenantScope(std::string_view tenant) noexcept : saved_(detail::tls_tenant) {
+        detail::tls_tenant = detail::intern_slow(tenant, nullptr);
+    }
+    explicit TenantScope(const Name& tenant) noexcept : saved_(detail::tls_tenant) {
+        detail::tls_tenant = tenant.id();
+    }
+    TenantScope(const TenantScope&) = delete;
+    TenantScope& operator=(const TenantScope&) = delete;
+    ~TenantScope() { detail::tls_tenant = saved_; }
+
+private:
+    std::uint32_t saved_;
+};
+
+/// What this process's plugin code recorded. events_written + events_dropped = events recorded.
+struct ProbeStats {
+    bool attached = false;            ///< registered with a running agent right now
+    std::uint64_t events_written = 0;  ///< published into the segment
+    std::uint64_t events_dropped = 0;  ///< lane full, or no segment
+    std::uint64_t lanes_in_use = 0;
+    std::uint64_t registrations = 0;  ///< successful registrations with an agent (re-registrations count)
+};
+
+/// Process-wide counters. Thread-safe; takes the interning lock briefly; never throws. Not for
+/// the recording path.
+ProbeStats probe_stats() noexcept;
+
+/// Hands the segment to a reachable agent now (as the probe does at exit), waiting at most
+/// `timeout`. Returns true when an agent holds the segment. Blocks; call it off the hot path.
+bool flush_to_agent(std::chrono::milliseconds timeout) noexcept;
+
+}  // namespace plugmon
+
+#define PLUGMON_CAT_(a, b) a##b
+#define PLUGMON_CAT(a, b) PLUGMON_CAT_(a, b)
+
+/// Declares `var`, a QueryScope with op and table interned once per call site.
+#define PLUGMON_QUERY(var, plugin, op, table)                                            \
+    static const ::plugmon::Name PLUGMON_CAT(plugmon_op_, __LINE__){op};                 \
+    static const ::plugmon::Name PLUGMON_CAT(plugmon_table_, __LINE__){table};           \
+    ::plugmon::QueryScope var = (plugin).query(PLUGMON_CAT(plugmon_op_, __LINE__),       \
+                                               PLUGMON_CAT(plugmon_table_, __LINE__))

@@ -1,0 +1,591 @@
+// The probe's cold path: segment creation, lane hand-out and release, name interning, the helper
+// thread that registers the segment with the agent, the exit hand-over, and fork safety.
+#include <plugmon/probe.hpp>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <new>
+#include <string>
+#include <thread>
+#include <unordered_map>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+namespace plugmon::detail {
+
+__thread lane_writer* tls_writer __attribute__((tls_model("initial-exec"))) = nullptr;
+__thread std::uint32_t tls_tenant __attribute__((tls_model("initial-exec"))) = 0;
+bool clock_is_tsc = false;
+
+namespace {
+
+using layout::lane_header;
+using layout::name_entry;
+using layout::segment_header;
+
+std::uint64_t env_u64(const char* name, std::uint64_t fallback, std::uint64_t lo, std::uint64_t hi) {
+    const char* v = std::getenv(name);
+    if (v == nullptr || *v == '\0') return fallback;
+    char* end = nullptr;
+    errno = 0;
+    const unsigned long long x = std::strtoull(v, &end, 10);
+    if (errno != 0 || *end != '\0' || x < lo || x > hi) {
+        std::fprintf(stderr, "plugmon: ignoring %s=%s (expected an integer in [%llu, %llu])\n", name,
+                     v, static_cast<unsigned long long>(lo), static_cast<unsigned long long>(hi));
+        return fallback;
+    }
+    return x;
+}
+
+std::string runtime_dir_from_env() {
+    if (const char* d = std::getenv("PLUGMON_RUNTIME_DIR"); d != nullptr && *d != '\0') return d;
+    // The system agent's directory (systemd RuntimeDirectory=plugmon) exists whenever it runs.
+    struct stat st{};
+    if (::stat("/run/plugmon", &st) == 0 && S_ISDIR(st.st_mode)) return "/run/plugmon";
+    if (const char* x = std::getenv("XDG_RUNTIME_DIR"); x != nullptr && *x != '\0')
+        return std::string(x) + "/plugmon";
+    return "/tmp/plugmon-" + std::to_string(::getuid());
+}
+
+bool cpu_has_invariant_tsc() {
+#if defined(__x86_64__) || defined(__i386__)
+    std::FILE* f = std::fopen("/proc/cpuinfo", "re");
+    if (f == nullptr) return false;
+    char line[4096];
+    bool constant = false, nonstop = false;
+    while (std::fgets(line, sizeof line, f) != nullptr) {
+        if (std::strncmp(line, "flags", 5) != 0) continue;
+        constant = std::strstr(line, " constant_tsc") != nullptr;
+        nonstop = std::strstr(line, " nonstop_tsc") != nullptr;
+        break;
+    }
+    std::fclose(f);
+    return constant && nonstop;
+#else
+    return false;
+#endif
+}
+
+/// One message per distinct problem, to stderr: probe setup never throws into the plugin.
+void log_once(std::atomic<bool>& said, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
+void log_once(std::atomic<bool>& said, const char* fmt, ...) {
+    if (said.exchange(true)) return;
+    std::va_list ap;
+    va_start(ap, fmt);
+    std::fputs("plugmon: ", stderr);
+    std::vfprintf(stderr, fmt, ap);
+    std::fputc('\n', stderr);
+    va_end(ap);
+}
+
+/// All process-wide probe state. Allocated once and never freed, so the helper thread and
+/// late-exiting threads can never touch destroyed objects during process exit.
+struct runtime {
+    // settings (from the environment, read once)
+    bool disabled = false;
+    std::string socket_path;
+    std::uint32_t lanes = 64;
+    std::uint32_t lane_slots = 16384;
+    std::uint32_t name_capacity = 4096;
+    std::uint64_t exit_wait_ms = 100;
+    std::uint64_t reconnect_ms = 200;
+
+    // interning (process memory; mirrored into the segment's name table)
+    std::mutex mu;  // guards names, the segment pointer, and segment creation
+    std::unordered_map<std::string, std::uint32_t> ids;
+    std::deque<std::string> texts;  // texts[id]; stable addresses
+    std::atomic<bool> said_overflow{false};
+
+    // segment
+    int seg_fd = -1;
+    segment_header* seg = nullptr;
+    std::uint64_t seg_size = 0;
+    layout::geometry geo{};
+    std::atomic<bool> seg_failed{false};
+    std::atomic<bool> said_seg_failed{false};
+
+    // registration: only one party registers at a time (helper thread, or the exit path)
+    std::atomic<int> sock{-1};
+    std::atomic<bool> attached{false};
+    std::atomic<int> registering{0};
+    std::atomic<std::uint64_t> registrations{0};
+    std::atomic<bool> helper_running{false};
+    std::atomic<bool> said_refused{false};
+
+    std::atomic<std::uint64_t> unavailable{0};
+    std::atomic<std::uint64_t> writers_live{0};
+
+    runtime() {
+        disabled = std::getenv("PLUGMON_DISABLE") != nullptr &&
+                   std::strcmp(std::getenv("PLUGMON_DISABLE"), "0") != 0 &&
+                   *std::getenv("PLUGMON_DISABLE") != '\0';
+        const std::string dir = runtime_dir_from_env();
+        socket_path = dir + "/" + layout::socket_name;
+        lanes = std::uint32_t(env_u64("PLUGMON_LANES", 64, 1, layout::max_lanes));
+        lane_slots = std::uint32_t(
+            env_u64("PLUGMON_LANE_SLOTS", 16384, layout::min_lane_slots, layout::max_lane_slots));
+        if (!layout::is_pow2(lane_slots)) {
+            std::uint32_t p = layout::min_lane_slots;
+            while (p < lane_slots) p <<= 1;
+            lane_slots = p;
+        }
+        name_capacity = std::uint32_t(env_u64("PLUGMON_NAMES", 4096, 16, layout::max_name_capacity));
+        exit_wait_ms = env_u64("PLUGMON_EXIT_WAIT_MS", 100, 0, 60000);
+        reconnect_ms = env_u64("PLUGMON_RECONNECT_MS", 200, 10, 60000);
+        const char* clock = std::getenv("PLUGMON_CLOCK");
+        clock_is_tsc = !(clock != nullptr && std::strcmp(clock, "monotonic") == 0) &&
+                       cpu_has_invariant_tsc();
+        texts.emplace_back("");
+        texts.emplace_back(layout::overflow_label);
+    }
+
+    name_entry* names_base() const {
+        return reinterpret_cast<name_entry*>(reinterpret_cast<char*>(seg) + geo.names_offset);
+    }
+    lane_header* lane(std::uint32_t i) const {
+        return reinterpret_cast<lane_header*>(reinterpret_cast<char*>(seg) + geo.lanes_offset) + i;
+    }
+    layout::slot* lane_slots_base(std::uint32_t i) const {
+        return reinterpret_cast<layout::slot*>(reinterpret_cast<char*>(seg) + geo.slots_offset) +
+               std::uint64_t(i) * geo.lane_slots;
+    }
+
+    // Caller holds mu.
+    void publish_name(std::uint32_t id) {
+        if (seg == nullptr || id >= geo.name_capacity) return;
+        const std::string& t = texts[id];
+        name_entry& e = names_base()[id];
+        std::memcpy(e.text, t.data(), t.size());
+        // release: pairs with the agent's length.load(acquire) before it reads text.
+        e.length.store(std::uint32_t(t.size()), std::memory_order_release);
+        // release: pairs with the agent's names_published.load(acquire).
+        seg->names_published.store(id + 1, std::memory_order_release);
+    }
+
+    std::uint32_t intern(std::string_view name, const char** text) {
+        if (name.empty()) return layout::name_empty;
+        if (name.size() > layout::name_max_length) name = name.substr(0, layout::name_max_length);
+        std::lock_guard<std::mutex> lock(mu);
+        if (auto it = ids.find(std::string(name)); it != ids.end()) {
+            if (text != nullptr) *text = texts[it->second].c_str();
+            return it->second;
+        }
+        if (texts.size() >= name_capacity) {
+            log_once(said_overflow,
+                     "name table full (%u names): further names are recorded as \"%s\" "
+                     "(raise PLUGMON_NAMES)",
+                     name_capacity, layout::overflow_label);
+            return layout::name_overflow;
+        }
+        const auto id = std::uint32_t(texts.size());
+        texts.emplace_back(name);
+        ids.emplace(texts.back(), id);
+        publish_name(id);
+        if (text != nullptr) *text = texts.back().c_str();
+        return id;
+    }
+
+    // Caller holds mu. Creates, seals and maps the segment and writes every known name.
+    bool create_segment() {
+        if (seg != nullptr) return true;
+        if (seg_failed.load()) return false;
+        geo = layout::make_geometry(lanes, lane_slots, name_capacity);
+        int fd = ::memfd_create("plugmon-segment", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        void* base = MAP_FAILED;
+        const char* step = "memfd_create";
+        if (fd >= 0) {
+            step = "ftruncate";
+            if (::ftruncate(fd, off_t(geo.segment_size)) == 0) {
+                step = "seal";
+                // Sealed against resizing, so a mapping of it can never SIGBUS the agent.
+                if (::fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) == 0) {
+                    step = "mmap";
+                    base = ::mmap(nullptr, geo.segment_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+                                  fd, 0);
+                }
+            }
+        }
+        if (base == MAP_FAILED) {
+            const int err = errno;
+            if (fd >= 0) ::close(fd);
+            seg_failed.store(true);
+            log_once(said_seg_failed,
+                     "cannot create the shared-memory segment (%s: %s); events are counted as "
+                     "dropped",
+                     step, std::strerror(err));
+            return false;
+        }
+        seg_fd = fd;
+        seg_size = geo.segment_size;
+        seg = static_cast<segment_header*>(base);
+        seg->magic = layout::segment_magic;
+        seg->version = layout::layout_version;
+        seg->header_bytes = layout::header_size;
+        seg->lane_count = geo.lane_count;
+        seg->lane_slots = geo.lane_slots;
+        seg->name_capacity = geo.name_capacity;
+        seg->name_entry_bytes = layout::name_entry_size;
+        seg->clock = std::uint32_t(clock_is_tsc ? layout::clock_kind::tsc
+                                                : layout::clock_kind::monotonic_ns);
+        seg->creator_pid = std::uint32_t(::getpid());
+        seg->segment_size = geo.segment_size;
+        seg->lanes_offset = geo.lanes_offset;
+        seg->names_offset = geo.names_offset;
+        seg->slots_offset = geo.slots_offset;
+        seg->helper_lane.store(~0u, std::memory_order_relaxed);
+        for (std::uint32_t id = layout::first_name_id; id < texts.size(); ++id) publish_name(id);
+        // release: pairs with the agent's ready.load(acquire) before it trusts line 0.
+        seg->ready.store(layout::layout_version, std::memory_order_release);
+        return true;
+    }
+
+    void start_helper();
+    bool register_now(int timeout_ms);
+    void helper_loop();
+    void release_segment_in_child();
+};
+
+runtime* rt_ptr = nullptr;
+
+void on_exit_handover();
+void atfork_prepare();
+void atfork_parent();
+void atfork_child();
+
+runtime& rt() {
+    static runtime* r = [] {
+        auto* p = new runtime();
+        rt_ptr = p;
+        ::pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+        return p;
+    }();
+    return *r;
+}
+
+bool send_all(int fd, const void* buf, std::size_t len, int pass_fd) {
+    msghdr msg{};
+    iovec iov{const_cast<void*>(buf), len};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+    if (pass_fd >= 0) {
+        std::memset(control, 0, sizeof control);
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof control;
+        cmsghdr* c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        std::memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
+    }
+    ssize_t n;
+    do n = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    return n == static_cast<ssize_t>(len);
+}
+
+const char* status_text(std::uint32_t s) {
+    switch (layout::welcome_status(s)) {
+        case layout::welcome_status::accepted: return "accepted";
+        case layout::welcome_status::bad_message: return "bad message";
+        case layout::welcome_status::bad_segment: return "incompatible segment";
+        case layout::welcome_status::too_many: return "too many producers";
+        case layout::welcome_status::duplicate: return "duplicate segment";
+        case layout::welcome_status::agent_closing: return "agent shutting down";
+    }
+    return "unknown status";
+}
+
+// Connects, passes the segment, waits for the answer. Caller owns `registering`.
+bool runtime::register_now(int timeout_ms) {
+    int fd = -1;
+    {
+        std::lock_guard<std::mutex> lock(mu);
+        if (seg == nullptr) return false;
+        fd = ::fcntl(seg_fd, F_DUPFD_CLOEXEC, 3);
+    }
+    if (fd < 0) return false;
+    const int s = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    bool ok = false;
+    if (s >= 0) {
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        if (socket_path.size() < sizeof addr.sun_path) {
+            std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.size() + 1);
+            timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+            ::setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+            ::setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+            if (::connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+                const layout::hello_message hello{layout::hello_magic,
+                                                  std::uint32_t(layout::message_type::hello),
+                                                  layout::protocol_version,
+                                                  std::uint32_t(::getpid()), seg_size};
+                layout::welcome_message w{};
+                if (send_all(s, &hello, sizeof hello, fd) &&
+                    ::recv(s, &w, sizeof w, 0) == static_cast<ssize_t>(sizeof w) &&
+                    w.magic == layout::hello_magic &&
+                    w.type == std::uint32_t(layout::message_type::welcome)) {
+                    if (w.status == std::uint32_t(layout::welcome_status::accepted)) {
+                        ok = true;
+                    } else {
+                        log_once(said_refused, "agent at %s refused this process: %s",
+                                 socket_path.c_str(), status_text(w.status));
+                    }
+                }
+            }
+        }
+    }
+    ::close(fd);
+    if (!ok) {
+        if (s >= 0) ::close(s);
+        return false;
+    }
+    timeval none{0, 0};
+    ::setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof none);
+    sock.store(s);
+    registrations.fetch_add(1);
+    attached.store(true);
+    return true;
+}
+
+void runtime::helper_loop() {
+    ::pthread_setname_np(::pthread_self(), "plugmon-probe");
+    for (;;) {
+        if (!attached.load()) {
+            int idle = 0;
+            if (registering.compare_exchange_strong(idle, 1)) {
+                register_now(1000);
+                registering.store(0);
+            }
+            if (!attached.load()) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(reconnect_ms));
+                continue;
+            }
+        }
+        const int s = sock.load();
+        pollfd p{s, POLLIN, 0};
+        const int n = ::poll(&p, 1, 1000);
+        if (n > 0) {
+            char buf[64];
+            const ssize_t r = ::recv(s, buf, sizeof buf, MSG_DONTWAIT);
+            if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
+                // The agent went away (restart or crash): keep recording, register again.
+                attached.store(false);
+                sock.store(-1);
+                ::close(s);
+            }
+        }
+    }
+}
+
+void runtime::start_helper() {
+    bool expected = false;
+    if (!helper_running.compare_exchange_strong(expected, true)) return;
+    try {
+        std::thread([this] { helper_loop(); }).detach();
+    } catch (...) {
+        helper_running.store(false);
+    }
+}
+
+void on_exit_handover() {
+    runtime* r = rt_ptr;
+    if (r == nullptr || r->seg == nullptr) return;
+    r->seg->state.store(std::uint32_t(layout::segment_state::closed), std::memory_order_release);
+    if (!r->attached.load() && r->exit_wait_ms > 0)
+        plugmon::flush_to_agent(std::chrono::milliseconds(r->exit_wait_ms));
+    if (r->attached.load()) {
+        const layout::bye_message bye{layout::hello_magic, std::uint32_t(layout::message_type::bye)};
+        send_all(r->sock.load(), &bye, sizeof bye, -1);
+    }
+}
+
+void atfork_prepare() { rt_ptr->mu.lock(); }
+void atfork_parent() { rt_ptr->mu.unlock(); }
+
+// The child has one thread and a copy of the parent's memory, including a MAP_SHARED view of the
+// parent's segment: it must not write there. It forgets the segment (a new one is created at its
+// first event), keeps its interned names (ids stay valid; they are copied into the new segment),
+// and closes the parent's registration socket so the parent's exit is still seen by the agent.
+void atfork_child() {
+    runtime& r = *rt_ptr;
+    if (r.seg != nullptr) ::munmap(r.seg, r.seg_size);
+    if (r.seg_fd >= 0) ::close(r.seg_fd);
+    r.seg = nullptr;
+    r.seg_fd = -1;
+    r.seg_failed.store(false);
+    if (const int s = r.sock.exchange(-1); s >= 0) ::close(s);
+    r.attached.store(false);
+    r.registering.store(0);
+    r.registrations.store(0);
+    r.helper_running.store(false);
+    r.unavailable.store(0);
+    r.writers_live.store(0);
+    if (tls_writer != nullptr) {
+        tls_writer->hdr = nullptr;  // the releaser must not touch the parent's lane
+        tls_writer = nullptr;
+    }
+    r.mu.unlock();
+}
+
+/// Releases the thread's lane at thread exit so another thread can take it.
+struct lane_releaser {
+    lane_writer* w = nullptr;
+    ~lane_releaser() {
+        if (w == nullptr) return;
+        if (w->hdr != nullptr && !w->shared) {
+            // release: the next owner's acquire CAS on owner sees our final head/dropped.
+            w->hdr->owner.store(0, std::memory_order_release);
+            if (rt_ptr != nullptr) rt_ptr->writers_live.fetch_sub(1);
+        }
+        if (tls_writer == w) tls_writer = nullptr;
+        delete w;
+        w = nullptr;
+    }
+};
+thread_local lane_releaser tls_releaser;
+
+}  // namespace
+
+lane_writer* acquire_writer() noexcept {
+    runtime& r = rt();
+    if (r.disabled) return nullptr;
+    {
+        std::lock_guard<std::mutex> lock(r.mu);
+        if (!r.create_segment()) return nullptr;
+    }
+    static std::once_flag exit_hook;
+    std::call_once(exit_hook, [] { std::atexit(on_exit_handover); });
+    r.start_helper();
+
+    auto* w = new (std::nothrow) lane_writer{};
+    if (w == nullptr) return nullptr;
+    const auto tid = std::uint32_t(::syscall(SYS_gettid));
+    for (std::uint32_t i = 0; i < r.geo.lane_count; ++i) {
+        lane_header* h = r.lane(i);
+        std::uint32_t free_owner = 0;
+        // acquire: pairs with the previous owner's release in lane_releaser.
+        if (h->owner.load(std::memory_order_relaxed) == 0 &&
+            h->owner.compare_exchange_strong(free_owner, tid, std::memory_order_acquire)) {
+            w->hdr = h;
+            w->slots = r.lane_slots_base(i);
+            w->head = h->head.load(std::memory_order_relaxed);
+            w->dropped = h->dropped_full.load(std::memory_order_relaxed);
+            w->cached_tail = h->tail.load(std::memory_order_acquire);
+            r.writers_live.fetch_add(1);
+            break;
+        }
+    }
+    if (w->hdr == nullptr) {  // every per-thread lane is taken: use the shared lane
+        w->shared = true;
+        w->hdr = r.lane(r.geo.lane_count);
+        w->slots = r.lane_slots_base(r.geo.lane_count);
+    }
+    w->capacity = r.geo.lane_slots;
+    w->mask = r.geo.lane_slots - 1;
+    tls_writer = w;
+    tls_releaser.w = w;
+    return w;
+}
+
+void emit_shared(const layout::slot& s) noexcept {
+    lane_writer* w = tls_writer;
+    lane_header* h = w->hdr;
+    std::uint64_t idx = h->head.load(std::memory_order_relaxed);
+    for (;;) {
+        // acquire: pairs with the agent's tail.store(release).
+        const std::uint64_t tail = h->tail.load(std::memory_order_acquire);
+        if (idx - tail >= w->capacity) {
+            h->dropped_full.fetch_add(1, std::memory_order_relaxed);
+            return;
+        }
+        if (h->head.compare_exchange_weak(idx, idx + 1, std::memory_order_relaxed)) break;
+    }
+    layout::slot* dst = &w->slots[idx & w->mask];
+    layout::slot copy = s;
+    copy.seq = 0;
+    std::memcpy(reinterpret_cast<char*>(dst) + 4, reinterpret_cast<const char*>(&copy) + 4,
+                sizeof copy - 4);
+    // release: pairs with the agent's acquire load of seq before it reads the slot.
+    __atomic_store_n(&dst->seq, std::uint32_t(idx + 1), __ATOMIC_RELEASE);
+}
+
+void count_unavailable() noexcept {
+    runtime& r = rt();
+    if (!r.disabled) r.unavailable.fetch_add(1, std::memory_order_relaxed);
+}
+
+std::uint32_t intern_slow(std::string_view name, const char** text) noexcept {
+    try {
+        return rt().intern(name, text);
+    } catch (...) {  // allocation failure: fold, never throw into the plugin
+        return layout::name_overflow;
+    }
+}
+
+std::uint64_t thread_cpu_ns() noexcept {
+    timespec ts;
+    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return std::uint64_t(ts.tv_sec) * 1000000000u + std::uint64_t(ts.tv_nsec);
+}
+
+}  // namespace plugmon::detail
+
+namespace plugmon {
+
+ProbeStats probe_stats() noexcept {
+    auto& r = detail::rt();
+    ProbeStats s;
+    s.attached = r.attached.load();
+    s.registrations = r.registrations.load();
+    s.events_dropped = r.unavailable.load(std::memory_order_relaxed);
+    s.lanes_in_use = r.writers_live.load();
+    std::lock_guard<std::mutex> lock(r.mu);
+    if (r.seg == nullptr) return s;
+    for (std::uint32_t i = 0; i <= r.geo.lane_count; ++i) {
+        const layout::lane_header* h = r.lane(i);
+        s.events_written += h->head.load(std::memory_order_acquire);
+        s.events_dropped += h->dropped_full.load(std::memory_order_relaxed);
+    }
+    return s;
+}
+
+bool flush_to_agent(std::chrono::milliseconds timeout) noexcept {
+    auto& r = detail::rt();
+    if (r.disabled) return false;
+    {
+        std::lock_guard<std::mutex> lock(r.mu);
+        if (!r.create_segment()) return false;
+    }
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!r.attached.load()) {
+        int idle = 0;
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) break;
+        if (r.registering.compare_exchange_strong(idle, 1)) {
+            r.register_now(int(left.count()));
+            r.registering.store(0);
+            if (!r.attached.load()) break;  // nobody is listening: do not spin until the deadline
+        } else {
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+    }
+    return r.attached.load();
+}
+
+}  // namespace plugmon
