@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -70,6 +71,8 @@ struct options {
     mix_kind mix = mix_kind::query;
     std::uint64_t query_ns = 0;
     nanoseconds wait_attached{0};
+    nanoseconds linger_attached{0};
+    std::string progress_file;
     std::uint64_t seed = 1;
     bool json = false;
     bool quiet = false;
@@ -262,9 +265,12 @@ std::vector<std::string> numbered(const std::string& prefix, unsigned n) {
 }
 
 /// Interns every name through the probe (which creates this process's segment).
-void build_workload(workload& w, const options& o) {
+void build_workload(workload& w, const options& o, unsigned index) {
     w.opt = &o;
-    w.plugin_text = numbered(o.plugin_prefix, o.plugins);
+    std::string prefix = o.plugin_prefix;
+    if (const auto at = prefix.find("{process}"); at != std::string::npos)
+        prefix.replace(at, 9, std::to_string(index));
+    w.plugin_text = numbered(prefix, o.plugins);
     w.op_text = o.ops;
     w.table_text = numbered("table-", o.tables);
     w.tenant_text = numbered("tenant-", o.tenants);
@@ -318,7 +324,8 @@ enum query_style : int { by_string = 0, by_handle = 1, by_record = 2 };
 /// One recording thread. `Mix` is a template parameter so each mode's loop is compiled without
 /// per-event mode dispatch.
 template <mix_kind Mix>
-void run_worker(const workload& w, std::uint64_t seed, tally& out) {
+void run_worker(const workload& w, std::uint64_t seed, tally& out,
+                std::atomic<std::uint64_t>* progress) {
     const options& o = *w.opt;
     fast_rng rng(seed);
     tally t;
@@ -358,6 +365,8 @@ void run_worker(const workload& w, std::uint64_t seed, tally& out) {
     };
 
     auto query = [&](std::uint32_t p, int style) {
+        // Counted before recording: a kill between the two leaves progress one ahead, never behind.
+        if (progress) progress->store(t.recorded() + 1, std::memory_order_relaxed);
         const std::uint32_t op = rng.below(nops);
         const std::uint32_t tb = rng.below(ntables);
         const std::uint64_t x = rng.next();
@@ -440,13 +449,29 @@ void run_worker(const workload& w, std::uint64_t seed, tally& out) {
     out = std::move(t);
 }
 
-void run_thread(const workload& w, std::uint64_t seed, tally& out) {
+void run_thread(const workload& w, std::uint64_t seed, tally& out,
+                std::atomic<std::uint64_t>* progress) {
     switch (w.opt->mix) {
-    case mix_kind::query: run_worker<mix_kind::query>(w, seed, out); break;
-    case mix_kind::macro: run_worker<mix_kind::macro>(w, seed, out); break;
-    case mix_kind::record: run_worker<mix_kind::record>(w, seed, out); break;
-    case mix_kind::mixed: run_worker<mix_kind::mixed>(w, seed, out); break;
+    case mix_kind::query: run_worker<mix_kind::query>(w, seed, out, progress); break;
+    case mix_kind::macro: run_worker<mix_kind::macro>(w, seed, out, progress); break;
+    case mix_kind::record: run_worker<mix_kind::record>(w, seed, out, progress); break;
+    case mix_kind::mixed: run_worker<mix_kind::mixed>(w, seed, out, progress); break;
     }
+}
+
+/// Words per thread in the progress file: one counter on its own 64-byte line.
+constexpr std::size_t progress_stride = 8;
+
+/// Maps this process's part of --progress-file (the parent sized it), or nullptr without one.
+std::atomic<std::uint64_t>* map_progress(const options& o, unsigned index) {
+    if (o.progress_file.empty()) return nullptr;
+    const int fd = ::open(o.progress_file.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0) throw std::runtime_error("--progress-file: cannot open " + o.progress_file);
+    const std::size_t bytes = std::size_t(o.processes) * o.threads * progress_stride * 8;
+    void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    ::close(fd);
+    if (p == MAP_FAILED) throw std::runtime_error("--progress-file: cannot map " + o.progress_file);
+    return static_cast<std::atomic<std::uint64_t>*>(p) + std::size_t(index) * o.threads * progress_stride;
 }
 
 /// Blocks until the parent opens the start gate (closes its end) or a stop signal arrives.
@@ -483,7 +508,8 @@ int child_main(const options& o, unsigned index, int report_fd, int gate_fd,
     std::string failure;
     try {
         workload w;
-        build_workload(w, o);
+        build_workload(w, o, index);
+        std::atomic<std::uint64_t>* progress = map_progress(o, index);
 
         std::barrier<> sync(std::ptrdiff_t(o.threads) + 1);
         std::vector<tally> tallies(o.threads);
@@ -492,12 +518,13 @@ int child_main(const options& o, unsigned index, int report_fd, int gate_fd,
         const std::uint64_t process_seed = splitmix64(o.seed + index);
         for (unsigned i = 0; i < o.threads; ++i) {
             try {
-                threads.emplace_back([&w, &sync, &tallies, process_seed, i] {
+                threads.emplace_back([&w, &sync, &tallies, process_seed, i, progress] {
                     // Claim this thread's lane now, so the slow path stays out of the run.
                     (void)plugmon::detail::writer();
                     sync.arrive_and_wait();  // every lane claimed
                     sync.arrive_and_wait();  // start
-                    run_thread(w, splitmix64(process_seed + i), tallies[i]);
+                    run_thread(w, splitmix64(process_seed + i), tallies[i],
+                               progress ? progress + std::size_t(i) * progress_stride : nullptr);
                 });
             } catch (const std::system_error& e) {
                 failure = "could not start thread " + std::to_string(i) + ": " + e.what();
@@ -582,6 +609,12 @@ int child_main(const options& o, unsigned index, int report_fd, int gate_fd,
         if (!failure.empty()) j["error"] = failure;
         const std::string line = j.dump() + "\n";
         write_all(report_fd, line.data(), line.size());
+        // Stay alive (after reporting) until an agent holds the segment, so what was recorded
+        // before any agent existed is drained.
+        const auto linger_until = steady::now() + o.linger_attached;
+        while (o.linger_attached.count() > 0 && !plugmon::probe_stats().attached &&
+               !g_stop.load() && steady::now() < linger_until)
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
     } catch (const std::exception& e) {
         failure = e.what();
     }
@@ -669,6 +702,15 @@ int run(const options& o) {
     if (::pipe2(gate, O_CLOEXEC) != 0) {
         std::fprintf(stderr, "plugmon-loadgen: pipe: %s\n", std::strerror(errno));
         return 1;
+    }
+    if (!o.progress_file.empty()) {
+        const int fd = ::open(o.progress_file.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0 || ::ftruncate(fd, off_t(std::size_t(o.processes) * o.threads * 64)) != 0) {
+            std::fprintf(stderr, "plugmon-loadgen: --progress-file %s: %s\n", o.progress_file.c_str(),
+                         std::strerror(errno));
+            return exit_usage;
+        }
+        ::close(fd);
     }
     std::vector<child_state> kids(o.processes);
     std::string start_failure;
@@ -899,6 +941,7 @@ int main(int argc, char** argv) {
     options o;
     std::string duration_text = "0";
     std::string wait_text = "0";
+    std::string linger_text = "0";
 
     CLI::App app{"Simulated plugins recording queries through the real probe. Forks --processes "
                  "children; each runs --threads recording threads, then reports what it recorded "
@@ -970,6 +1013,18 @@ int main(int argc, char** argv) {
                    "wait, record's median is then 100us)")
         ->check(CLI::Range(std::uint64_t(0), std::uint64_t(10'000'000'000)))
         ->capture_default_str();
+    app.add_option("--linger-attached", linger_text,
+                   "after recording and reporting, stay alive up to this long until an agent "
+                   "holds the segment (0 = exit at once)")
+        ->check(CLI::Validator(
+            [](std::string& s) {
+                return parse_duration(s) ? std::string{} : "not a duration (like 2s, 0): " + s;
+            },
+            "DURATION"));
+    app.add_option("--progress-file", o.progress_file,
+                   "a file the parent creates, where each thread publishes how many events it "
+                   "has started to record (u64 at byte (process * threads + thread) * 64); for "
+                   "tests that kill children");
     app.add_option("--wait-attached", wait_text,
                    "before recording, wait up to this long for the probe to attach to an agent "
                    "(0 = don't wait; on timeout, say so and record anyway)")
@@ -996,6 +1051,7 @@ int main(int argc, char** argv) {
     o.mix = mixes.at(mix_text);
     o.duration = *parse_duration(duration_text);
     o.wait_attached = *parse_duration(wait_text);
+    o.linger_attached = *parse_duration(linger_text);
     if (o.events == 0 && o.duration.count() == 0) {
         std::fprintf(stderr,
                      "plugmon-loadgen: --events and --duration are both 0 (unlimited); give at "
