@@ -1,0 +1,90 @@
+// Helpers for tests that run real processes: spawn/kill/wait, a temporary directory, a minimal
+// HTTP client, a Prometheus text parser, and a running plugmon-agent.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <sys/types.h>
+
+namespace plugmon::test {
+
+/// A fresh directory under $TMPDIR, removed with its contents at destruction.
+class temp_dir {
+public:
+    temp_dir();
+    ~temp_dir();
+    const std::string& path() const { return path_; }
+
+private:
+    std::string path_;
+};
+
+/// A child process running `argv`, with stdout and stderr sent to files.
+class process {
+public:
+    process(std::vector<std::string> argv, const std::vector<std::string>& extra_env,
+            const std::string& stdout_path, const std::string& stderr_path,
+            const std::string& stdin_path = "/dev/null");
+    ~process();
+    process(const process&) = delete;
+    process& operator=(const process&) = delete;
+    pid_t pid() const { return pid_; }
+    void signal(int sig) const;
+    /// Waits for exit; returns the wait status, or nullopt on timeout.
+    std::optional<int> wait(std::chrono::milliseconds timeout);
+    bool running();
+
+private:
+    pid_t pid_ = -1;
+    bool reaped_ = false;
+    int status_ = 0;
+};
+
+std::string read_file(const std::string& path);
+bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout);
+
+/// GET http://127.0.0.1:port/target; returns the body, or nullopt when unreachable or not 2xx.
+std::optional<std::string> http_get(int port, const std::string& target, int* status = nullptr);
+
+/// Parsed Prometheus text: one entry per sample line ("name{labels}" → value).
+struct metrics {
+    std::map<std::string, double> samples;
+    static metrics parse(const std::string& text);
+    /// Sum over samples of `name` whose labels contain every `k="v"` in `match`.
+    double sum(const std::string& name, const std::map<std::string, std::string>& match = {}) const;
+};
+
+/// plugmon-agent on 127.0.0.1:<ephemeral>, with its runtime directory and logs in `dir`.
+class agent {
+public:
+    agent(const std::string& runtime_dir, const std::string& log_path,
+          std::vector<std::string> extra_args = {});
+    int port() const { return port_; }
+    process& proc() { return *proc_; }
+    metrics scrape() const;
+    std::string metrics_text() const;
+    /// The JSON of /api/v1/producers.
+    std::string producers_json() const;
+    /// SIGTERM and wait; returns the exit status.
+    int stop();
+
+private:
+    std::unique_ptr<process> proc_;
+    int port_ = 0;
+    std::string log_;
+};
+
+/// Runs `promtool check metrics` on `text`; returns its exit status and sets `output`.
+int promtool_check_metrics(const std::string& dir, const std::string& text, std::string& output);
+
+std::string agent_binary();
+std::string loadgen_binary();
+std::string promtool_binary();
+
+}  // namespace plugmon::test

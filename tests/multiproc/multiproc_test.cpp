@@ -1,0 +1,293 @@
+// Real processes end to end: plugmon-loadgen children record through the probe, a real
+// plugmon-agent drains them, and the tests compare what /metrics and the API say with what every
+// child counted. Producers and the agent are killed with SIGKILL where the scenario says so.
+#include "harness.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <csignal>
+#include <fstream>
+#include <sys/wait.h>
+#include <fcntl.h>
+#include <sstream>
+#include <sys/mman.h>
+#include <thread>
+#include <unistd.h>
+
+using namespace plugmon::test;
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// One plugmon-loadgen run with --json; children lines parsed after it exits.
+class loadgen_run {
+public:
+    loadgen_run(const temp_dir& dir, const std::string& name, const std::string& runtime_dir,
+                std::vector<std::string> args)
+        : out_(dir.path() + "/" + name + ".out"), err_(dir.path() + "/" + name + ".err") {
+        args.insert(args.begin(), loadgen_binary());
+        args.push_back("--json");
+        proc_ = std::make_unique<process>(args, std::vector<std::string>{"PLUGMON_RUNTIME_DIR=" + runtime_dir},
+                                          out_, err_);
+    }
+    process& proc() { return *proc_; }
+    /// Waits for exit and parses the per-child lines (the "total" line is kept apart).
+    int finish(std::chrono::milliseconds timeout = 120s) {
+        const auto st = proc_->wait(timeout);
+        if (!st) return -1;
+        std::istringstream in(read_file(out_));
+        std::string line;
+        while (std::getline(in, line)) {
+            if (line.empty() || line[0] != '{') continue;
+            json j = json::parse(line);
+            if (j.contains("total"))
+                total_ = j["total"];
+            else
+                children_.push_back(j);
+        }
+        return *st;
+    }
+    const std::vector<json>& children() const { return children_; }
+    const json& total() const { return total_; }
+    std::string log() const { return read_file(out_) + read_file(err_); }
+    /// Child pids, from --print-pids on stderr.
+    std::vector<pid_t> pids() const {
+        std::vector<pid_t> out;
+        std::istringstream in(read_file(err_));
+        std::string word;
+        pid_t pid;
+        while (in >> word)
+            if (word == "pid" && in >> pid) out.push_back(pid);
+        return out;
+    }
+
+private:
+    std::string out_, err_;
+    std::unique_ptr<process> proc_;
+    std::vector<json> children_;
+    json total_;
+};
+
+json producers(const agent& a) { return json::parse(a.producers_json()); }
+
+/// The finished-producer record of `pid` in the agent's API, or null.
+json finished_record(const agent& a, pid_t pid) {
+    const json p = producers(a);
+    for (const auto& f : p["finished"])
+        if (f["pid"].get<pid_t>() == pid) return f;
+    return json();
+}
+
+bool wait_finished(const agent& a, const std::vector<pid_t>& pids, std::chrono::milliseconds t = 30s) {
+    return wait_until(
+        [&] {
+            for (pid_t pid : pids)
+                if (finished_record(a, pid).is_null()) return false;
+            return true;
+        },
+        t);
+}
+
+std::vector<pid_t> pids_of(const std::vector<json>& children) {
+    std::vector<pid_t> out;
+    for (const auto& c : children) out.push_back(c["pid"].get<pid_t>());
+    return out;
+}
+
+}  // namespace
+
+TEST(multiproc, four_processes_account_exactly_per_plugin_and_overall) {
+    temp_dir dir;
+    const std::string rt = dir.path() + "/rt";
+    agent a(rt, dir.path() + "/agent.log");
+    loadgen_run lg(dir, "lg", rt,
+                   {"--processes", "4", "--threads", "2", "--events", "1000000", "--plugins", "1",
+                    "--plugin-prefix", "acct{process}-", "--tenants", "2", "--error-ratio", "0.01",
+                    "--wait-attached", "10s"});
+    ASSERT_EQ(lg.finish(), 0) << lg.log();
+    ASSERT_EQ(lg.children().size(), 4u);
+    ASSERT_TRUE(wait_finished(a, pids_of(lg.children()))) << a.producers_json();
+
+    const metrics m = a.scrape();
+    std::uint64_t recorded = 0, written = 0, dropped = 0;
+    for (const auto& c : lg.children()) {
+        const auto rec = c["recorded"].get<std::uint64_t>();
+        const auto wr = c["written"].get<std::uint64_t>();
+        const auto dr = c["dropped"].get<std::uint64_t>();
+        EXPECT_EQ(rec, 2'000'000u);
+        EXPECT_EQ(wr + dr, rec) << "the probe must count every event it was given";
+        recorded += rec;
+        written += wr;
+        dropped += dr;
+        // Each process hosts one plugin of its own, so per plugin: queries = recorded - dropped.
+        const std::string plugin = "acct" + std::to_string(c["index"].get<int>()) + "-0";
+        EXPECT_EQ(std::uint64_t(m.sum("plugmon_queries_total", {{"plugin", plugin}})), rec - dr) << plugin;
+        EXPECT_EQ(std::uint64_t(m.sum("plugmon_query_duration_seconds_count", {{"plugin", plugin}})), rec - dr);
+        const json f = finished_record(a, c["pid"].get<pid_t>());
+        EXPECT_EQ(f["drained"].get<std::uint64_t>(), wr);
+        EXPECT_EQ(f["dropped_full"].get<std::uint64_t>(), dr);
+        EXPECT_EQ(f["torn"].get<std::uint64_t>(), 0u);
+        EXPECT_EQ(f["invalid"].get<std::uint64_t>(), 0u);
+    }
+    EXPECT_EQ(recorded, 8'000'000u);
+    const auto drained = std::uint64_t(m.sum("plugmon_agent_events_drained_total"));
+    const auto full = std::uint64_t(m.sum("plugmon_ring_events_dropped_total", {{"reason", "full"}}));
+    EXPECT_EQ(drained, written);
+    EXPECT_EQ(full, dropped);
+    EXPECT_EQ(m.sum("plugmon_ring_events_dropped_total", {{"reason", "torn"}}), 0);
+    EXPECT_EQ(m.sum("plugmon_ring_events_dropped_total", {{"reason", "invalid"}}), 0);
+    EXPECT_EQ(drained + full, recorded);
+    std::printf("[ figures  ] recorded %llu = aggregated %llu + dropped full %llu (%.2f%%)\n",
+                (unsigned long long)recorded, (unsigned long long)drained, (unsigned long long)full,
+                100.0 * double(full) / double(recorded));
+    std::string out;
+    EXPECT_EQ(promtool_check_metrics(dir.path(), a.metrics_text(), out), 0) << out;
+    EXPECT_EQ(a.stop(), 0);
+}
+
+TEST(multiproc, producer_killed_mid_run_leaves_the_agent_and_the_survivors_exact) {
+    temp_dir dir;
+    const std::string rt = dir.path() + "/rt";
+    agent a(rt, dir.path() + "/agent.log");
+    loadgen_run survivors(dir, "survivors", rt,
+                          {"--processes", "2", "--threads", "1", "--duration", "3s", "--rate", "50000",
+                           "--plugins", "1", "--plugin-prefix", "survivor{process}-", "--wait-attached", "10s"});
+    const std::string progress = dir.path() + "/victim.progress";
+    loadgen_run victim(dir, "victim", rt,
+                       {"--processes", "1", "--threads", "2", "--duration", "30s", "--plugins", "1",
+                        "--plugin-prefix", "victim-", "--wait-attached", "10s", "--allow-kill",
+                        "--print-pids", "--progress-file", progress});
+    ASSERT_TRUE(wait_until([&] { return !victim.pids().empty(); }, 10s)) << victim.log();
+    const pid_t vpid = victim.pids().front();
+    // Kill it while it records flat out, once it has recorded something.
+    auto victim_progress = [&] {
+        const int fd = ::open(progress.c_str(), O_RDONLY);
+        std::uint64_t words[16] = {};
+        if (fd >= 0) {
+            (void)::pread(fd, words, sizeof words, 0);
+            ::close(fd);
+        }
+        return words[0] + words[8];  // thread 0 and thread 1, 64 bytes apart
+    };
+    ASSERT_TRUE(wait_until([&] { return victim_progress() > 200000; }, 20s));
+    ASSERT_EQ(::kill(vpid, SIGKILL), 0);
+    ASSERT_EQ(victim.finish(), 0) << victim.log();
+    ASSERT_EQ(survivors.finish(), 0) << survivors.log();
+
+    ASSERT_TRUE(wait_finished(a, {vpid})) << a.producers_json();
+    ASSERT_TRUE(wait_finished(a, pids_of(survivors.children()))) << a.producers_json();
+    const std::uint64_t attempted = victim_progress();
+    const json v = finished_record(a, vpid);
+    const auto accounted = v["drained"].get<std::uint64_t>() + v["torn"].get<std::uint64_t>() +
+                           v["dropped_full"].get<std::uint64_t>();
+    // Per-thread lanes publish whole events only: at most the one in flight per thread is missing.
+    EXPECT_LE(accounted, attempted);
+    EXPECT_GE(accounted + 2, attempted);
+    EXPECT_EQ(v["invalid"].get<std::uint64_t>(), 0u);
+
+    const metrics m = a.scrape();
+    for (const auto& c : survivors.children()) {
+        const std::string plugin = "survivor" + std::to_string(c["index"].get<int>()) + "-0";
+        EXPECT_EQ(std::uint64_t(m.sum("plugmon_queries_total", {{"plugin", plugin}})),
+                  c["recorded"].get<std::uint64_t>() - c["dropped"].get<std::uint64_t>());
+    }
+    EXPECT_EQ(std::uint64_t(m.sum("plugmon_queries_total", {{"plugin", "victim-0"}})),
+              v["drained"].get<std::uint64_t>());
+    int status = 0;
+    EXPECT_TRUE(http_get(a.port(), "/healthz", &status).has_value());
+    EXPECT_EQ(status, 200);
+    EXPECT_EQ(a.stop(), 0);
+}
+
+TEST(multiproc, agent_killed_and_restarted_mid_run_loses_nothing) {
+    temp_dir dir;
+    const std::string rt = dir.path() + "/rt";
+    auto first = std::make_unique<agent>(rt, dir.path() + "/agent1.log");
+    // 20k events/s per process: the 16384-slot lanes overflow during the second the agent is
+    // down, so both the drained backlog and the "full" drops are exercised.
+    loadgen_run lg(dir, "lg", rt,
+                   {"--processes", "2", "--threads", "1", "--duration", "5s", "--rate", "20000",
+                    "--plugins", "1", "--plugin-prefix", "restart{process}-", "--wait-attached", "10s"});
+    std::this_thread::sleep_for(1500ms);
+    first->proc().signal(SIGKILL);
+    ASSERT_TRUE(first->proc().wait(10s).has_value());
+    std::this_thread::sleep_for(1200ms);
+    agent second(rt, dir.path() + "/agent2.log");
+    const auto t0 = std::chrono::steady_clock::now();
+    ASSERT_EQ(lg.finish(), 0) << lg.log();
+    // Producers never blocked: the 5 s run ended on time although the agent was gone for >1 s.
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);
+    ASSERT_TRUE(wait_finished(second, pids_of(lg.children()))) << second.producers_json();
+
+    const metrics m = second.scrape();
+    for (const auto& c : lg.children()) {
+        const auto written = c["written"].get<std::uint64_t>();
+        const auto dropped = c["dropped"].get<std::uint64_t>();
+        EXPECT_EQ(written + dropped, c["recorded"].get<std::uint64_t>());
+        EXPECT_GE(c["registrations"].get<std::uint64_t>(), 2u) << "it must re-register";
+        const json f = finished_record(second, c["pid"].get<pid_t>());
+        // Every written event was consumed: by the first agent before its death, or by the second.
+        EXPECT_EQ(f["consumed_at_attach"].get<std::uint64_t>() + f["drained"].get<std::uint64_t>(), written);
+        const std::string plugin = "restart" + std::to_string(c["index"].get<int>()) + "-0";
+        EXPECT_EQ(std::uint64_t(m.sum("plugmon_queries_total", {{"plugin", plugin}})),
+                  f["drained"].get<std::uint64_t>());
+        std::printf("[ figures  ] pid %d: recorded %llu, consumed by agent 1 %llu, by agent 2 %llu, dropped full %llu\n",
+                    c["pid"].get<int>(), (unsigned long long)c["recorded"].get<std::uint64_t>(),
+                    (unsigned long long)f["consumed_at_attach"].get<std::uint64_t>(),
+                    (unsigned long long)f["drained"].get<std::uint64_t>(), (unsigned long long)dropped);
+    }
+    EXPECT_EQ(second.stop(), 0);
+}
+
+TEST(multiproc, events_recorded_before_the_agent_starts_are_drained) {
+    temp_dir dir;
+    const std::string rt = dir.path() + "/rt";
+    loadgen_run lg(dir, "lg", rt,
+                   {"--processes", "1", "--threads", "1", "--events", "5000", "--plugins", "1",
+                    "--plugin-prefix", "early-", "--linger-attached", "20s"});
+    // 5000 events take milliseconds; the child then lingers. The report it wrote before
+    // lingering says whether an agent was attached while it recorded (it must not be).
+    std::this_thread::sleep_for(1s);
+    agent a(rt, dir.path() + "/agent.log");
+    ASSERT_EQ(lg.finish(), 0) << lg.log();
+    ASSERT_EQ(lg.children().size(), 1u);
+    const auto& c = lg.children()[0];
+    EXPECT_EQ(c["attached"].get<bool>(), false) << "the agent must have come after the recording";
+    EXPECT_EQ(c["dropped"].get<std::uint64_t>(), 0u);
+    ASSERT_TRUE(wait_finished(a, pids_of(lg.children()))) << a.producers_json();
+    EXPECT_EQ(std::uint64_t(a.scrape().sum("plugmon_queries_total", {{"plugin", "early-0"}})), 5000u);
+    EXPECT_EQ(a.stop(), 0);
+}
+
+TEST(multiproc, short_lived_process_hands_its_segment_over_at_exit) {
+    temp_dir dir;
+    const std::string rt = dir.path() + "/rt";
+    agent a(rt, dir.path() + "/agent.log");
+    // No --wait-attached: the process records a million events at once and returns from main.
+    loadgen_run lg(dir, "lg", rt,
+                   {"--processes", "1", "--threads", "1", "--events", "1000000", "--plugins", "1",
+                    "--plugin-prefix", "brief-"});
+    ASSERT_EQ(lg.finish(), 0) << lg.log();
+    const auto& c = lg.children().at(0);
+    ASSERT_TRUE(wait_finished(a, pids_of(lg.children()))) << "the exited process never reached the agent";
+    const json f = finished_record(a, c["pid"].get<pid_t>());
+    EXPECT_EQ(f["consumed_at_attach"].get<std::uint64_t>(), 0u);
+    EXPECT_EQ(f["drained"].get<std::uint64_t>(), c["written"].get<std::uint64_t>());
+    EXPECT_EQ(f["dropped_full"].get<std::uint64_t>(), c["dropped"].get<std::uint64_t>());
+    EXPECT_EQ(f["drained"].get<std::uint64_t>() + f["dropped_full"].get<std::uint64_t>(), 1'000'000u);
+    EXPECT_EQ(std::uint64_t(a.scrape().sum("plugmon_queries_total", {{"plugin", "brief-0"}})),
+              c["written"].get<std::uint64_t>());
+    EXPECT_EQ(a.stop(), 0);
+}
+
+TEST(multiproc, bad_configuration_exits_2_naming_the_key) {
+    temp_dir dir;
+    process p({agent_binary(), "--flush-interval", "10 parsecs"}, {}, dir.path() + "/out", dir.path() + "/err");
+    const auto st = p.wait(20s);
+    ASSERT_TRUE(st.has_value());
+    EXPECT_TRUE(WIFEXITED(*st));
+    EXPECT_EQ(WEXITSTATUS(*st), 2);
+    EXPECT_NE(read_file(dir.path() + "/err").find("flush_interval"), std::string::npos);
+}
