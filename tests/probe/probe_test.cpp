@@ -10,6 +10,9 @@
 
 namespace {
 
+// Interned before any test floods the 32-entry name table, whatever order the tests run in.
+const plugmon::Name acme_name{"acme"}, globex_name{"globex"};
+
 std::uint64_t recorded() {
     const auto s = plugmon::probe_stats();
     return s.events_written + s.events_dropped;
@@ -122,9 +125,11 @@ TEST(tenant, scopes_nest_and_restore) {
     {
         plugmon::TenantScope a{"acme"};
         const auto acme = plugmon::detail::tls_tenant;
+        EXPECT_EQ(acme, acme_name.id());
         EXPECT_NE(acme, 0u);
         {
             plugmon::TenantScope b{"globex"};
+            EXPECT_EQ(plugmon::detail::tls_tenant, globex_name.id());
             EXPECT_NE(plugmon::detail::tls_tenant, acme);
         }
         EXPECT_EQ(plugmon::detail::tls_tenant, acme);

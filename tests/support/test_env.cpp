@@ -17,5 +17,7 @@ struct test_env {
             pos = end + 1;
         }
     }
-} const set_before_main;
+};
+// Runs before ordinary static constructors, so before any global plugmon::Name or Plugin.
+const test_env set_before_main __attribute__((init_priority(101)));
 }  // namespace

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# The test command: installs the dependencies, builds plugmon, runs the unit, multi-process and
+# integration tests, then the unit and multi-process tests again under ASan+UBSan and TSan.
+#
+#   bash tests/run-all.sh                  # everything
+#   bash tests/run-all.sh --quick          # default build only (no sanitizer builds)
+#   bash tests/run-all.sh --no-sanitizers  # same as --quick
+#
+# Environment: PLUGMON_BUILD_JOBS (default 2), PLUGMON_TEST_JOBS (default 2: parallel ctest
+# in the default build), PLUGMON_SAN_TEST_JOBS (default 1: sanitizer builds run tests one at a
+# time), PLUGMON_SKIP_DEPS=1 (do not check Debian packages).
+set -euo pipefail
+script=$(realpath "${BASH_SOURCE[0]}")
+cd "$(dirname "$script")/.."
+
+usage() { sed -n '2,12s/^# \{0,1\}//p' "$script"; }
+
+sanitizers=1
+for arg in "$@"; do
+    case $arg in
+        --quick | --no-sanitizers) sanitizers=0 ;;
+        -h | --help) usage; exit 0 ;;
+        *) echo "run-all: unknown argument: $arg" >&2; usage >&2; exit 2 ;;
+    esac
+done
+
+# shellcheck source-path=SCRIPTDIR/..
+source .ci/deps.sh
+
+build_jobs=${PLUGMON_BUILD_JOBS:-2}
+summary=()
+total_passed=0
+total_failed=0
+status=0
+
+fmt_time() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
+
+# run_stage PRESET LABELS TEST_JOBS [COMMAND PREFIX...]: configure, build and test one preset.
+run_stage() {
+    local preset=$1 labels=$2 jobs=$3
+    shift 3
+    local prefix=("$@")
+    local t0=$SECONDS rc=0
+
+    echo
+    echo "=================== [$preset] configure + build ==================="
+    if ! cmake --preset "$preset"; then
+        summary+=("$(printf '%-9s %-28s FAIL  configure failed' "$preset" "$labels")")
+        status=1
+        return 0
+    fi
+    if ! cmake --build --preset "$preset" -j "$build_jobs"; then
+        summary+=("$(printf '%-9s %-28s FAIL  build failed (%s)' "$preset" "$labels" \
+            "$(fmt_time $((SECONDS - t0)))")")
+        status=1
+        return 0
+    fi
+    local t1=$SECONDS
+
+    echo
+    echo "=================== [$preset] ctest -L '$labels' ==================="
+    local log
+    log=$(mktemp "${TMPDIR:-/tmp}/plugmon-ctest.XXXXXX")
+    "${prefix[@]}" ctest --preset "$preset" -L "$labels" --output-on-failure -j "$jobs" 2>&1 |
+        tee "$log" || rc=$?
+
+    # ctest's closing line: "NN% tests passed, F tests failed out of T".
+    local line failed=0 total=0
+    line=$(grep -Eo '[0-9]+ tests? failed out of [0-9]+' "$log" | tail -n 1 || true)
+    if [[ -n $line ]]; then
+        failed=${line%% *}
+        total=${line##* }
+    fi
+    rm -f "$log"
+    total_passed=$((total_passed + total - failed))
+    total_failed=$((total_failed + failed))
+
+    local times
+    times="build $(fmt_time $((t1 - t0))), tests $(fmt_time $((SECONDS - t1)))"
+    if ((rc == 0 && total > 0)); then
+        summary+=("$(printf '%-9s %-28s PASS  %d/%d tests  (%s)' "$preset" "$labels" "$total" \
+            "$total" "$times")")
+    elif ((total == 0)); then
+        summary+=("$(printf '%-9s %-28s FAIL  no test ran (ctest exit %d)' "$preset" "$labels" "$rc")")
+        status=1
+    else
+        summary+=("$(printf '%-9s %-28s FAIL  %d of %d tests failed, ctest exit %d  (%s)' \
+            "$preset" "$labels" "$failed" "$total" "$rc" "$times")")
+        status=1
+    fi
+}
+
+start=$SECONDS
+run_stage default 'unit|multiproc|integration' "${PLUGMON_TEST_JOBS:-2}"
+if ((sanitizers)); then
+    run_stage asan 'unit|multiproc' "${PLUGMON_SAN_TEST_JOBS:-1}"
+    # TSan needs a predictable address space; without ASLR its shadow mapping always fits.
+    tsan_prefix=()
+    if setarch "$(uname -m)" -R true 2>/dev/null; then
+        tsan_prefix=(setarch "$(uname -m)" -R)
+    fi
+    run_stage tsan 'unit|multiproc' "${PLUGMON_SAN_TEST_JOBS:-1}" "${tsan_prefix[@]}"
+else
+    summary+=("$(printf '%-9s %-28s SKIP  (--quick / --no-sanitizers)' 'asan,tsan' 'unit|multiproc')")
+fi
+
+echo
+echo "=================== plugmon test summary ($(fmt_time $((SECONDS - start)))) ==================="
+printf '%s\n' "${summary[@]}"
+if ((status == 0)); then
+    echo "result: all stages passed"
+else
+    echo "result: FAILED"
+fi
+echo "summary: $total_passed passed, $total_failed failed"
+exit "$status"
