@@ -45,48 +45,37 @@ std::string key_of(std::initializer_list<const std::string*> parts) {
 }
 }  // namespace
 
-query_series* series_store::query(const std::string& plugin, const std::string& op,
-                                  const std::string& table, const std::string& tenant) {
-    std::string key = key_of({&plugin, &op, &table, &tenant});
+template <class T, class Make>
+T* series_store::get_or_create(family<T>& f, std::string key, Make&& make) {
     std::lock_guard<std::mutex> lock(mu_);
-    auto& slot = queries_.by_key[key];
+    auto& slot = f.by_key[std::move(key)];
     if (!slot) {
-        slot.reset(new query_series{plugin, op, table, tenant, {}, {}, {}, histogram(bounds_.query_ns)});
-        queries_.list.push_back(slot.get());
+        slot.reset(make());
+        f.list.push_back(slot.get());
     }
     return slot.get();
+}
+
+query_series* series_store::query(const std::string& plugin, const std::string& op,
+                                  const std::string& table, const std::string& tenant) {
+    return get_or_create(queries_, key_of({&plugin, &op, &table, &tenant}), [&] {
+        return new query_series{plugin, op, table, tenant, {}, {}, {}, histogram(bounds_.query_ns)};
+    });
 }
 
 execution_series* series_store::execution(const std::string& plugin, const std::string& tenant) {
-    std::string key = key_of({&plugin, &tenant});
-    std::lock_guard<std::mutex> lock(mu_);
-    auto& slot = executions_.by_key[key];
-    if (!slot) {
-        slot.reset(new execution_series{plugin, tenant, {}, {}, {}, histogram(bounds_.execution_ns)});
-        executions_.list.push_back(slot.get());
-    }
-    return slot.get();
+    return get_or_create(executions_, key_of({&plugin, &tenant}), [&] {
+        return new execution_series{plugin, tenant, {}, {}, {}, histogram(bounds_.execution_ns)};
+    });
 }
 
 counter_series* series_store::counter(const std::string& plugin, const std::string& event) {
-    std::string key = key_of({&plugin, &event});
-    std::lock_guard<std::mutex> lock(mu_);
-    auto& slot = counters_.by_key[key];
-    if (!slot) {
-        slot.reset(new counter_series{plugin, event, {}});
-        counters_.list.push_back(slot.get());
-    }
-    return slot.get();
+    return get_or_create(counters_, key_of({&plugin, &event}),
+                         [&] { return new counter_series{plugin, event, {}}; });
 }
 
 pool_series* series_store::pool(const std::string& plugin) {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto& slot = pools_.by_key[plugin];
-    if (!slot) {
-        slot.reset(new pool_series{plugin, {}, {}, {}});
-        pools_.list.push_back(slot.get());
-    }
-    return slot.get();
+    return get_or_create(pools_, plugin, [&] { return new pool_series{plugin, {}, {}, {}}; });
 }
 
 series_store::view series_store::snapshot() const {

@@ -97,6 +97,9 @@ private:
         std::unordered_map<std::string, std::unique_ptr<T>> by_key;
         std::vector<const T*> list;
     };
+    template <class T, class Make>
+    T* get_or_create(family<T>& f, std::string key, Make&& make);
+
     bucket_bounds bounds_;
     mutable std::mutex mu_;
     family<query_series> queries_;

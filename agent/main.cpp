@@ -34,6 +34,9 @@ int main(int argc, char** argv) {
     spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
     try {
         spdlog::info("plugmon-agent {} starting: {}", PLUGMON_VERSION, describe(cfg));
+        if (!cfg.postgres.empty())
+            spdlog::warn("postgres: the PostgreSQL store is not part of this version; the setting "
+                         "is accepted and not used");
         const double ns_per_tick = measure_ns_per_tick();
         spdlog::debug("TSC: {:.6f} ns per tick", ns_per_tick);
 

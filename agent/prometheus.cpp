@@ -3,10 +3,13 @@
 
 #include <charconv>
 #include <cstdio>
+#include <initializer_list>
+#include <string_view>
+#include <utility>
 
 namespace plugmon::agent {
 
-void append_label_value(std::string& out, const std::string& v) {
+void append_label_value(std::string& out, std::string_view v) {
     for (char c : v) {
         switch (c) {
             case '\\': out += "\\\\"; break;
@@ -47,63 +50,59 @@ void header(std::string& out, const char* name, const char* type, const char* he
     out.push_back('\n');
 }
 
-struct labels {
-    std::string& out;
-    bool first = true;
-    labels& add(const char* k, const std::string& v) {
-        out.push_back(first ? '{' : ',');
-        first = false;
+using label_list = std::initializer_list<std::pair<const char*, std::string_view>>;
+
+/// Writes `name{k="v",...,extra}`; `extra` is an already-escaped last label (e.g. le="0.5").
+void series_name(std::string& out, std::string_view name, label_list labels, std::string_view extra = {}) {
+    out += name;
+    char sep = '{';
+    for (const auto& [k, v] : labels) {
+        out.push_back(sep);
+        sep = ',';
         out += k;
         out += "=\"";
         append_label_value(out, v);
         out.push_back('"');
-        return *this;
     }
-    void close() {
-        if (!first) out.push_back('}');
+    if (!extra.empty()) {
+        out.push_back(sep);
+        sep = ',';
+        out += extra;
     }
-};
+    if (sep == ',') out.push_back('}');
+    out.push_back(' ');
+}
 
-template <class Labels>
-void histogram_lines(std::string& out, const char* name, const histogram& h,
-                     const std::vector<double>& bounds_s, Labels&& put_labels) {
+void sample(std::string& out, std::string_view name, label_list labels, std::uint64_t v) {
+    series_name(out, name, labels);
+    append_u64(out, v);
+    out.push_back('\n');
+}
+
+void sample_seconds(std::string& out, std::string_view name, label_list labels, std::uint64_t ns) {
+    series_name(out, name, labels);
+    append_seconds(out, ns);
+    out.push_back('\n');
+}
+
+void histogram_lines(std::string& out, const std::string& name, const histogram& h,
+                     const std::vector<double>& bounds_s, label_list labels) {
     std::uint64_t cumulative = 0;
+    std::string le;
     for (std::size_t i = 0; i < h.size(); ++i) {
         cumulative += h.bucket(i);
-        out += name;
-        out += "_bucket";
-        labels l{out};
-        put_labels(l);
-        out.push_back(l.first ? '{' : ',');
-        out += "le=\"";
+        le = "le=\"";
         if (i + 1 == h.size())
-            out += "+Inf";
+            le += "+Inf";
         else
-            append_double(out, bounds_s[i]);
-        out += "\"} ";
+            append_double(le, bounds_s[i]);
+        le.push_back('"');
+        series_name(out, name + "_bucket", labels, le);
         append_u64(out, cumulative);
         out.push_back('\n');
     }
-    out += name;
-    out += "_sum";
-    {
-        labels l{out};
-        put_labels(l);
-        l.close();
-    }
-    out.push_back(' ');
-    append_seconds(out, h.sum_ns());
-    out.push_back('\n');
-    out += name;
-    out += "_count";
-    {
-        labels l{out};
-        put_labels(l);
-        l.close();
-    }
-    out.push_back(' ');
-    append_u64(out, cumulative);  // = the +Inf bucket, so the two always agree
-    out.push_back('\n');
+    sample_seconds(out, name + "_sum", labels, h.sum_ns());
+    sample(out, name + "_count", labels, cumulative);  // = the +Inf bucket: always in agreement
 }
 
 }  // namespace
@@ -116,110 +115,62 @@ std::string render_metrics(const series_store& store, const drain& d, const inta
 
     header(out, "plugmon_queries_total", "counter", "Queries recorded by plugins, by outcome.");
     for (const query_series* s : v.queries) {
-        for (int err = 0; err < 2; ++err) {
-            const std::uint64_t n = err ? s->error.get() : s->ok.get();
-            if (n == 0 && err) continue;
-            out += "plugmon_queries_total";
-            labels l{out};
-            l.add("plugin", s->plugin).add("op", s->op).add("table", s->table).add("tenant", s->tenant);
-            l.add("status", std::string(err ? "error" : "ok"));
-            l.close();
-            out.push_back(' ');
-            append_u64(out, n);
-            out.push_back('\n');
-        }
+        sample(out, "plugmon_queries_total",
+               {{"plugin", s->plugin}, {"op", s->op}, {"table", s->table}, {"tenant", s->tenant}, {"status", "ok"}},
+               s->ok.get());
+        if (const std::uint64_t e = s->error.get())
+            sample(out, "plugmon_queries_total",
+                   {{"plugin", s->plugin}, {"op", s->op}, {"table", s->table}, {"tenant", s->tenant}, {"status", "error"}},
+                   e);
     }
     header(out, "plugmon_query_rows_total", "counter", "Rows returned or affected by queries.");
-    for (const query_series* s : v.queries) {
-        out += "plugmon_query_rows_total";
-        labels l{out};
-        l.add("plugin", s->plugin).add("op", s->op).add("table", s->table).add("tenant", s->tenant);
-        l.close();
-        out.push_back(' ');
-        append_u64(out, s->rows.get());
-        out.push_back('\n');
-    }
+    for (const query_series* s : v.queries)
+        sample(out, "plugmon_query_rows_total",
+               {{"plugin", s->plugin}, {"op", s->op}, {"table", s->table}, {"tenant", s->tenant}}, s->rows.get());
     header(out, "plugmon_query_duration_seconds", "histogram", "Query duration.");
     for (const query_series* s : v.queries)
-        histogram_lines(out, "plugmon_query_duration_seconds", s->duration, b.query_s, [&](labels& l) {
-            l.add("plugin", s->plugin).add("op", s->op).add("table", s->table).add("tenant", s->tenant);
-        });
+        histogram_lines(out, "plugmon_query_duration_seconds", s->duration, b.query_s,
+                        {{"plugin", s->plugin}, {"op", s->op}, {"table", s->table}, {"tenant", s->tenant}});
 
     header(out, "plugmon_executions_total", "counter", "Plugin executions, by outcome.");
     for (const execution_series* s : v.executions) {
-        for (int err = 0; err < 2; ++err) {
-            const std::uint64_t n = err ? s->error.get() : s->ok.get();
-            if (n == 0 && err) continue;
-            out += "plugmon_executions_total";
-            labels l{out};
-            l.add("plugin", s->plugin).add("tenant", s->tenant).add("status", std::string(err ? "error" : "ok"));
-            l.close();
-            out.push_back(' ');
-            append_u64(out, n);
-            out.push_back('\n');
-        }
+        sample(out, "plugmon_executions_total", {{"plugin", s->plugin}, {"tenant", s->tenant}, {"status", "ok"}},
+               s->ok.get());
+        if (const std::uint64_t e = s->error.get())
+            sample(out, "plugmon_executions_total",
+                   {{"plugin", s->plugin}, {"tenant", s->tenant}, {"status", "error"}}, e);
     }
     header(out, "plugmon_execution_duration_seconds", "histogram", "Plugin execution wall time.");
     for (const execution_series* s : v.executions)
         histogram_lines(out, "plugmon_execution_duration_seconds", s->duration, b.execution_s,
-                        [&](labels& l) { l.add("plugin", s->plugin).add("tenant", s->tenant); });
+                        {{"plugin", s->plugin}, {"tenant", s->tenant}});
     header(out, "plugmon_plugin_cpu_seconds_total", "counter",
            "Thread CPU time spent inside plugin executions.");
-    for (const execution_series* s : v.executions) {
-        out += "plugmon_plugin_cpu_seconds_total";
-        labels l{out};
-        l.add("plugin", s->plugin).add("tenant", s->tenant);
-        l.close();
-        out.push_back(' ');
-        append_seconds(out, s->cpu_ns.get());
-        out.push_back('\n');
-    }
+    for (const execution_series* s : v.executions)
+        sample_seconds(out, "plugmon_plugin_cpu_seconds_total", {{"plugin", s->plugin}, {"tenant", s->tenant}},
+                       s->cpu_ns.get());
 
     header(out, "plugmon_plugin_events_total", "counter", "Named plugin event counters.");
-    for (const counter_series* s : v.counters) {
-        out += "plugmon_plugin_events_total";
-        labels l{out};
-        l.add("plugin", s->plugin).add("event", s->event);
-        l.close();
-        out.push_back(' ');
-        append_u64(out, s->total.get());
-        out.push_back('\n');
-    }
+    for (const counter_series* s : v.counters)
+        sample(out, "plugmon_plugin_events_total", {{"plugin", s->plugin}, {"event", s->event}}, s->total.get());
     header(out, "plugmon_pool_connections", "gauge",
            "Connection-pool connections by state, last sample of each producer, summed.");
     for (const pool_series* s : v.pools) {
-        const std::pair<const char*, std::uint64_t> states[] = {
-            {"in_use", s->in_use.get()}, {"idle", s->idle.get()}, {"waiting", s->waiting.get()}};
-        for (const auto& [state, n] : states) {
-            out += "plugmon_pool_connections";
-            labels l{out};
-            l.add("plugin", s->plugin).add("state", std::string(state));
-            l.close();
-            out.push_back(' ');
-            append_u64(out, n);
-            out.push_back('\n');
-        }
+        sample(out, "plugmon_pool_connections", {{"plugin", s->plugin}, {"state", "in_use"}}, s->in_use.get());
+        sample(out, "plugmon_pool_connections", {{"plugin", s->plugin}, {"state", "idle"}}, s->idle.get());
+        sample(out, "plugmon_pool_connections", {{"plugin", s->plugin}, {"state", "waiting"}}, s->waiting.get());
     }
 
     const drain_totals& t = d.totals();
     header(out, "plugmon_ring_events_dropped_total", "counter",
            "Events recorded by probes that were not aggregated, by reason.");
-    const std::pair<const char*, std::uint64_t> reasons[] = {{"full", t.full.get()},
-                                                              {"torn", t.torn.get()},
-                                                              {"invalid", t.invalid.get()},
-                                                              {"series_overflow", t.series_overflow.get()}};
-    for (const auto& [reason, n] : reasons) {
-        out += "plugmon_ring_events_dropped_total{reason=\"";
-        out += reason;
-        out += "\"} ";
-        append_u64(out, n);
-        out.push_back('\n');
-    }
+    sample(out, "plugmon_ring_events_dropped_total", {{"reason", "full"}}, t.full.get());
+    sample(out, "plugmon_ring_events_dropped_total", {{"reason", "torn"}}, t.torn.get());
+    sample(out, "plugmon_ring_events_dropped_total", {{"reason", "invalid"}}, t.invalid.get());
+    sample(out, "plugmon_ring_events_dropped_total", {{"reason", "series_overflow"}}, t.series_overflow.get());
     header(out, "plugmon_agent_events_drained_total", "counter",
            "Events read from producer segments and aggregated.");
-    out += "plugmon_agent_events_drained_total ";
-    append_u64(out, t.drained.get());
-    out.push_back('\n');
+    sample(out, "plugmon_agent_events_drained_total", {}, t.drained.get());
 
     std::uint64_t attached = 0, quarantined = 0;
     for (const auto& p : d.producers()) {
@@ -227,52 +178,31 @@ std::string render_metrics(const series_store& store, const drain& d, const inta
         if (p->state() == producer_state::quarantined) ++quarantined;
     }
     header(out, "plugmon_producers", "gauge", "Registered producer processes, by state.");
-    out += "plugmon_producers{state=\"attached\"} ";
-    append_u64(out, attached);
-    out += "\nplugmon_producers{state=\"quarantined\"} ";
-    append_u64(out, quarantined);
-    out.push_back('\n');
+    sample(out, "plugmon_producers", {{"state", "attached"}}, attached);
+    sample(out, "plugmon_producers", {{"state", "quarantined"}}, quarantined);
     header(out, "plugmon_agent_producers_registered_total", "counter",
            "Producer registrations accepted (re-registrations included).");
-    out += "plugmon_agent_producers_registered_total ";
-    append_u64(out, t.producers_registered.get());
-    out.push_back('\n');
+    sample(out, "plugmon_agent_producers_registered_total", {}, t.producers_registered.get());
     header(out, "plugmon_ring_used_ratio", "gauge", "Fill ratio of the fullest producer lane.");
     out += "plugmon_ring_used_ratio ";
     append_double(out, double(t.ring_used_ppm.load()) / 1e6);
     out.push_back('\n');
     header(out, "plugmon_ring_backlog_events", "gauge", "Events published but not yet drained.");
-    out += "plugmon_ring_backlog_events ";
-    append_u64(out, t.backlog.load());
-    out.push_back('\n');
+    sample(out, "plugmon_ring_backlog_events", {}, t.backlog.load());
 
     if (in != nullptr) {
         const intake_totals& it = in->totals();
         header(out, "plugmon_agent_registrations_refused_total", "counter",
                "Producer registrations refused, by reason.");
-        for (std::size_t r = 1; r < it.rejected.size(); ++r) {
-            out += "plugmon_agent_registrations_refused_total{reason=\"segment_";
-            out += to_string(reject_reason(r));
-            out += "\"} ";
-            append_u64(out, it.rejected[r].get());
-            out.push_back('\n');
-        }
-        const std::pair<const char*, std::uint64_t> other[] = {
-            {"protocol", it.refused_protocol.get()},
-            {"limit", it.refused_limit.get()},
-            {"duplicate", it.refused_duplicate.get()}};
-        for (const auto& [reason, n] : other) {
-            out += "plugmon_agent_registrations_refused_total{reason=\"";
-            out += reason;
-            out += "\"} ";
-            append_u64(out, n);
-            out.push_back('\n');
-        }
+        for (std::size_t r = 1; r < it.rejected.size(); ++r)
+            sample(out, "plugmon_agent_registrations_refused_total",
+                   {{"reason", std::string("segment_") + to_string(reject_reason(r))}}, it.rejected[r].get());
+        sample(out, "plugmon_agent_registrations_refused_total", {{"reason", "protocol"}}, it.refused_protocol.get());
+        sample(out, "plugmon_agent_registrations_refused_total", {{"reason", "limit"}}, it.refused_limit.get());
+        sample(out, "plugmon_agent_registrations_refused_total", {{"reason", "duplicate"}}, it.refused_duplicate.get());
     }
     header(out, "plugmon_agent_series", "gauge", "Series held in memory.");
-    out += "plugmon_agent_series ";
-    append_u64(out, store.series_count());
-    out.push_back('\n');
+    sample(out, "plugmon_agent_series", {}, store.series_count());
     return out;
 }
 

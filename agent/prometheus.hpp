@@ -6,6 +6,7 @@
 #include "intake.hpp"
 
 #include <string>
+#include <string_view>
 
 namespace plugmon::agent {
 
@@ -13,6 +14,6 @@ namespace plugmon::agent {
 std::string render_metrics(const series_store& store, const drain& d, const intake* in);
 
 /// Escapes a label value: backslash, double quote and newline.
-void append_label_value(std::string& out, const std::string& v);
+void append_label_value(std::string& out, std::string_view v);
 
 }  // namespace plugmon::agent

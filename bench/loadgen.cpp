@@ -960,6 +960,11 @@ int main(int argc, char** argv) {
         "Exit status: 0 every child exited 0 and recorded == written + dropped; 1 otherwise (a child\n"
         "killed by a signal counts as a failure unless --allow-kill); 2 bad arguments.");
 
+    const CLI::Validator duration_validator(
+        [](std::string& s) {
+            return parse_duration(s) ? std::string{} : "not a duration (like 10s, 500ms, 0): " + s;
+        },
+        "DURATION");
     app.add_option("--processes", o.processes, "plugin processes to fork")
         ->check(CLI::Range(1u, max_processes))
         ->capture_default_str();
@@ -971,11 +976,7 @@ int main(int argc, char** argv) {
                    "pool samples on top)")
         ->capture_default_str();
     app.add_option("--duration", duration_text, "how long to record, e.g. 10s or 500ms (0 = unlimited)")
-        ->check(CLI::Validator(
-            [](std::string& s) {
-                return parse_duration(s) ? std::string{} : "not a duration (like 10s, 500ms, 0): " + s;
-            },
-            "DURATION"))
+        ->check(duration_validator)
         ->capture_default_str();
     app.add_option("--rate", o.rate, "queries per second per thread (0 = flat out)")
         ->check(CLI::NonNegativeNumber)
@@ -1016,11 +1017,7 @@ int main(int argc, char** argv) {
     app.add_option("--linger-attached", linger_text,
                    "after recording and reporting, stay alive up to this long until an agent "
                    "holds the segment (0 = exit at once)")
-        ->check(CLI::Validator(
-            [](std::string& s) {
-                return parse_duration(s) ? std::string{} : "not a duration (like 2s, 0): " + s;
-            },
-            "DURATION"));
+        ->check(duration_validator);
     app.add_option("--progress-file", o.progress_file,
                    "a file the parent creates, where each thread publishes how many events it "
                    "has started to record (u64 at byte (process * threads + thread) * 64); for "
@@ -1028,11 +1025,7 @@ int main(int argc, char** argv) {
     app.add_option("--wait-attached", wait_text,
                    "before recording, wait up to this long for the probe to attach to an agent "
                    "(0 = don't wait; on timeout, say so and record anyway)")
-        ->check(CLI::Validator(
-            [](std::string& s) {
-                return parse_duration(s) ? std::string{} : "not a duration (like 2s, 0): " + s;
-            },
-            "DURATION"))
+        ->check(duration_validator)
         ->capture_default_str();
     app.add_option("--seed", o.seed, "random seed (runs with the same seed make the same choices)")
         ->capture_default_str();

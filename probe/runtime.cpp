@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <algorithm>
 #include <mutex>
 #include <new>
 #include <string>
@@ -125,6 +126,7 @@ struct runtime {
     std::atomic<std::uint64_t> registrations{0};
     std::atomic<bool> helper_running{false};
     std::atomic<bool> said_refused{false};
+    std::atomic<bool> refused{false};  // the agent said no to this segment: retry slowly
 
     std::atomic<std::uint64_t> unavailable{0};
     std::atomic<std::uint64_t> writers_live{0};
@@ -341,7 +343,9 @@ bool runtime::register_now(int timeout_ms) {
                     w.type == std::uint32_t(layout::message_type::welcome)) {
                     if (w.status == std::uint32_t(layout::welcome_status::accepted)) {
                         ok = true;
+                        refused.store(false);
                     } else {
+                        refused.store(w.status != std::uint32_t(layout::welcome_status::agent_closing));
                         log_once(said_refused, "agent at %s refused this process: %s",
                                  socket_path.c_str(), status_text(w.status));
                     }
@@ -372,7 +376,11 @@ void runtime::helper_loop() {
                 registering.store(0);
             }
             if (!attached.load()) {
-                std::this_thread::sleep_for(std::chrono::milliseconds(reconnect_ms));
+                // An agent that refused this segment will refuse it again: ask every 10 s,
+                // not every reconnect interval, so neither side floods its log.
+                const std::uint64_t wait_ms = refused.load() ? std::max<std::uint64_t>(reconnect_ms, 10000)
+                                                             : reconnect_ms;
+                std::this_thread::sleep_for(std::chrono::milliseconds(wait_ms));
                 continue;
             }
         }

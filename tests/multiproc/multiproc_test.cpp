@@ -3,6 +3,8 @@
 // child counted. Producers and the agent are killed with SIGKILL where the scenario says so.
 #include "harness.hpp"
 
+#include <plugmon/probe.hpp>
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -290,4 +292,42 @@ TEST(multiproc, bad_configuration_exits_2_naming_the_key) {
     EXPECT_TRUE(WIFEXITED(*st));
     EXPECT_EQ(WEXITSTATUS(*st), 2);
     EXPECT_NE(read_file(dir.path() + "/err").find("flush_interval"), std::string::npos);
+}
+
+TEST(multiproc, forked_child_records_into_its_own_segment_and_parent_stays_attached) {
+    temp_dir dir;
+    const std::string rt = dir.path() + "/rt";
+    agent a(rt, dir.path() + "/agent.log");
+    // This test's own process is the producer (the probe reads its environment at first use).
+    ::setenv("PLUGMON_RUNTIME_DIR", rt.c_str(), 1);
+    plugmon::Plugin plugin{"forker"};
+    { auto q = plugin.query("SELECT", "before_fork"); }
+    ASSERT_TRUE(plugmon::flush_to_agent(10s));
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        // Names interned by the parent ("forker") keep their ids; new ones are added here.
+        for (int i = 0; i < 1000; ++i) {
+            auto q = plugin.query("SELECT", "in_child");
+            q.rows(1);
+        }
+        const auto s = plugmon::probe_stats();
+        std::exit(s.events_written + s.events_dropped == 1000 ? 0 : 3);  // exit: hand-over runs
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 0) << "the child's probe must count only its own events";
+    ASSERT_TRUE(wait_finished(a, {child})) << a.producers_json();
+    EXPECT_EQ(finished_record(a, child)["drained"].get<std::uint64_t>(), 1000u);
+    const metrics m = a.scrape();
+    EXPECT_EQ(m.sum("plugmon_queries_total", {{"plugin", "forker"}, {"table", "in_child"}}), 1000);
+    EXPECT_EQ(m.sum("plugmon_queries_total", {{"plugin", "forker"}, {"table", "before_fork"}}), 1);
+    // The child closed its copy of the parent's socket: the parent is still registered.
+    bool parent_attached = false;
+    const json live = producers(a);
+    for (const auto& p : live["producers"])
+        if (p["pid"].get<pid_t>() == ::getpid() && p["state"] == "attached") parent_attached = true;
+    EXPECT_TRUE(parent_attached) << a.producers_json();
+    EXPECT_TRUE(plugmon::probe_stats().attached);
 }
