@@ -47,19 +47,14 @@ void drain::start() {
     });
 }
 
-void drain::stop(std::chrono::nanoseconds timeout) {
+bool drain::stop(std::chrono::nanoseconds timeout) {
     stop_.store(true);
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (running_.load() && std::chrono::steady_clock::now() < deadline)
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    if (thread_.joinable()) {
-        if (running_.load()) {
-            spdlog::warn("drain did not finish within the exit timeout; detaching");
-            thread_.detach();
-        } else {
-            thread_.join();
-        }
-    }
+    if (running_.load()) return false;
+    if (thread_.joinable()) thread_.join();
+    return true;
 }
 
 void drain::add(std::shared_ptr<producer> p) {

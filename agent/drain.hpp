@@ -96,8 +96,9 @@ public:
     ~drain();
 
     void start();
-    /// Drains everything once more, then stops the thread. Waits at most `timeout`.
-    void stop(std::chrono::nanoseconds timeout);
+    /// Drains everything once more, then stops the thread. Waits at most `timeout`; false when
+    /// the final pass did not finish in time (the thread is still running then).
+    bool stop(std::chrono::nanoseconds timeout);
     /// Called on the I/O thread after a successful attach.
     void add(std::shared_ptr<producer> p);
     /// Producers currently registered (for the API).

@@ -12,6 +12,7 @@
 #include <boost/asio/signal_set.hpp>
 
 #include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <iostream>
 
@@ -79,7 +80,12 @@ int main(int argc, char** argv) {
                 }
                 spdlog::info("{}: draining and stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
                 in.stop();
-                drainer.stop(cfg.exit_drain_timeout);
+                if (!drainer.stop(cfg.exit_drain_timeout)) {
+                    spdlog::error("the final drain did not finish within exit_drain_timeout ({}); "
+                                  "exiting without it",
+                                  format_duration(cfg.exit_drain_timeout));
+                    std::_Exit(1);  // the drain thread still uses what destructors would free
+                }
                 const auto& t = drainer.totals();
                 spdlog::info("stopped: drained {}, dropped full {}, torn {}, invalid {}",
                              t.drained.get(), t.full.get(), t.torn.get(), t.invalid.get());

@@ -262,10 +262,12 @@ private:
 };
 
 /// Sets this thread's tenant label for everything recorded until the scope ends (scopes nest).
+/// Never blocks on a known name (per-thread cache); never throws.
 class TenantScope {
 public:
     explicit TenantScope(std::string_view tenant) noexcept : saved_(detail::tls_tenant) {
-        detail::tls_tenant = detail::intern_slow(tenant, nullptr);
+        detail::lane_writer* w = detail::writer();  // its cache: no lock once the name is known
+        detail::tls_tenant = w ? detail::intern_cached(w, tenant) : layout::name_empty;
     }
     explicit TenantScope(const Name& tenant) noexcept : saved_(detail::tls_tenant) {
         detail::tls_tenant = tenant.id();
