@@ -8,7 +8,10 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <csignal>
+#include <filesystem>
+#include <random>
 #include <fstream>
 #include <sys/wait.h>
 #include <fcntl.h>
@@ -330,4 +333,122 @@ TEST(multiproc, forked_child_records_into_its_own_segment_and_parent_stays_attac
         if (p["pid"].get<pid_t>() == ::getpid() && p["state"] == "attached") parent_attached = true;
     EXPECT_TRUE(parent_attached) << a.producers_json();
     EXPECT_TRUE(plugmon::probe_stats().attached);
+}
+
+namespace {
+
+std::size_t count_fds(pid_t pid) {
+    std::size_t n = 0;
+    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) ++n;
+    return n;
+}
+
+std::size_t count_segment_mappings(pid_t pid) {
+    std::istringstream in(read_file("/proc/" + std::to_string(pid) + "/maps"));
+    std::size_t n = 0;
+    std::string line;
+    while (std::getline(in, line))
+        if (line.find("plugmon-segment") != std::string::npos) ++n;
+    return n;
+}
+
+std::uint64_t read_progress(const std::string& path, unsigned index) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    std::uint64_t v = 0;
+    if (fd >= 0) {
+        (void)::pread(fd, &v, sizeof v, off_t(index) * 64);
+        ::close(fd);
+    }
+    return v;
+}
+
+}  // namespace
+
+TEST(multiproc, kill_matrix_never_stalls_the_agent_and_leaks_nothing) {
+    temp_dir dir;
+    const std::string rt = dir.path() + "/rt";
+    agent a(rt, dir.path() + "/agent.log");
+    const pid_t agent_pid = a.proc().pid();
+    const std::size_t fds_before = count_fds(agent_pid);
+    ASSERT_EQ(count_segment_mappings(agent_pid), 0u);
+
+    loadgen_run honest(dir, "honest", rt,
+                       {"--processes", "2", "--threads", "1", "--duration", "600s", "--rate", "20000",
+                        "--plugins", "1", "--plugin-prefix", "steady{process}-", "--wait-attached", "10s"});
+    const char* env_rounds = std::getenv("PLUGMON_KILL_ROUNDS");
+    const int rounds = env_rounds ? std::atoi(env_rounds) : 50;
+    constexpr unsigned per_round = 4;
+    std::mt19937 rng(12345);
+    struct victim {
+        pid_t pid;
+        std::uint64_t attempted;
+    };
+    std::vector<victim> victims;
+    for (int r = 0; r < rounds; ++r) {
+        const std::string progress = dir.path() + "/p" + std::to_string(r);
+        loadgen_run lg(dir, "kill" + std::to_string(r), rt,
+                       {"--processes", std::to_string(per_round), "--threads", "1", "--duration", "60s",
+                        "--rate", std::to_string(200000 + 200000 * (r % 5)), "--plugins", "1",
+                        "--plugin-prefix", "victim-", "--wait-attached", "10s", "--allow-kill",
+                        "--print-pids", "--progress-file", progress});
+        ASSERT_TRUE(wait_until([&] { return lg.pids().size() == per_round; }, 20s)) << lg.log();
+        const auto pids = lg.pids();
+        // Kill each child at its own random moment, most of them while recording.
+        std::vector<int> delays_ms;
+        for (unsigned k = 0; k < per_round; ++k) delays_ms.push_back(int(rng() % 60));
+        std::sort(delays_ms.begin(), delays_ms.end());
+        const auto t0 = std::chrono::steady_clock::now();
+        for (unsigned k = 0; k < per_round; ++k) {
+            std::this_thread::sleep_until(t0 + std::chrono::milliseconds(delays_ms[k]));
+            ASSERT_EQ(::kill(pids[k], SIGKILL), 0);
+        }
+        ASSERT_EQ(lg.finish(), 0) << lg.log();
+        for (unsigned k = 0; k < per_round; ++k) victims.push_back({pids[k], read_progress(progress, k)});
+    }
+    ASSERT_GE(victims.size(), 200u * unsigned(rounds) / 50);
+
+    // The agent kept draining throughout: the honest producers are still attached and counted.
+    ASSERT_TRUE(wait_until(
+        [&] {
+            const json live = producers(a);
+            for (const auto& p : live["producers"])
+                if (p["state"] != "attached") return false;
+            return live["producers"].size() == 2;  // only the two honest producers remain
+        },
+        30s))
+        << a.producers_json();
+    std::uint64_t attempted_total = 0, accounted_total = 0, torn_total = 0;
+    for (const auto& v : victims) {
+        const json f = finished_record(a, v.pid);
+        if (f.is_null()) {  // killed before it ever registered: it recorded nothing
+            EXPECT_EQ(v.attempted, 0u) << "pid " << v.pid;
+            continue;
+        }
+        const auto accounted = f["drained"].get<std::uint64_t>() + f["torn"].get<std::uint64_t>() +
+                               f["dropped_full"].get<std::uint64_t>();
+        // Exactly what it recorded, but for the one event in flight when SIGKILL landed.
+        EXPECT_LE(accounted, v.attempted) << "pid " << v.pid;
+        EXPECT_GE(accounted + 1, v.attempted) << "pid " << v.pid;
+        EXPECT_EQ(f["invalid"].get<std::uint64_t>(), 0u);
+        attempted_total += v.attempted;
+        accounted_total += accounted;
+        torn_total += f["torn"].get<std::uint64_t>();
+    }
+    honest.proc().signal(SIGTERM);  // a clean early stop: the children report and exit normally
+    ASSERT_EQ(honest.finish(), 0) << honest.log();
+    ASSERT_TRUE(wait_finished(a, pids_of(honest.children()))) << a.producers_json();
+    const metrics m = a.scrape();
+    for (const auto& c : honest.children()) {
+        const std::string plugin = "steady" + std::to_string(c["index"].get<int>()) + "-0";
+        EXPECT_EQ(std::uint64_t(m.sum("plugmon_queries_total", {{"plugin", plugin}})),
+                  c["recorded"].get<std::uint64_t>() - c["dropped"].get<std::uint64_t>());
+    }
+    // Every segment was released: descriptors and mappings are back to where they started.
+    EXPECT_TRUE(wait_until([&] { return count_segment_mappings(agent_pid) == 0; }, 10s));
+    EXPECT_TRUE(wait_until([&] { return count_fds(agent_pid) == fds_before; }, 10s))
+        << count_fds(agent_pid) << " descriptors, " << fds_before << " before";
+    std::printf("[ figures  ] %zu producers killed; attempted %llu, accounted %llu (torn %llu)\n",
+                victims.size(), (unsigned long long)attempted_total, (unsigned long long)accounted_total,
+                (unsigned long long)torn_total);
+    EXPECT_EQ(a.stop(), 0);
 }
