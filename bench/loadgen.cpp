@@ -78,6 +78,7 @@ struct options {
     bool quiet = false;
     bool allow_kill = false;
     bool print_pids = false;
+    bool measure_latency = false;
 };
 
 // ---- small utilities ----
@@ -291,6 +292,7 @@ void build_workload(workload& w, const options& o, unsigned index) {
 
 /// What one thread (or, summed, one process) recorded.
 struct tally {
+    std::uint64_t max_record_ns = 0;  // --measure-latency: the slowest single query record call
     std::uint64_t queries = 0, errors = 0, executions = 0, execution_errors = 0, counters = 0,
                   pool_samples = 0;
     std::vector<std::uint64_t> plugin_events, plugin_queries, plugin_errors, tenant_queries;
@@ -304,6 +306,7 @@ struct tally {
     /// Record calls that each produce exactly one event.
     std::uint64_t recorded() const { return queries + executions + counters + pool_samples; }
     void add(const tally& t) {
+        max_record_ns = std::max(max_record_ns, t.max_record_ns);
         queries += t.queries;
         errors += t.errors;
         executions += t.executions;
@@ -372,6 +375,7 @@ void run_worker(const workload& w, std::uint64_t seed, tally& out,
         const std::uint64_t x = rng.next();
         const bool fail = (x >> 11) < w.error_threshold;
         const std::uint64_t rows = x & 63;
+        const auto t_begin = o.measure_latency ? steady::now() : steady::time_point{};
         if (style == by_string) {
             auto q = w.plugins[p].query(w.op_text[op], w.table_text[tb]);
             finish(q, fail, rows);
@@ -381,6 +385,10 @@ void run_worker(const workload& w, std::uint64_t seed, tally& out,
         } else {
             const auto d = nanoseconds(w.latency_ns[rng.next() >> (64 - latency_table_bits)]);
             w.plugins[p].record_query(w.op_text[op], w.table_text[tb], d, rows, !fail);
+        }
+        if (o.measure_latency) {
+            const auto ns = std::uint64_t(std::chrono::duration_cast<nanoseconds>(steady::now() - t_begin).count());
+            t.max_record_ns = std::max(t.max_record_ns, ns);
         }
         ++t.queries;
         ++t.plugin_queries[p];
@@ -605,6 +613,7 @@ int child_main(const options& o, unsigned index, int report_fd, int gate_fd,
         j["lanes_in_use"] = stats.lanes_in_use;
         j["threads"] = o.threads;
         j["seconds"] = seconds;
+        if (o.measure_latency) j["max_record_ns"] = total.max_record_ns;
         j["stopped_early"] = g_stop.load();
         if (!failure.empty()) j["error"] = failure;
         const std::string line = j.dump() + "\n";
@@ -1033,6 +1042,9 @@ int main(int argc, char** argv) {
     app.add_flag("--quiet", o.quiet, "print only the total");
     app.add_flag("--allow-kill", o.allow_kill, "children killed by a signal do not fail the run");
     app.add_flag("--print-pids", o.print_pids, "print \"pid <pid>\" per child on stderr at start");
+    app.add_flag("--measure-latency", o.measure_latency,
+                 "time every query record call (two extra clock reads) and report the slowest as "
+                 "max_record_ns (includes any --query-ns wait)");
 
     try {
         app.parse(argc, argv);

@@ -452,3 +452,39 @@ TEST(multiproc, kill_matrix_never_stalls_the_agent_and_leaks_nothing) {
                 (unsigned long long)torn_total);
     EXPECT_EQ(a.stop(), 0);
 }
+
+TEST(multiproc, agent_frozen_with_sigstop_never_blocks_producers_and_counts_the_drops) {
+    temp_dir dir;
+    const std::string rt = dir.path() + "/rt";
+    agent a(rt, dir.path() + "/agent.log");
+    // 200 k/s per process: five frozen seconds are 1 M events against 16384-slot lanes.
+    loadgen_run lg(dir, "lg", rt,
+                   {"--processes", "2", "--threads", "1", "--duration", "8s", "--rate", "200000",
+                    "--plugins", "1", "--plugin-prefix", "frozen{process}-", "--wait-attached", "10s",
+                    "--measure-latency"});
+    ASSERT_TRUE(wait_until([&] { return a.scrape().sum("plugmon_agent_events_drained_total") > 100000; }, 20s));
+    a.proc().signal(SIGSTOP);
+    std::this_thread::sleep_for(5s);
+    a.proc().signal(SIGCONT);
+    ASSERT_EQ(lg.finish(), 0) << lg.log();
+    ASSERT_TRUE(wait_finished(a, pids_of(lg.children()))) << a.producers_json();
+    const metrics m = a.scrape();
+    std::uint64_t dropped = 0, worst_ns = 0;
+    for (const auto& c : lg.children()) {
+        const std::string plugin = "frozen" + std::to_string(c["index"].get<int>()) + "-0";
+        EXPECT_EQ(std::uint64_t(m.sum("plugmon_queries_total", {{"plugin", plugin}})),
+                  c["recorded"].get<std::uint64_t>() - c["dropped"].get<std::uint64_t>());
+        const json f = finished_record(a, c["pid"].get<pid_t>());
+        EXPECT_EQ(f["dropped_full"].get<std::uint64_t>(), c["dropped"].get<std::uint64_t>());
+        dropped += c["dropped"].get<std::uint64_t>();
+        worst_ns = std::max(worst_ns, c["max_record_ns"].get<std::uint64_t>());
+    }
+    EXPECT_GT(dropped, 0u) << "the freeze must have filled the lanes";
+    EXPECT_EQ(std::uint64_t(m.sum("plugmon_ring_events_dropped_total", {{"reason", "full"}})), dropped);
+    // A producer that waited for the agent would have taken about 5 s for one call. The bound
+    // leaves room for a preempted thread on a shared 2-core machine; the figure is printed.
+    EXPECT_LT(worst_ns, 1'000'000'000u);
+    std::printf("[ figures  ] frozen 5 s: dropped full %llu, slowest single record call %.1f us\n",
+                (unsigned long long)dropped, double(worst_ns) / 1e3);
+    EXPECT_EQ(a.stop(), 0);
+}
