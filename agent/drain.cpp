@@ -210,16 +210,21 @@ bool drain::consume(producer& p, const event& e) {
     switch (e.kind) {
         case layout::event_kind::query: {
             const std::uint64_t key = pack(e.plugin, e.op, e.table, e.tenant);
-            auto it = p.queries_.find(key);
-            if (it == p.queries_.end()) {
-                const std::string* pl = seg.name(e.plugin);
-                const std::string* op = seg.name(e.op);
-                const std::string* tb = seg.name(e.table);
-                const std::string* tn = seg.name(e.tenant);
-                if (!pl || !op || !tb || !tn) return false;
-                it = p.queries_.emplace(key, store_.query(*pl, *op, *tb, *tn)).first;
+            auto& front = p.query_front_[(key * 0x9e3779b97f4a7c15ull) >> 56];
+            query_series* s = front.series;
+            if (s == nullptr || front.key != key) {
+                auto it = p.queries_.find(key);
+                if (it == p.queries_.end()) {
+                    const std::string* pl = seg.name(e.plugin);
+                    const std::string* op = seg.name(e.op);
+                    const std::string* tb = seg.name(e.table);
+                    const std::string* tn = seg.name(e.tenant);
+                    if (!pl || !op || !tb || !tn) return false;
+                    it = p.queries_.emplace(key, store_.query(*pl, *op, *tb, *tn)).first;
+                }
+                s = it->second;
+                front = {key, s};
             }
-            query_series* s = it->second;
             ((e.flags & layout::flag_error) ? s->error : s->ok).add(1);
             s->rows.add(e.value);
             s->duration.observe(e.duration_ns);

@@ -6,6 +6,7 @@
 #include "aggregate.hpp"
 #include "segment.hpp"
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -66,6 +67,12 @@ private:
     counts counts_;
 
     // drain-thread state
+    /// Direct-mapped front of queries_: one multiply and compare per event on a hit.
+    struct query_front {
+        std::uint64_t key = 0;
+        query_series* series = nullptr;
+    };
+    std::array<query_front, 256> query_front_{};
     std::unordered_map<std::uint64_t, query_series*> queries_;
     std::unordered_map<std::uint64_t, execution_series*> executions_;
     std::unordered_map<std::uint64_t, counter_series*> counters_;

@@ -29,17 +29,18 @@ const char* to_string(reject_reason r) {
 
 std::unique_ptr<mapped_segment> mapped_segment::attach(int fd, reject_reason& why,
                                                        std::string& detail) {
-    struct stat st{};
-    if (::fstat(fd, &st) != 0) {
-        why = reject_reason::fstat;
-        detail = std::strerror(errno);
-        return nullptr;
-    }
     // Only a segment that can never shrink is safe to map: a shrunk mapping raises SIGBUS.
+    // Seals first, size second: a size read before the seals could still change under us.
     const int seals = ::fcntl(fd, F_GET_SEALS);
     if (seals < 0 || (seals & F_SEAL_SHRINK) == 0 || (seals & F_SEAL_GROW) == 0) {
         why = reject_reason::unsealed;
         detail = "segment is not sealed against resizing (F_SEAL_SHRINK|F_SEAL_GROW)";
+        return nullptr;
+    }
+    struct stat st{};
+    if (::fstat(fd, &st) != 0) {
+        why = reject_reason::fstat;
+        detail = std::strerror(errno);
         return nullptr;
     }
     const auto size = static_cast<std::uint64_t>(st.st_size);
@@ -88,14 +89,19 @@ std::unique_ptr<mapped_segment> mapped_segment::attach(int fd, reject_reason& wh
         h0.name_capacity >= layout::first_name_id && h0.name_capacity <= layout::max_name_capacity &&
         h0.name_entry_bytes == layout::name_entry_size && h0.clock <= 1 &&
         h0.lanes_offset == g.lanes_offset && h0.names_offset == g.names_offset &&
-        h0.slots_offset == g.slots_offset && h0.segment_size == g.segment_size &&
-        g.segment_size <= size;
+        h0.slots_offset == g.slots_offset && h0.segment_size == g.segment_size;
     if (!geometry_ok) {
         why = reject_reason::geometry;
         detail = "inconsistent geometry (lanes " + std::to_string(h0.lane_count) + ", slots " +
                  std::to_string(h0.lane_slots) + ", names " + std::to_string(h0.name_capacity) +
                  ", declared size " + std::to_string(h0.segment_size) + ", file size " +
                  std::to_string(size) + ")";
+        return nullptr;
+    }
+    if (g.segment_size > size) {
+        why = reject_reason::size;
+        detail = "file size " + std::to_string(size) + " is smaller than the declared segment size " +
+                 std::to_string(g.segment_size);
         return nullptr;
     }
     seg->geo_ = g;
@@ -122,23 +128,60 @@ void mapped_segment::mark_attached(std::uint32_t agent_pid) {
 
 namespace {
 
-/// Replaces bytes that are not valid UTF-8, and control characters, with '?'.
+/// Length of the well-formed UTF-8 sequence at p[0, n) (RFC 3629: no overlong forms, no
+/// surrogates, nothing above U+10FFFF), or 0. Sets `cp` to the code point it encodes.
+std::size_t utf8_sequence(const unsigned char* p, std::size_t n, std::uint32_t& cp) {
+    const unsigned c = p[0];
+    if (c < 0x80) {
+        cp = c;
+        return 1;
+    }
+    std::size_t len;
+    unsigned lo = 0x80, hi = 0xbf;  // allowed range of the second byte
+    if (c >= 0xc2 && c <= 0xdf) {
+        len = 2;
+        cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        len = 3;
+        cp = c & 0x0f;
+        if (c == 0xe0) lo = 0xa0;  // overlong
+        if (c == 0xed) hi = 0x9f;  // surrogates
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4;
+        cp = c & 0x07;
+        if (c == 0xf0) lo = 0x90;  // overlong
+        if (c == 0xf4) hi = 0x8f;  // above U+10FFFF
+    } else {
+        return 0;  // continuation byte, overlong lead (c0, c1) or a 5/6-byte form
+    }
+    if (len > n || p[1] < lo || p[1] > hi) return 0;
+    for (std::size_t k = 1; k < len; ++k) {
+        if ((p[k] & 0xc0) != 0x80) return 0;
+        cp = cp << 6 | (p[k] & 0x3f);
+    }
+    return len;
+}
+
+/// Replaces each byte that does not start a well-formed UTF-8 sequence, and each control
+/// character (C0, DEL, C1), with '?'. Prometheus refuses a whole scrape over one ill-formed
+/// label value, so nothing else may reach the exposition.
 std::string sanitize(const char* p, std::size_t n) {
     std::string out;
     out.reserve(n);
+    const auto* u = reinterpret_cast<const unsigned char*>(p);
     std::size_t i = 0;
     while (i < n) {
-        const auto c = static_cast<unsigned char>(p[i]);
-        std::size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
-        bool ok = len != 0 && i + len <= n;
-        for (std::size_t k = 1; ok && k < len; ++k)
-            ok = (static_cast<unsigned char>(p[i + k]) & 0xc0) == 0x80;
-        if (!ok || (len == 1 && (c < 0x20 || c == 0x7f))) {
+        std::uint32_t cp = 0;
+        const std::size_t len = utf8_sequence(u + i, n - i, cp);
+        if (len == 0) {
             out.push_back('?');
             ++i;
             continue;
         }
-        out.append(p + i, len);
+        if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f))
+            out.push_back('?');
+        else
+            out.append(p + i, len);
         i += len;
     }
     return out;

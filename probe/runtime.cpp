@@ -146,6 +146,10 @@ struct runtime {
             lane_slots = p;
         }
         name_capacity = std::uint32_t(env_u64("PLUGMON_NAMES", 4096, 16, layout::max_name_capacity));
+        // Never build a segment the agent would refuse as too large.
+        while (layout::make_geometry(lanes, lane_slots, name_capacity).segment_size > layout::max_segment_size &&
+               lane_slots > layout::min_lane_slots)
+            lane_slots >>= 1;
         exit_wait_ms = env_u64("PLUGMON_EXIT_WAIT_MS", 100, 0, 60000);
         reconnect_ms = env_u64("PLUGMON_RECONNECT_MS", 200, 10, 60000);
         const char* clock = std::getenv("PLUGMON_CLOCK");
