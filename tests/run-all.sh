@@ -3,7 +3,7 @@
 # integration tests, then the unit and multi-process tests again under ASan+UBSan and TSan.
 #
 #   bash tests/run-all.sh                  # everything
-#   bash tests/run-all.sh --quick          # default build only (no sanitizer builds)
+#   bash tests/run-all.sh --quick          # default build only (no sanitizer or fuzz builds)
 #   bash tests/run-all.sh --no-sanitizers  # same as --quick
 #
 # Environment: PLUGMON_BUILD_JOBS (default 2), PLUGMON_TEST_JOBS (default 2: parallel ctest
@@ -49,7 +49,9 @@ run_stage() {
         status=1
         return 0
     fi
-    if ! cmake --build --preset "$preset" -j "$build_jobs"; then
+    local targets=()
+    [[ -n ${stage_targets:-} ]] && targets=(--target $stage_targets)
+    if ! cmake --build --preset "$preset" -j "$build_jobs" "${targets[@]}"; then
         summary+=("$(printf '%-9s %-28s FAIL  build failed (%s)' "$preset" "$labels" \
             "$(fmt_time $((SECONDS - t0)))")")
         status=1
@@ -100,6 +102,9 @@ if ((sanitizers)); then
         tsan_prefix=(setarch "$(uname -m)" -R)
     fi
     run_stage tsan 'unit|multiproc' "${PLUGMON_SAN_TEST_JOBS:-1}" "${tsan_prefix[@]}"
+    # libFuzzer over segment validation and slot decoding: only the fuzz target is built, and it
+    # runs for 30 s (longer runs: see tests/fuzz/tests.cmake).
+    stage_targets=segment_fuzz run_stage fuzz 'fuzz' 1
 else
     summary+=("$(printf '%-9s %-28s SKIP  (--quick / --no-sanitizers)' 'asan,tsan' 'unit|multiproc')")
 fi

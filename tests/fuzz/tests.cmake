@@ -1,0 +1,10 @@
+# libFuzzer targets (clang only; preset "fuzz"). A short run is a ctest with label fuzz; for a
+# long run: build-fuzz/tests/segment_fuzz -max_total_time=3600 tests/fuzz/corpus
+if(PLUGMON_BUILD_FUZZ AND CMAKE_CXX_COMPILER_ID MATCHES "Clang" AND TARGET plugmon_agent_core)
+  add_executable(segment_fuzz ${CMAKE_CURRENT_LIST_DIR}/segment_fuzz.cpp)
+  target_link_libraries(segment_fuzz PRIVATE plugmon_agent_core)
+  target_compile_options(segment_fuzz PRIVATE -fsanitize=fuzzer)
+  target_link_options(segment_fuzz PRIVATE -fsanitize=fuzzer)
+  add_test(NAME fuzz.segment_30s COMMAND segment_fuzz -max_total_time=30 -rss_limit_mb=2048)
+  set_tests_properties(fuzz.segment_30s PROPERTIES LABELS fuzz TIMEOUT 120)
+endif()
