@@ -3,6 +3,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <bit>
+
 #include <unistd.h>
 
 namespace plugmon::agent {
@@ -147,9 +149,14 @@ std::uint64_t drain::drain_producer(producer& p, bool final) {
             totals_.drained.add(r.drained);
         }
         if (r.invalid) {
+            const std::uint64_t before = p.counts_.invalid.get();
             p.counts_.invalid.add(r.invalid);
             totals_.invalid.add(r.invalid);
-            spdlog::warn("producer pid {}: {} invalid slot(s) on lane {}", p.pid(), r.invalid, i);
+            // Logged each time the producer's count doubles, not per pass: a producer that
+            // writes garbage without end must not be able to flood the agent's log.
+            if (std::bit_width(before) != std::bit_width(before + r.invalid))
+                spdlog::warn("producer pid {}: {} invalid slot(s) so far, latest on lane {}",
+                             p.pid(), before + r.invalid, i);
         }
         if (r.torn) {
             p.counts_.torn.add(r.torn);

@@ -100,8 +100,8 @@ std::unique_ptr<mapped_segment> mapped_segment::attach(int fd, reject_reason& wh
     }
     if (g.segment_size > size) {
         why = reject_reason::size;
-        detail = "file size " + std::to_string(size) + " is smaller than the declared segment size " +
-                 std::to_string(g.segment_size);
+        detail = "file size " + std::to_string(size) +
+                 " is smaller than the declared segment size " + std::to_string(g.segment_size);
         return nullptr;
     }
     seg->geo_ = g;
@@ -237,7 +237,9 @@ std::uint64_t mapped_segment::take_new_drops(bool& corrupt) {
         layout::lane_header* h = lane(i);
         const std::uint64_t dropped = h->dropped_full.load(std::memory_order_relaxed);
         const std::uint64_t acked = h->drops_acked.load(std::memory_order_relaxed);
-        if (dropped < acked) {
+        // Going backwards, or a jump no probe could have counted since the last look (2^40 events),
+        // is a scribbled counter: the producer is quarantined and the jump is not reported.
+        if (dropped < acked || dropped - acked > (1ull << 40)) {
             corrupt = true;
             continue;
         }

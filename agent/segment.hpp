@@ -59,7 +59,7 @@ public:
     /// Sum of tail over lanes (what all agents so far consumed).
     std::uint64_t consumed_total() const;
 
-    /// The text of a segment-local name id; "" for an id the producer never published.
+    /// The text of a segment-local name id; nullptr for an id the producer never published.
     /// Names are sanitised (valid UTF-8, no control characters) and cached once read.
     const std::string* name(std::uint32_t id);
 
