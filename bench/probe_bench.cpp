@@ -4,8 +4,9 @@
 // Every figure is CPU time per event on the recording thread (Google Benchmark's cpu_time with
 // one event per iteration). Runs: bench/run_probe_bench.sh (medians and ratios to BM_floor).
 //
-// Environment (read before the probe's first use; the real environment wins where noted):
-//   PLUGMON_LANE_SLOTS   lane size (default here 1048576)
+// Environment, read before the probe's first use (PLUGMON_RUNTIME_DIR is always replaced by a fresh
+// temporary directory, where the in-process agent listens):
+//   PLUGMON_LANE_SLOTS   lane size, default here 1048576 (64 MiB per lane); PLUGMON_LANES default 8
 //   PLUGMON_BENCH_EVENTS events a recording thread writes between two waits for the drain (default
 //                        7/8 of a lane, so a lane never fills; 0: never wait, lanes may fill)
 #include <plugmon/probe.hpp>
@@ -134,19 +135,25 @@ void wait_for_drain_pass(benchmark::State& state) {
 
 std::uint64_t g_batch = 0;  // events per thread between two waits for the drain; 0 = never wait
 
-/// Runs `body` once per iteration. With a batch size, each thread records at most a batch, then
-/// waits (timing paused) for the drain, so the lane never fills and no event takes the drop path;
-/// the drain runs on the other core throughout, as the agent would.
-template <class Body>
-inline __attribute__((always_inline)) void run_recording(benchmark::State& state, Body&& body) {
-    if (g_batch == 0) {
+/// Runs `body` once per iteration. With a batch size, each thread records at most `batch` events,
+/// then calls `wait` (which pauses timing) so the consumer can catch up: the buffer never fills and
+/// no event takes the drop path, while the consumer keeps running on the other core throughout.
+template <class Body, class Wait>
+inline __attribute__((always_inline)) void run_batched(benchmark::State& state, std::uint64_t batch,
+                                                       Body&& body, Wait&& wait) {
+    if (batch == 0) {
         for (auto _ : state) body();
         return;
     }
-    while (state.KeepRunningBatch(benchmark::IterationCount(g_batch))) {
-        for (std::uint64_t k = 0; k < g_batch; ++k) body();
-        wait_for_drain_pass(state);
+    while (state.KeepRunningBatch(benchmark::IterationCount(batch))) {
+        for (std::uint64_t k = 0; k < batch; ++k) body();
+        wait();
     }
+}
+
+template <class Body>
+inline __attribute__((always_inline)) void run_recording(benchmark::State& state, Body&& body) {
+    run_batched(state, g_batch, body, [&state] { wait_for_drain_pass(state); });
 }
 
 /// Before each run of a probe benchmark: empty lanes, then take the counters' starting point.
@@ -303,6 +310,8 @@ constexpr std::size_t mq_capacity = 16384;  // messages, as many as a default pl
 std::string g_mq_name;
 std::unique_ptr<bip::message_queue> g_mq;
 std::atomic<bool> g_mq_stop{false};
+std::atomic<std::uint64_t> g_mq_sent{0};      // messages queued, added per batch by senders
+std::atomic<std::uint64_t> g_mq_received{0};  // messages taken, by the consumer
 std::thread g_mq_consumer;
 
 /// Before each run: a fresh queue and a consumer thread that receives until told to stop.
@@ -311,6 +320,8 @@ void mq_setup(const benchmark::State&) {
     g_mq = std::make_unique<bip::message_queue>(bip::create_only, g_mq_name.c_str(), mq_capacity,
                                                 sizeof(floor_slot));
     g_mq_stop.store(false);
+    g_mq_sent.store(0);
+    g_mq_received.store(0);
     g_mq_consumer = std::thread([] {
         floor_slot m;
         bip::message_queue::size_type got = 0;
@@ -318,7 +329,8 @@ void mq_setup(const benchmark::State&) {
         while (!g_mq_stop.load(std::memory_order_relaxed)) {
             const auto deadline = boost::posix_time::microsec_clock::universal_time() +
                                   boost::posix_time::milliseconds(10);
-            (void)g_mq->timed_receive(&m, sizeof m, got, prio, deadline);
+            if (g_mq->timed_receive(&m, sizeof m, got, prio, deadline))
+                g_mq_received.fetch_add(1, std::memory_order_release);
         }
     });
 }
@@ -330,20 +342,46 @@ void mq_teardown(const benchmark::State&) {
     bip::message_queue::remove(g_mq_name.c_str());
 }
 
-/// try_send of one 64-byte message per event to a queue a consumer thread drains; a full queue
-/// fails the send, which is counted (dropped_ratio).
+/// Timing paused: waits until the consumer has taken every message queued so far.
+void wait_for_consumer(benchmark::State& state, std::uint64_t queued) {
+    state.PauseTiming();
+    const std::uint64_t target = g_mq_sent.fetch_add(queued) + queued;
+    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (g_mq_received.load(std::memory_order_acquire) < target) {
+        if (std::chrono::steady_clock::now() > end) {
+            fail(state, "the message queue's consumer did not catch up within 30 s");
+            return;
+        }
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    state.ResumeTiming();
+}
+
+/// try_send of one 64-byte message per event to a queue a consumer thread drains. Like the probe,
+/// each thread sends at most its share of the queue, then waits for the consumer (timing paused);
+/// a send that still finds the queue full fails and is counted (dropped_ratio).
 void BM_boost_message_queue(benchmark::State& state) {
     bip::message_queue& mq = *g_mq;
-    std::uint64_t failed = 0, i = 0;
+    const std::uint64_t batch = g_batch == 0 ? 0 : mq_capacity / 8 * 7 / std::uint64_t(state.threads());
+    std::uint64_t failed = 0, i = 0, sent = 0;
     floor_slot m{};
-    for (auto _ : state) {
-        const std::uint64_t t0 = __rdtsc();
-        const std::uint64_t t1 = __rdtsc();
-        m.word[0] = ++i;
-        m.word[4] = t0;
-        m.word[5] = t1 - t0;
-        if (!mq.try_send(&m, sizeof m, 0)) ++failed;
-    }
+    run_batched(
+        state, batch,
+        [&]() __attribute__((always_inline)) {
+            const std::uint64_t t0 = __rdtsc();
+            const std::uint64_t t1 = __rdtsc();
+            m.word[0] = ++i;
+            m.word[4] = t0;
+            m.word[5] = t1 - t0;
+            if (mq.try_send(&m, sizeof m, 0))
+                ++sent;
+            else
+                ++failed;
+        },
+        [&] {
+            wait_for_consumer(state, sent);
+            sent = 0;
+        });
     // Each thread runs the same number of iterations, so the mean of the ratios is the ratio.
     state.counters["dropped_ratio"] = benchmark::Counter(
         state.iterations() ? double(failed) / double(state.iterations()) : 0.0,
@@ -362,6 +400,9 @@ void touch_lane(std::uint64_t n) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 2;
+
     // The probe reads its settings once, at first use: everything below happens before that.
     char tmpl[] = "/tmp/plugmon-bench-XXXXXX";
     if (::mkdtemp(tmpl) == nullptr) {
@@ -376,9 +417,6 @@ int main(int argc, char** argv) {
     const std::uint64_t lane_slots = env_u64("PLUGMON_LANE_SLOTS", 1048576);
     g_batch = env_u64("PLUGMON_BENCH_EVENTS", lane_slots / 8 * 7);
     g_mq_name = "plugmon_bench_mq_" + std::to_string(::getpid());
-
-    benchmark::Initialize(&argc, argv);
-    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 2;
 
     spdlog::set_level(spdlog::level::warn);
     g_ns_per_tick = pa::measure_ns_per_tick(std::chrono::milliseconds(50));
@@ -418,13 +456,19 @@ int main(int argc, char** argv) {
 
             benchmark::RunSpecifiedBenchmarks();
 
-            // Exact accounting over the whole program: every recorded event drained or dropped.
+            // Exact accounting over the whole program: what the probe wrote was drained, and what
+            // it dropped reached the agent as dropped (the drain collects drops every 10 ms).
             const bool drained = wait_until_drained(std::chrono::seconds(30));
             const plugmon::ProbeStats s = plugmon::probe_stats();
-            if (!drained || s.events_written != agent.totals().drained.get()) {
-                std::fprintf(stderr, "probe_bench: written %llu, drained %llu\n",
+            for (int k = 0; k < 1000 && agent.totals().full.get() < s.events_dropped; ++k)
+                std::this_thread::sleep_for(std::chrono::milliseconds(5));
+            const std::uint64_t got = agent.totals().drained.get(), full = agent.totals().full.get();
+            if (!drained || s.events_written != got || s.events_dropped != full) {
+                std::fprintf(stderr, "probe_bench: written %llu, drained %llu; dropped %llu, agent full %llu\n",
                              static_cast<unsigned long long>(s.events_written),
-                             static_cast<unsigned long long>(agent.totals().drained.get()));
+                             static_cast<unsigned long long>(got),
+                             static_cast<unsigned long long>(s.events_dropped),
+                             static_cast<unsigned long long>(full));
                 status = 1;
             }
             g_prometheus = nullptr;
