@@ -16,6 +16,7 @@
 #include "drain.hpp"
 #include "intake.hpp"
 #include "tsc.hpp"
+#include "../tests/support/inproc_agent.hpp"
 
 #include <benchmark/benchmark.h>
 #include <boost/asio/io_context.hpp>
@@ -63,44 +64,7 @@ void fail(benchmark::State& state, const char* what) {
     state.SkipWithError(what);
 }
 
-/// The agent's intake and drain in this process: the real drain consumes what the probe records.
-class inproc_agent {
-public:
-    inproc_agent(const std::string& runtime_dir, double ns_per_tick)
-        : store_(pa::bucket_bounds::from_seconds(pa::config::default_buckets(),
-                                                 pa::config::default_buckets())),
-          drain_(store_, drain_options(ns_per_tick)) {
-        pa::intake::options o;
-        o.runtime_dir = runtime_dir;
-        o.socket_mode = 0600;
-        in_ = std::make_unique<pa::intake>(io_, o, drain_);
-        drain_.start();
-        in_->start();
-        io_thread_ = std::thread([this] { io_.run(); });
-    }
-    ~inproc_agent() {
-        boost::asio::post(io_, [this] { in_->stop(); });
-        drain_.stop(std::chrono::seconds(5));
-        io_.stop();
-        io_thread_.join();
-    }
-    inproc_agent(const inproc_agent&) = delete;
-    inproc_agent& operator=(const inproc_agent&) = delete;
-    const pa::drain_totals& totals() const { return drain_.totals(); }
-
-private:
-    static pa::drain::options drain_options(double ns_per_tick) {
-        pa::drain::options d;
-        d.idle_sleep = pa::config{}.drain_interval;  // the agent's default poll period
-        d.ns_per_tick = ns_per_tick;
-        return d;
-    }
-    pa::series_store store_;
-    pa::drain drain_;
-    boost::asio::io_context io_;
-    std::unique_ptr<pa::intake> in_;
-    std::thread io_thread_;
-};
+using plugmon::test::inproc_agent;
 
 inproc_agent* g_agent = nullptr;
 std::optional<plugmon::Plugin> g_plugin;  // built after the environment is set
@@ -422,7 +386,7 @@ int main(int argc, char** argv) {
     g_ns_per_tick = pa::measure_ns_per_tick(std::chrono::milliseconds(50));
     int status = 0;
     try {
-        inproc_agent agent(runtime_dir, g_ns_per_tick);
+        inproc_agent agent(runtime_dir, pa::config{}.drain_interval, g_ns_per_tick);
         g_agent = &agent;
         g_plugin.emplace("bench");
         if (!plugmon::flush_to_agent(std::chrono::seconds(5))) {

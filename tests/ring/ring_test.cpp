@@ -7,6 +7,7 @@
 #include "drain.hpp"
 #include "intake.hpp"
 #include "prometheus.hpp"
+#include "../support/inproc_agent.hpp"
 #include "tsc.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -20,40 +21,8 @@ namespace pa = plugmon::agent;
 
 namespace {
 
-/// The agent's intake and drain on their own threads, listening in PLUGMON_RUNTIME_DIR.
-class inproc_agent {
-public:
-    inproc_agent()
-        : store_(pa::bucket_bounds::from_seconds(pa::config::default_buckets(),
-                                                 pa::config::default_buckets())),
-          drain_(store_, pa::drain::options{std::chrono::microseconds(200), pa::measure_ns_per_tick(std::chrono::milliseconds(10))}) {
-        pa::intake::options o;
-        o.runtime_dir = std::getenv("PLUGMON_RUNTIME_DIR");
-        in_ = std::make_unique<pa::intake>(io_, o, drain_);
-        drain_.start();
-        in_->start();
-        io_thread_ = std::thread([this] { io_.run(); });
-    }
-    ~inproc_agent() {
-        boost::asio::post(io_, [this] { in_->stop(); });
-        drain_.stop(std::chrono::seconds(5));
-        io_.stop();
-        io_thread_.join();
-    }
-    const pa::drain& drainer() const { return drain_; }
-    const pa::series_store& store() const { return store_; }
-    std::uint64_t accounted() const {
-        const auto& t = drain_.totals();
-        return t.drained.get() + t.full.get() + t.torn.get() + t.invalid.get();
-    }
-
-private:
-    pa::series_store store_;
-    pa::drain drain_;
-    boost::asio::io_context io_;
-    std::unique_ptr<pa::intake> in_;
-    std::thread io_thread_;
-};
+/// The shared in-process agent, listening in PLUGMON_RUNTIME_DIR.
+using inproc_agent = plugmon::test::inproc_agent;
 
 bool wait_for(const std::function<bool()>& pred, std::chrono::seconds limit = std::chrono::seconds(20)) {
     const auto end = std::chrono::steady_clock::now() + limit;
@@ -73,7 +42,10 @@ std::uint64_t query_calls(const pa::series_store& s, const std::string& plugin) 
 
 class ring : public ::testing::Test {
 protected:
-    static void SetUpTestSuite() { agent_ = new inproc_agent(); }
+    static void SetUpTestSuite() {
+        agent_ = new inproc_agent(std::getenv("PLUGMON_RUNTIME_DIR"), std::chrono::microseconds(200),
+                                  pa::measure_ns_per_tick(std::chrono::milliseconds(10)));
+    }
     static void TearDownTestSuite() {
         delete agent_;
         agent_ = nullptr;
