@@ -549,6 +549,13 @@ std::uint32_t intern_slow(std::string_view name, const char** text) noexcept {
     }
 }
 
+std::uint32_t intern_miss(name_cache_entry& e, std::string_view name) noexcept {
+    const char* text = nullptr;
+    const std::uint32_t id = intern_slow(name, &text);
+    if (text != nullptr) e = name_cache_entry{name.data(), text, std::uint32_t(name.size()), id};
+    return id;
+}
+
 std::uint64_t thread_cpu_ns() noexcept {
     timespec ts;
     ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);

@@ -103,6 +103,20 @@ TEST(interning, cache_never_returns_a_stale_id_for_a_reused_buffer) {
     EXPECT_EQ(alpha, plugmon::Name{"alpha"}.id());
 }
 
+TEST(interning, cache_hit_compares_every_byte_of_every_length) {
+    // The hit path compares short names with overlapping word loads: each length class must
+    // still see a difference in any single byte.
+    for (std::size_t n = 0; n <= 40; ++n) {
+        const std::string a(n, 'x');
+        EXPECT_TRUE(plugmon::detail::same_bytes(a.data(), std::string(a).data(), n)) << n;
+        for (std::size_t i = 0; i < n; ++i) {
+            std::string b = a;
+            b[i] = 'y';
+            EXPECT_FALSE(plugmon::detail::same_bytes(a.data(), b.data(), n)) << "length " << n << " byte " << i;
+        }
+    }
+}
+
 TEST(interning, is_bounded_and_folds_overflow) {
     // PLUGMON_NAMES=32 (including the two reserved ids): flood it.
     std::vector<std::uint32_t> ids;
