@@ -1,5 +1,6 @@
 // Per-event cost of the probe against the physical floor of a timed event, with an in-process drain
-// emptying the lanes, and against prometheus-cpp histograms and a Boost.Interprocess message queue.
+// emptying the lanes, and against prometheus-cpp histograms, an LTTng-UST tracepoint (when built with
+// liblttng-ust) and a Boost.Interprocess message queue.
 //
 // Every figure is CPU time per event on the recording thread (Google Benchmark's cpu_time with
 // one event per iteration). Runs: bench/run_probe_bench.sh (medians and ratios to BM_floor).
@@ -40,6 +41,10 @@
 #include <thread>
 #include <unistd.h>
 #include <x86intrin.h>
+
+#ifdef PLUGMON_BENCH_LTTNG
+#include "lttng_tp.h"
+#endif
 
 namespace pa = plugmon::agent;
 namespace bip = boost::interprocess;
@@ -268,6 +273,30 @@ void BM_prometheus_histogram_add(benchmark::State& state) {
     }
 }
 
+// ---- peers: LTTng-UST ----
+
+#ifdef PLUGMON_BENCH_LTTNG
+std::atomic<std::uint64_t> g_lttng_events{0};  // tracepoints hit, to put the discarded count in proportion
+
+/// An LTTng-UST tracepoint carrying the query event's fields, into a live session that
+/// bench/run_probe_bench.sh creates (userspace channel, discard mode; it reports discarded events).
+/// Without an enabled session the tracepoint is a predicted-not-taken branch: skipped, not timed.
+void BM_lttng_tracepoint(benchmark::State& state) {
+    if (!lttng_ust_tracepoint_enabled(plugmon_bench, query)) {
+        state.SkipWithError("no LTTng session has plugmon_bench:query enabled "
+                            "(bench/run_probe_bench.sh starts one)");
+        return;
+    }
+    std::uint64_t i = 0;
+    for (auto _ : state) {
+        const std::uint64_t t0 = __rdtsc();
+        const std::uint64_t t1 = __rdtsc();
+        lttng_ust_tracepoint(plugmon_bench, query, 1u, 2u, 3u, 0u, std::uint8_t(0), t0, t1 - t0, i++);
+    }
+    g_lttng_events.fetch_add(i);
+}
+#endif
+
 // ---- peers: Boost.Interprocess message queue ----
 
 constexpr std::size_t mq_capacity = 16384;  // messages, as many as a default plugmon lane
@@ -415,10 +444,17 @@ int main(int argc, char** argv) {
                                                     BM_prometheus_histogram_add);
             auto* mq = benchmark::RegisterBenchmark("BM_boost_message_queue", BM_boost_message_queue);
             for (auto* b : {f, cr, cm, pm, ps, pr, pc, hs, ha, mq}) b->Threads(1)->Threads(2);
+#ifdef PLUGMON_BENCH_LTTNG
+            benchmark::RegisterBenchmark("BM_lttng_tracepoint", BM_lttng_tracepoint)->Threads(1)->Threads(2);
+#endif
             for (auto* b : {pm, ps, pr, pc}) b->Setup(probe_setup);
             mq->Setup(mq_setup)->Teardown(mq_teardown);
 
             benchmark::RunSpecifiedBenchmarks();
+#ifdef PLUGMON_BENCH_LTTNG
+            std::fprintf(stderr, "probe_bench: lttng tracepoints hit: %llu\n",
+                         static_cast<unsigned long long>(g_lttng_events.load()));
+#endif
 
             // Exact accounting over the whole program: what the probe wrote was drained, and what
             // it dropped reached the agent as dropped (the drain collects drops every 10 ms).

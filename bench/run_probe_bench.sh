@@ -10,9 +10,49 @@ bin="$build/bench/probe_bench"
 out=${PROBE_BENCH_OUT:-$build/bench/probe_bench.json}
 [ -x "$bin" ] || { echo "run_probe_bench: $bin not found (build it first)" >&2; exit 2; }
 
+# The LTTng-UST peer needs a live session: a private session daemon (no kernel tracer), a
+# userspace channel in discard mode writing to memory, the bench's one event enabled. Its
+# discarded-event count is reported with the figures. PROBE_BENCH_LTTNG=0 skips it.
+lttng_home=""
+stop_lttng() {
+    [ -n "$lttng_home" ] || return 0
+    LTTNG_HOME=$lttng_home lttng destroy plugmon-bench >/dev/null 2>&1 || true
+    [ -f "$lttng_home/sessiond.pid" ] && kill "$(cat "$lttng_home/sessiond.pid")" 2>/dev/null || true
+    rm -rf "$lttng_home"
+    lttng_home=""
+}
+trap stop_lttng EXIT
+if [ "${PROBE_BENCH_LTTNG:-1}" != 0 ] && command -v lttng-sessiond >/dev/null && command -v lttng >/dev/null; then
+    lttng_home=$(mktemp -d "${TMPDIR_LTTNG:-/dev/shm}/plugmon-lttng.XXXXXX")
+    export LTTNG_HOME=$lttng_home
+    lttng-sessiond --daemonize --no-kernel --pidfile "$lttng_home/sessiond.pid" >&2
+    lttng create plugmon-bench --output="$lttng_home/trace" >&2
+    lttng enable-channel --userspace --subbuf-size=8M --num-subbuf=4 bench >&2
+    lttng enable-event --userspace --channel=bench 'plugmon_bench:query' >&2
+    lttng start >&2
+    export LTTNG_UST_REGISTER_TIMEOUT=-1  # the bench waits until the session daemon has it
+else
+    echo "run_probe_bench: no LTTng session (lttng-tools not installed or PROBE_BENCH_LTTNG=0)" >&2
+fi
+
 status=0
+log=$(mktemp)
 "$bin" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
-    --benchmark_out="$out" --benchmark_out_format=json "$@" >&2 || status=$?
+    --benchmark_out="$out" --benchmark_out_format=json "$@" 2> >(tee "$log" >&2) >&2 || status=$?
+hits=$(sed -n 's/^probe_bench: lttng tracepoints hit: //p' "$log" | tail -1)
+rm -f "$log"
+
+lttng_report=""
+if [ -n "$lttng_home" ]; then
+    lttng stop plugmon-bench >&2
+    discarded=$(lttng list plugmon-bench | awk '/Discarded events:/ {s += $3} END {print s + 0}')
+    size=$(du -sh "$lttng_home/trace" | cut -f1)
+    lttng_report="LTTng session: discard mode, 4 x 8 MiB sub-buffers per CPU, trace $size; tracepoints hit ${hits:-?}, discarded $discarded"
+    if [ -n "$hits" ] && [ "$hits" -gt 0 ]; then
+        lttng_report+=" ($(awk -v d="$discarded" -v h="$hits" 'BEGIN {printf "%.2f", 100 * d / h}') %)"
+    fi
+    stop_lttng
+fi
 
 python3 - "$out" <<'EOF'
 import json, sys
@@ -48,4 +88,5 @@ ctx = doc.get("context", {})
 print(f"\n{ctx.get('date', '')}  {ctx.get('host_name', '')}  {ctx.get('num_cpus', '?')} CPUs"
       f"  load {ctx.get('load_avg', '')}  library {ctx.get('library_build_type', '')}")
 EOF
+[ -z "$lttng_report" ] || echo "$lttng_report"
 exit $status
