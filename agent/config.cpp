@@ -169,6 +169,56 @@ nanoseconds read_duration(const value_in& v, nanoseconds lo, nanoseconds hi) {
     return *d;
 }
 
+double read_fraction(const value_in& v) {
+    double x = 0;
+    if (v.node != nullptr) {
+        if (const auto* i = v.node->as_integer()) {
+            x = static_cast<double>(i->get());
+        } else if (const auto* f = v.node->as_floating_point()) {
+            x = f->get();
+        } else {
+            v.fail("expected a number between 0 and 1, got " + type_name(*v.node));
+        }
+    } else {
+        const auto* end = v.text.data() + v.text.size();
+        const auto r = std::from_chars(v.text.data(), end, x);
+        if (v.text.empty() || r.ptr != end || r.ec != std::errc{})
+            v.fail(quote(v.text) + " is not a number");
+    }
+    if (!(x >= 0.0 && x <= 1.0)) v.fail(format_number(x) + " is out of range (0..1)");
+    return x;
+}
+
+/// "plugin=DURATION,..." from a flag, or a TOML table { plugin = "DURATION" }.
+std::vector<std::pair<std::string, nanoseconds>> read_thresholds(const value_in& v) {
+    std::vector<std::pair<std::string, nanoseconds>> out;
+    const auto one = [&](std::string_view plugin, std::string_view text, const toml::node* node) {
+        if (plugin.empty()) v.fail("a plugin name is empty");
+        // errors name the entry: "slow_query_thresholds.billing: ..."
+        const std::string key = std::string(v.key) + "." + std::string(plugin);
+        const value_in item{key, node, text, v.where};
+        out.emplace_back(std::string(plugin),
+                         read_duration(item, std::chrono::microseconds{1}, std::chrono::hours{1}));
+    };
+    if (v.node != nullptr) {
+        const auto* table = v.node->as_table();
+        if (table == nullptr)
+            v.fail("expected a table of plugin = \"DURATION\", got " + type_name(*v.node));
+        for (const auto& [k, node] : *table) one(k.str(), {}, &node);
+        return out;
+    }
+    std::string_view rest = v.text;
+    while (!rest.empty()) {
+        const auto comma = rest.find(',');
+        const std::string_view item = rest.substr(0, comma);
+        rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+        const auto eq = item.find('=');
+        if (eq == std::string_view::npos) v.fail(quote(item) + " is not PLUGIN=DURATION");
+        one(item.substr(0, eq), item.substr(eq + 1), nullptr);
+    }
+    return out;
+}
+
 std::vector<double> read_buckets(const value_in& v) {
     std::vector<double> out;
     if (v.node != nullptr) {
@@ -398,6 +448,37 @@ const key_spec keys[] = {
      [](config& c, const value_in& v) {
          c.series_budget_per_plugin = static_cast<std::uint64_t>(read_integer(v, 1, 100'000'000));
      }},
+    {"series_expiry_windows", "N",
+     "forget a series after N flush windows without events, 0 = never (default 30)",
+     [](config& c, const value_in& v) {
+         c.series_expiry_windows = static_cast<std::uint32_t>(read_integer(v, 0, 1'000'000));
+     }},
+    {"slow_query_threshold", "DURATION", "a query at least this long is slow (default 1s)",
+     [](config& c, const value_in& v) {
+         c.slow_query_threshold = read_duration(v, std::chrono::microseconds{1}, std::chrono::hours{1});
+     }},
+    {"slow_query_thresholds", "PLUGIN=DURATION,...",
+     "per-plugin slow-query thresholds, e.g. billing=200ms,search=2s (TOML: a table)",
+     [](config& c, const value_in& v) { c.slow_query_thresholds = read_thresholds(v); }},
+    {"slow_query_samples", "N", "most recent slow queries kept, 1..100000 (default 256)",
+     [](config& c, const value_in& v) {
+         c.slow_query_samples = static_cast<std::uint32_t>(read_integer(v, 1, 100'000));
+     }},
+    {"top_statements", "N", "statements ranked per plugin by total time, 1..10000 (default 20)",
+     [](config& c, const value_in& v) {
+         c.top_statements = static_cast<std::uint32_t>(read_integer(v, 1, 10'000));
+     }},
+    {"leak_window", "DURATION",
+     "leak detection looks for steady growth over this window, e.g. 10m (default 10m)",
+     [](config& c, const value_in& v) {
+         c.leak_window = read_duration(v, std::chrono::seconds{5}, std::chrono::hours{24 * 7});
+     }},
+    {"leak_min_growth", "BYTES", "growth over leak_window that counts as a leak (default 1048576)",
+     [](config& c, const value_in& v) {
+         c.leak_min_growth = static_cast<std::uint64_t>(read_integer(v, 1, std::int64_t(1) << 50));
+     }},
+    {"leak_min_r2", "R2", "how straight the growth must be: linear fit R^2, 0..1 (default 0.8)",
+     [](config& c, const value_in& v) { c.leak_min_r2 = read_fraction(v); }},
 };
 
 const key_spec* find_key(std::string_view name) {
@@ -704,6 +785,15 @@ std::string describe(const config& c) {
     line += " api_token=" + std::string(c.api_token.empty() ? "unset" : "set");
     line += " series_budget=" + std::to_string(c.series_budget);
     line += " series_budget_per_plugin=" + std::to_string(c.series_budget_per_plugin);
+    line += " series_expiry_windows=" + std::to_string(c.series_expiry_windows);
+    line += " slow_query_threshold=" + format_duration(c.slow_query_threshold);
+    for (const auto& [plugin, d] : c.slow_query_thresholds)
+        line += " slow_query_thresholds." + plugin + "=" + format_duration(d);
+    line += " slow_query_samples=" + std::to_string(c.slow_query_samples);
+    line += " top_statements=" + std::to_string(c.top_statements);
+    line += " leak_window=" + format_duration(c.leak_window);
+    line += " leak_min_growth=" + std::to_string(c.leak_min_growth);
+    line += " leak_min_r2=" + format_number(c.leak_min_r2);
     if (!c.config_file.empty()) line += " config=" + c.config_file;
     return line;
 }
@@ -757,6 +847,12 @@ config parse_command_line(int argc, const char* const* argv) {
             "series_budget_per_plugin: " + std::to_string(c.series_budget_per_plugin) +
                 " exceeds series_budget (" + std::to_string(c.series_budget) + ")");
     return c;
+}
+
+std::chrono::nanoseconds config::slow_threshold_for(std::string_view plugin) const {
+    for (const auto& [name, d] : slow_query_thresholds)
+        if (name == plugin) return d;
+    return slow_query_threshold;
 }
 
 }  // namespace plugmon::agent

@@ -42,11 +42,27 @@ struct config {
     /// Live label sets across all plugins, and for any one plugin; beyond them events fold.
     std::uint64_t series_budget = 100000;
     std::uint64_t series_budget_per_plugin = 10000;
+    /// A series with no events for this many flush windows is forgotten (0: never).
+    std::uint32_t series_expiry_windows = 30;
+    /// A query at least this long is a slow query (kept as a sample with its statement).
+    std::chrono::nanoseconds slow_query_threshold = std::chrono::seconds{1};
+    /// Per-plugin thresholds that override slow_query_threshold.
+    std::vector<std::pair<std::string, std::chrono::nanoseconds>> slow_query_thresholds;
+    /// Most recent slow-query samples kept (all plugins), and statements ranked per plugin.
+    std::uint32_t slow_query_samples = 256;
+    std::uint32_t top_statements = 20;
+    /// Leak detection: live bytes (or RSS) growing steadily over this window by at least
+    /// leak_min_growth bytes, with a linear fit of at least leak_min_r2.
+    std::chrono::nanoseconds leak_window = std::chrono::minutes{10};
+    std::uint64_t leak_min_growth = 1u << 20;
+    double leak_min_r2 = 0.8;
     /// The file the configuration was read from (empty: none). Not a key; set by --config.
     std::string config_file;
 
     /// 100 µs … 10 s, the usual latency spread of database queries.
     static std::vector<double> default_buckets();
+    /// The slow-query threshold of one plugin.
+    std::chrono::nanoseconds slow_threshold_for(std::string_view plugin) const;
 };
 
 /// Bad configuration. what() names the key (or the file) and the problem; the agent prints it

@@ -454,5 +454,40 @@ TEST(describe, summarises_on_one_line_with_secrets_masked) {
     EXPECT_THAT(line, Not(HasSubstr("tok3n")));
 }
 
+TEST_F(config_file, reads_per_plugin_slow_query_thresholds_from_a_table_or_a_flag) {
+    const auto& path = write("slow_query_threshold = \"2s\"\n"
+                             "[slow_query_thresholds]\nbilling = \"200ms\"\nsearch = \"5s\"\n");
+    const config c = parse({"--config", path});
+    EXPECT_EQ(c.slow_threshold_for("billing"), 200ms);
+    EXPECT_EQ(c.slow_threshold_for("search"), 5s);
+    EXPECT_EQ(c.slow_threshold_for("other"), 2s);
+    const config f = parse({"--slow-query-thresholds", "billing=50ms,search=1s"});
+    EXPECT_EQ(f.slow_threshold_for("billing"), 50ms);
+    EXPECT_EQ(f.slow_threshold_for("search"), 1s);
+    EXPECT_EQ(f.slow_threshold_for("other"), 1s);
+}
+
+TEST_F(config_file, rejects_a_bad_per_plugin_threshold_naming_the_plugin) {
+    const auto& path = write("[slow_query_thresholds]\nbilling = \"soon\"\n");
+    const auto e = error_of([&] { parse({"--config", path}); });
+    EXPECT_EQ(e.key(), "slow_query_thresholds.billing");
+    EXPECT_THAT(e.what(), HasSubstr("\"soon\" is not a duration"));
+    EXPECT_THAT(error_of([] { parse({"--slow-query-thresholds", "billing"}); }).what(),
+                HasSubstr("\"billing\" is not PLUGIN=DURATION"));
+    EXPECT_THAT(error_of([] { parse({"--slow-query-thresholds", "=1s"}); }).what(),
+                HasSubstr("a plugin name is empty"));
+}
+
+TEST(config, validates_leak_detection_settings) {
+    const config c = parse({"--leak-window", "30s", "--leak-min-growth", "4096", "--leak-min-r2", "0.95"});
+    EXPECT_EQ(c.leak_window, 30s);
+    EXPECT_EQ(c.leak_min_growth, 4096u);
+    EXPECT_DOUBLE_EQ(c.leak_min_r2, 0.95);
+    EXPECT_THAT(error_of([] { parse({"--leak-min-r2", "1.5"}); }).what(),
+                HasSubstr("leak_min_r2: 1.5 is out of range (0..1)"));
+    EXPECT_THAT(error_of([] { parse({"--leak-window", "1s"}); }).what(), HasSubstr("leak_window: 1s is out of range"));
+    EXPECT_EQ(parse({"--series-expiry-windows", "0"}).series_expiry_windows, 0u);
+}
+
 }  // namespace
 }  // namespace plugmon::agent
