@@ -1,9 +1,15 @@
-// Aggregation: per-series counters and duration histograms, written by the drain thread only and
-// read concurrently by the exporters (relaxed atomics; series are created under a mutex).
+// Aggregation: per-series counters, duration histograms and quantile sketches, written by the
+// drain thread only and read concurrently by the exporters (relaxed atomics; series are created
+// and expired under a mutex, and readers hold shared pointers, so expiry never frees a series a
+// reader is looking at). Also: the series budget, flush windows and their rollups.
 #pragma once
 
+#include "sketch.hpp"
+
 #include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -40,24 +46,45 @@ private:
     cell sum_ns_;
 };
 
-struct query_series {
+/// What every series has: whether it is where over-budget label sets fold, and its activity
+/// (drain thread only) for expiry.
+struct series_base {
+    bool folded = false;             ///< an __overflow__ series that absorbs over-budget label sets
+    bool active = false;             ///< had an event in the current window (drain thread)
+    std::uint32_t idle_windows = 0;  ///< consecutive windows without events (drain thread)
+};
+
+struct query_series : series_base {
+    query_series(std::string pl, std::string o, std::string t, std::string tn,
+                 const std::vector<std::uint64_t>& bounds)
+        : plugin(std::move(pl)), op(std::move(o)), table(std::move(t)), tenant(std::move(tn)),
+          duration(bounds) {}
     std::string plugin, op, table, tenant;
     cell ok, error, rows;
     histogram duration;
+    // drain thread only: the current flush window
+    dd_sketch window;
+    std::uint64_t window_errors = 0, window_rows = 0;
 };
 
-struct execution_series {
+struct execution_series : series_base {
+    execution_series(std::string pl, std::string tn, const std::vector<std::uint64_t>& bounds)
+        : plugin(std::move(pl)), tenant(std::move(tn)), duration(bounds) {}
     std::string plugin, tenant;
     cell ok, error, cpu_ns;
     histogram duration;
+    // drain thread only: the current flush window
+    std::uint64_t window_calls = 0, window_errors = 0, window_wall_ns = 0, window_cpu_ns = 0;
 };
 
-struct counter_series {
+struct counter_series : series_base {
+    counter_series(std::string pl, std::string ev) : plugin(std::move(pl)), event(std::move(ev)) {}
     std::string plugin, event;
     cell total;
 };
 
-struct pool_series {
+struct pool_series : series_base {
+    explicit pool_series(std::string pl) : plugin(std::move(pl)) {}
     std::string plugin;
     cell in_use, idle, waiting;  // summed over the producers that reported this plugin
 };
@@ -69,12 +96,53 @@ struct bucket_bounds {
     static bucket_bounds from_seconds(const std::vector<double>& query, const std::vector<double>& execution);
 };
 
+/// One query series' figures over one flush window: a row of plugmon.query_rollups.
+struct query_rollup {
+    std::string plugin, op, table, tenant;
+    std::uint64_t calls = 0, errors = 0, rows = 0, total_ns = 0, min_ns = 0, max_ns = 0;
+    std::uint64_t p50_ns = 0, p95_ns = 0, p99_ns = 0;
+    std::string sketch;  ///< dd_sketch encoding (version 1)
+};
+
+/// One execution series over one window (calls, wall and CPU time: the usage figures).
+struct execution_rollup {
+    std::string plugin, tenant;
+    std::uint64_t calls = 0, errors = 0, wall_ns = 0, cpu_ns = 0;
+};
+
+/// Everything one flush window produced, for the store.
+struct window_batch {
+    std::chrono::system_clock::time_point bucket_start;
+    std::chrono::nanoseconds length{0};
+    std::vector<query_rollup> queries;
+    std::vector<execution_rollup> executions;
+};
+
+/// Per-plugin latency figures: over the last completed window and since the agent started.
+struct plugin_latency {
+    struct window_figures {
+        std::chrono::system_clock::time_point start;
+        std::chrono::nanoseconds length{0};
+        std::uint64_t calls = 0, errors = 0, total_ns = 0;
+        std::uint64_t p50_ns = 0, p95_ns = 0, p99_ns = 0, max_ns = 0;
+    } window;
+    dd_sketch since_start;  ///< every completed window merged
+};
+
 /// Every series the agent has seen. Lookups and creation happen on the drain thread; readers take
 /// a consistent list of series under the same mutex and then read the cells without it.
 class series_store {
 public:
-    explicit series_store(bucket_bounds bounds);
+    struct limits {
+        std::uint64_t total = 100000;       ///< live series of all families and plugins
+        std::uint64_t per_plugin = 10000;   ///< live series of any one plugin
+    };
+    series_store(bucket_bounds bounds, limits budget);
+    explicit series_store(bucket_bounds bounds) : series_store(std::move(bounds), limits{}) {}
 
+    // Find or create (drain thread). Beyond the budget the label set folds into the plugin's
+    // __overflow__ series (per-plugin budget) or the all-__overflow__ series (total budget);
+    // the returned series then has folded == true.
     query_series* query(const std::string& plugin, const std::string& op, const std::string& table,
                         const std::string& tenant);
     execution_series* execution(const std::string& plugin, const std::string& tenant);
@@ -82,30 +150,55 @@ public:
     pool_series* pool(const std::string& plugin);
 
     struct view {
-        std::vector<const query_series*> queries;
-        std::vector<const execution_series*> executions;
-        std::vector<const counter_series*> counters;
-        std::vector<const pool_series*> pools;
+        std::vector<std::shared_ptr<const query_series>> queries;
+        std::vector<std::shared_ptr<const execution_series>> executions;
+        std::vector<std::shared_ptr<const counter_series>> counters;
+        std::vector<std::shared_ptr<const pool_series>> pools;
     };
     view snapshot() const;
     const bucket_bounds& bounds() const { return bounds_; }
     std::size_t series_count() const;
+    const limits& budget() const { return budget_; }
+    /// Label sets that were refused a series of their own, since start.
+    std::uint64_t folded_label_sets() const { return folded_sets_.load(std::memory_order_relaxed); }
+    std::uint64_t expired_series() const { return expired_.load(std::memory_order_relaxed); }
+
+    /// Drain thread: closes the current window. Returns its rollups, updates the per-plugin
+    /// latency figures, resets the window state, and forgets series idle for `expiry_windows`
+    /// windows (0: never). `expired` tells how many were forgotten: callers must drop any raw
+    /// pointers to series they cached.
+    window_batch close_window(std::chrono::system_clock::time_point start, std::chrono::nanoseconds length,
+                              std::uint32_t expiry_windows, std::size_t& expired);
+
+    /// Per-plugin latency figures (copied under a lock; for the API).
+    std::map<std::string, plugin_latency> latency() const;
+    /// One plugin's figures; false when the plugin has none.
+    bool latency_of(const std::string& plugin, plugin_latency& out) const;
 
 private:
     template <class T>
     struct family {
-        std::unordered_map<std::string, std::unique_ptr<T>> by_key;
-        std::vector<const T*> list;
+        std::unordered_map<std::string, std::shared_ptr<T>> by_key;
     };
     template <class T, class Make>
-    T* get_or_create(family<T>& f, std::string key, Make&& make);
+    T* get_or_create(family<T>& f, const std::string& plugin, std::string key, std::string plugin_overflow_key,
+                     std::string total_overflow_key, Make&& make);
+    template <class T>
+    std::size_t expire(family<T>& f, std::uint32_t expiry_windows);
 
     bucket_bounds bounds_;
+    limits budget_;
     mutable std::mutex mu_;
     family<query_series> queries_;
     family<execution_series> executions_;
     family<counter_series> counters_;
     family<pool_series> pools_;
+    std::size_t live_ = 0;                                   // guarded by mu_
+    std::unordered_map<std::string, std::uint64_t> per_plugin_;  // guarded by mu_
+    std::atomic<std::uint64_t> folded_sets_{0}, expired_{0};
+
+    mutable std::mutex latency_mu_;
+    std::map<std::string, plugin_latency> latency_;  // guarded by latency_mu_
 };
 
 }  // namespace plugmon::agent

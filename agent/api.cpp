@@ -5,6 +5,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <vector>
+
 #include <chrono>
 #include <map>
 
@@ -54,8 +59,9 @@ nlohmann::json totals_json(const drain& d) {
     return {{"drained", t.drained.get()},
             {"dropped", {{"full", t.full.get()},
                          {"torn", t.torn.get()},
-                         {"invalid", t.invalid.get()},
-                         {"series_overflow", t.series_overflow.get()}}},
+                         {"invalid", t.invalid.get()}}},
+            {"folded", t.folded.get()},
+            {"windows", t.windows.get()},
             {"producers_registered", t.producers_registered.get()},
             {"producers_finished", t.producers_finished.get()},
             {"producers_quarantined", t.producers_quarantined.get()},
@@ -63,42 +69,88 @@ nlohmann::json totals_json(const drain& d) {
             {"ring_used_ratio", double(t.ring_used_ppm.load()) / 1e6}};
 }
 
+double seconds(std::uint64_t ns) { return double(ns) / 1e9; }
+
+double unix_seconds(std::chrono::system_clock::time_point t) {
+    return std::chrono::duration<double>(t.time_since_epoch()).count();
+}
+
+/// Quantiles of a sketch in seconds; nulls when it is empty (no figure beats a made-up zero).
+nlohmann::json quantiles_json(std::uint64_t count, std::uint64_t p50, std::uint64_t p95, std::uint64_t p99,
+                              std::uint64_t max) {
+    if (count == 0)
+        return {{"p50_seconds", nullptr}, {"p95_seconds", nullptr}, {"p99_seconds", nullptr}, {"max_seconds", nullptr}};
+    return {{"p50_seconds", seconds(p50)}, {"p95_seconds", seconds(p95)}, {"p99_seconds", seconds(p99)},
+            {"max_seconds", seconds(max)}};
+}
+
 nlohmann::json plugins_json(const series_store& store, const std::string* only) {
+    struct table_agg {
+        std::uint64_t calls = 0, ns = 0;
+    };
     struct agg {
         std::uint64_t ok = 0, error = 0, rows = 0, sum_ns = 0, executions = 0, cpu_ns = 0;
-        std::map<std::string, std::uint64_t> table_ns;
+        std::map<std::pair<std::string, std::string>, table_agg> tables;
     };
     std::map<std::string, agg> by_plugin;
     const auto v = store.snapshot();
-    for (const query_series* s : v.queries) {
+    for (const auto& s : v.queries) {
         if (only && s->plugin != *only) continue;
         agg& a = by_plugin[s->plugin];
         a.ok += s->ok.get();
         a.error += s->error.get();
         a.rows += s->rows.get();
         a.sum_ns += s->duration.sum_ns();
-        a.table_ns[s->table] += s->duration.sum_ns();
+        table_agg& t = a.tables[{s->op, s->table}];
+        t.calls += s->ok.get() + s->error.get();
+        t.ns += s->duration.sum_ns();
     }
-    for (const execution_series* s : v.executions) {
+    for (const auto& s : v.executions) {
         if (only && s->plugin != *only) continue;
         agg& a = by_plugin[s->plugin];
         a.executions += s->ok.get() + s->error.get();
         a.cpu_ns += s->cpu_ns.get();
     }
+    const auto latency = store.latency();
     nlohmann::json out = nlohmann::json::array();
     for (const auto& [name, a] : by_plugin) {
         const std::uint64_t calls = a.ok + a.error;
-        nlohmann::json tables = nlohmann::json::array();
-        for (const auto& [t, ns] : a.table_ns) tables.push_back({{"table", t}, {"seconds", double(ns) / 1e9}});
-        out.push_back({{"plugin", name},
-                       {"calls", calls},
-                       {"errors", a.error},
-                       {"error_ratio", calls ? double(a.error) / double(calls) : 0.0},
-                       {"rows", a.rows},
-                       {"query_seconds", double(a.sum_ns) / 1e9},
-                       {"executions", a.executions},
-                       {"cpu_seconds", double(a.cpu_ns) / 1e9},
-                       {"tables", tables}});
+        // top tables: by total time, at most 10
+        std::vector<std::pair<std::pair<std::string, std::string>, table_agg>> tables(a.tables.begin(), a.tables.end());
+        std::sort(tables.begin(), tables.end(), [](const auto& x, const auto& y) { return x.second.ns > y.second.ns; });
+        if (tables.size() > 10) tables.resize(10);
+        nlohmann::json tj = nlohmann::json::array();
+        for (const auto& [key, t] : tables)
+            tj.push_back({{"op", key.first}, {"table", key.second}, {"calls", t.calls}, {"seconds", seconds(t.ns)}});
+        nlohmann::json p = {{"plugin", name},
+                            {"calls", calls},
+                            {"errors", a.error},
+                            {"error_ratio", calls ? double(a.error) / double(calls) : 0.0},
+                            {"rows", a.rows},
+                            {"query_seconds", seconds(a.sum_ns)},
+                            {"executions", a.executions},
+                            {"cpu_seconds", seconds(a.cpu_ns)},
+                            {"tables", tj}};
+        const auto it = latency.find(name);
+        if (it != latency.end()) {
+            const plugin_latency& l = it->second;
+            const auto& w = l.window;
+            nlohmann::json wj = {{"start", unix_seconds(w.start)},
+                                 {"seconds", std::chrono::duration<double>(w.length).count()},
+                                 {"calls", w.calls},
+                                 {"errors", w.errors},
+                                 {"query_seconds", seconds(w.total_ns)}};
+            wj.update(quantiles_json(w.calls, w.p50_ns, w.p95_ns, w.p99_ns, w.max_ns));
+            p["window"] = wj;
+            const dd_sketch& ss = l.since_start;
+            p["since_start"] = quantiles_json(ss.count(), ss.quantile(0.50), ss.quantile(0.95), ss.quantile(0.99), ss.max());
+            p["since_start"]["calls"] = ss.count();
+        } else {
+            p["window"] = nullptr;  // no window has closed since the plugin's first query
+            p["since_start"] = quantiles_json(0, 0, 0, 0, 0);
+            p["since_start"]["calls"] = 0;
+        }
+        out.push_back(std::move(p));
     }
     return out;
 }

@@ -102,6 +102,9 @@ void drain::loop() {
         }
         const auto now = std::chrono::steady_clock::now();
         if (stopping || now - last_housekeeping >= std::chrono::milliseconds(10)) {
+            const auto wall = std::chrono::system_clock::now();
+            if (stopping || wall >= window_start_ + opt_.flush_interval || wall < window_start_)
+                close_window(wall, list);
             last_housekeeping = now;
             std::uint64_t backlog = 0, worst_ppm = 0;
             for (auto& p : list) {
@@ -129,6 +132,47 @@ void drain::loop() {
         totals_.passes.fetch_add(1, std::memory_order_relaxed);
         if (stopping) break;  // that was the final pass over every producer
         if (n == 0) std::this_thread::sleep_for(opt_.idle_sleep);
+    }
+}
+
+namespace {
+std::chrono::system_clock::time_point align_down(std::chrono::system_clock::time_point t,
+                                                 std::chrono::nanoseconds step) {
+    const auto since = std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch());
+    return std::chrono::system_clock::time_point(
+        std::chrono::duration_cast<std::chrono::system_clock::duration>(since - since % step));
+}
+}  // namespace
+
+// Windows are aligned to multiples of the flush interval in wall-clock time, so every agent's
+// buckets line up. Events belong to the window in which they were drained.
+void drain::close_window(std::chrono::system_clock::time_point now,
+                         const std::vector<std::shared_ptr<producer>>& list) {
+    const auto start = window_start_;
+    window_start_ = align_down(now, opt_.flush_interval);
+    if (start.time_since_epoch().count() == 0) return;  // the first call opens the first window
+    std::size_t expired = 0;
+    window_batch b = store_.close_window(start, opt_.flush_interval, opt_.expiry_windows, expired);
+    totals_.windows.add(1);
+    if (expired != 0) forget_series(list);
+    if (opt_.on_window) {
+        const std::size_t rows = b.queries.size();
+        try {
+            opt_.on_window(std::move(b));
+        } catch (const std::exception& e) {
+            spdlog::error("window of {} rollups not handed over: {}", rows, e.what());
+        }
+    }
+}
+
+/// Series expired: no producer may keep a pointer to one. Their caches refill on the next event.
+void drain::forget_series(const std::vector<std::shared_ptr<producer>>& list) {
+    for (const auto& p : list) {
+        p->query_front_.fill({});
+        p->queries_.clear();
+        p->executions_.clear();
+        p->counters_.clear();
+        p->pools_.clear();  // the expired pool series took this producer's last sample with it
     }
 }
 
@@ -232,9 +276,15 @@ bool drain::consume(producer& p, const event& e) {
                 s = it->second;
                 front = {key, s};
             }
-            ((e.flags & layout::flag_error) ? s->error : s->ok).add(1);
+            const bool failed = (e.flags & layout::flag_error) != 0;
+            (failed ? s->error : s->ok).add(1);
             s->rows.add(e.value);
             s->duration.observe(e.duration_ns);
+            s->window.add(e.duration_ns);
+            s->window_errors += failed;
+            s->window_rows += e.value;
+            s->active = true;
+            if (s->folded) totals_.folded.add(1);
             return true;
         }
         case layout::event_kind::execution: {
@@ -247,9 +297,16 @@ bool drain::consume(producer& p, const event& e) {
                 it = p.executions_.emplace(key, store_.execution(*pl, *tn)).first;
             }
             execution_series* s = it->second;
-            ((e.flags & layout::flag_error) ? s->error : s->ok).add(1);
+            const bool failed = (e.flags & layout::flag_error) != 0;
+            (failed ? s->error : s->ok).add(1);
             s->cpu_ns.add(e.value2);
             s->duration.observe(e.duration_ns);
+            ++s->window_calls;
+            s->window_errors += failed;
+            s->window_wall_ns += e.duration_ns;
+            s->window_cpu_ns += e.value2;
+            s->active = true;
+            if (s->folded) totals_.folded.add(1);
             return true;
         }
         case layout::event_kind::counter: {
@@ -261,7 +318,10 @@ bool drain::consume(producer& p, const event& e) {
                 if (!pl || !ev || ev->empty()) return false;
                 it = p.counters_.emplace(key, store_.counter(*pl, *ev)).first;
             }
-            it->second->total.add(e.value);
+            counter_series* s = it->second;
+            s->total.add(e.value);
+            s->active = true;
+            if (s->folded) totals_.folded.add(1);
             return true;
         }
         case layout::event_kind::pool: {
@@ -280,6 +340,8 @@ bool drain::consume(producer& p, const event& e) {
             last.in_use = in_use;
             last.idle = idle;
             last.waiting = waiting;
+            last.series->active = true;
+            if (last.series->folded) totals_.folded.add(1);
             return true;
         }
         case layout::event_kind::resource:

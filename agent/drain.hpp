@@ -12,6 +12,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -86,7 +87,9 @@ private:
 /// Agent-wide accounting, exported as plugmon_* self-metrics.
 struct drain_totals {
     cell drained;                              ///< valid events aggregated
-    cell full, torn, invalid, series_overflow;  ///< dropped, by reason
+    cell full, torn, invalid;                  ///< dropped, by reason
+    cell folded;  ///< drained events aggregated under __overflow__ labels (series budget)
+    cell windows;  ///< flush windows closed
     cell producers_registered, producers_finished, producers_quarantined;
     std::atomic<std::uint64_t> ring_used_ppm{0};  ///< fullest lane, parts per million
     std::atomic<std::uint64_t> backlog{0};
@@ -98,6 +101,12 @@ public:
     struct options {
         std::chrono::nanoseconds idle_sleep{std::chrono::milliseconds(1)};
         double ns_per_tick = 1.0;
+        /// Length of a rollup window; windows start at multiples of it in wall-clock time.
+        std::chrono::nanoseconds flush_interval{std::chrono::seconds(10)};
+        /// Series idle for this many windows are forgotten (0: never).
+        std::uint32_t expiry_windows = 30;
+        /// Receives each closed window's rollups (drain thread; must not block for long).
+        std::function<void(window_batch&&)> on_window;
     };
     drain(series_store& store, options opt);
     ~drain();
@@ -123,6 +132,8 @@ private:
     bool consume(producer& p, const event& e);
     void quarantine(producer& p, const char* why);
     void collect_drops(producer& p);
+    void close_window(std::chrono::system_clock::time_point now, const std::vector<std::shared_ptr<producer>>& list);
+    void forget_series(const std::vector<std::shared_ptr<producer>>& list);
 
     series_store& store_;
     options opt_;
@@ -131,6 +142,7 @@ private:
     std::vector<std::shared_ptr<producer>> registry_;  // guarded by mu_
     std::uint64_t generation_ = 0;                     // guarded by mu_
     std::deque<std::shared_ptr<producer>> finished_;   // guarded by mu_
+    std::chrono::system_clock::time_point window_start_{};  // drain thread
     std::atomic<bool> stop_{false};
     std::atomic<bool> running_{false};
     std::thread thread_;

@@ -41,10 +41,13 @@ int main(int argc, char** argv) {
         const double ns_per_tick = measure_ns_per_tick();
         spdlog::debug("TSC: {:.6f} ns per tick", ns_per_tick);
 
-        series_store store(bucket_bounds::from_seconds(cfg.query_buckets, cfg.execution_buckets));
+        series_store store(bucket_bounds::from_seconds(cfg.query_buckets, cfg.execution_buckets),
+                           series_store::limits{cfg.series_budget, cfg.series_budget_per_plugin});
         drain::options dopt;
         dopt.idle_sleep = cfg.drain_interval;
         dopt.ns_per_tick = ns_per_tick;
+        dopt.flush_interval = cfg.flush_interval;
+        dopt.expiry_windows = cfg.series_expiry_windows;
         drain drainer(store, dopt);
 
         boost::asio::io_context io;

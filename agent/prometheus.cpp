@@ -114,7 +114,7 @@ std::string render_metrics(const series_store& store, const drain& d, const inta
     out.reserve(256 + v.queries.size() * (600 + 120 * b.query_s.size()));
 
     header(out, "plugmon_queries_total", "counter", "Queries recorded by plugins, by outcome.");
-    for (const query_series* s : v.queries) {
+    for (const auto& s : v.queries) {
         sample(out, "plugmon_queries_total",
                {{"plugin", s->plugin}, {"op", s->op}, {"table", s->table}, {"tenant", s->tenant}, {"status", "ok"}},
                s->ok.get());
@@ -124,16 +124,16 @@ std::string render_metrics(const series_store& store, const drain& d, const inta
                    e);
     }
     header(out, "plugmon_query_rows_total", "counter", "Rows returned or affected by queries.");
-    for (const query_series* s : v.queries)
+    for (const auto& s : v.queries)
         sample(out, "plugmon_query_rows_total",
                {{"plugin", s->plugin}, {"op", s->op}, {"table", s->table}, {"tenant", s->tenant}}, s->rows.get());
     header(out, "plugmon_query_duration_seconds", "histogram", "Query duration.");
-    for (const query_series* s : v.queries)
+    for (const auto& s : v.queries)
         histogram_lines(out, "plugmon_query_duration_seconds", s->duration, b.query_s,
                         {{"plugin", s->plugin}, {"op", s->op}, {"table", s->table}, {"tenant", s->tenant}});
 
     header(out, "plugmon_executions_total", "counter", "Plugin executions, by outcome.");
-    for (const execution_series* s : v.executions) {
+    for (const auto& s : v.executions) {
         sample(out, "plugmon_executions_total", {{"plugin", s->plugin}, {"tenant", s->tenant}, {"status", "ok"}},
                s->ok.get());
         if (const std::uint64_t e = s->error.get())
@@ -141,21 +141,21 @@ std::string render_metrics(const series_store& store, const drain& d, const inta
                    {{"plugin", s->plugin}, {"tenant", s->tenant}, {"status", "error"}}, e);
     }
     header(out, "plugmon_execution_duration_seconds", "histogram", "Plugin execution wall time.");
-    for (const execution_series* s : v.executions)
+    for (const auto& s : v.executions)
         histogram_lines(out, "plugmon_execution_duration_seconds", s->duration, b.execution_s,
                         {{"plugin", s->plugin}, {"tenant", s->tenant}});
     header(out, "plugmon_plugin_cpu_seconds_total", "counter",
            "Thread CPU time spent inside plugin executions.");
-    for (const execution_series* s : v.executions)
+    for (const auto& s : v.executions)
         sample_seconds(out, "plugmon_plugin_cpu_seconds_total", {{"plugin", s->plugin}, {"tenant", s->tenant}},
                        s->cpu_ns.get());
 
     header(out, "plugmon_plugin_events_total", "counter", "Named plugin event counters.");
-    for (const counter_series* s : v.counters)
+    for (const auto& s : v.counters)
         sample(out, "plugmon_plugin_events_total", {{"plugin", s->plugin}, {"event", s->event}}, s->total.get());
     header(out, "plugmon_pool_connections", "gauge",
            "Connection-pool connections by state, last sample of each producer, summed.");
-    for (const pool_series* s : v.pools) {
+    for (const auto& s : v.pools) {
         sample(out, "plugmon_pool_connections", {{"plugin", s->plugin}, {"state", "in_use"}}, s->in_use.get());
         sample(out, "plugmon_pool_connections", {{"plugin", s->plugin}, {"state", "idle"}}, s->idle.get());
         sample(out, "plugmon_pool_connections", {{"plugin", s->plugin}, {"state", "waiting"}}, s->waiting.get());
@@ -167,7 +167,21 @@ std::string render_metrics(const series_store& store, const drain& d, const inta
     sample(out, "plugmon_ring_events_dropped_total", {{"reason", "full"}}, t.full.get());
     sample(out, "plugmon_ring_events_dropped_total", {{"reason", "torn"}}, t.torn.get());
     sample(out, "plugmon_ring_events_dropped_total", {{"reason", "invalid"}}, t.invalid.get());
-    sample(out, "plugmon_ring_events_dropped_total", {{"reason", "series_overflow"}}, t.series_overflow.get());
+    header(out, "plugmon_agent_events_folded_total", "counter",
+           "Events aggregated under __overflow__ labels because the series budget was reached "
+           "(counted as drained too: they are not lost, only their labels are).");
+    sample(out, "plugmon_agent_events_folded_total", {}, t.folded.get());
+    header(out, "plugmon_agent_series_budget", "gauge", "Series budget, total and per plugin.");
+    sample(out, "plugmon_agent_series_budget", {{"scope", "total"}}, store.budget().total);
+    sample(out, "plugmon_agent_series_budget", {{"scope", "per_plugin"}}, store.budget().per_plugin);
+    header(out, "plugmon_agent_series_folded_total", "counter",
+           "Label sets refused a series of their own by the budget and folded into __overflow__.");
+    sample(out, "plugmon_agent_series_folded_total", {}, store.folded_label_sets());
+    header(out, "plugmon_agent_series_expired_total", "counter",
+           "Series forgotten after series_expiry_windows flush windows without events.");
+    sample(out, "plugmon_agent_series_expired_total", {}, store.expired_series());
+    header(out, "plugmon_agent_windows_total", "counter", "Flush windows closed.");
+    sample(out, "plugmon_agent_windows_total", {}, t.windows.get());
     header(out, "plugmon_agent_events_drained_total", "counter",
            "Events read from producer segments and aggregated.");
     sample(out, "plugmon_agent_events_drained_total", {}, t.drained.get());

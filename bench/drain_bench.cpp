@@ -75,7 +75,10 @@ double one_run(std::uint64_t per_thread, unsigned threads, const std::string& di
 
     pa::series_store store(pa::bucket_bounds::from_seconds(pa::config::default_buckets(),
                                                            pa::config::default_buckets()));
-    pa::drain d(store, pa::drain::options{std::chrono::microseconds(50), pa::measure_ns_per_tick()});
+    pa::drain::options dopt;
+    dopt.idle_sleep = std::chrono::microseconds(50);
+    dopt.ns_per_tick = pa::measure_ns_per_tick();
+    pa::drain d(store, dopt);
     boost::asio::io_context io;
     pa::intake::options o;
     o.runtime_dir = dir;

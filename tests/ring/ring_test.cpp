@@ -35,7 +35,7 @@ bool wait_for(const std::function<bool()>& pred, std::chrono::seconds limit = st
 
 std::uint64_t query_calls(const pa::series_store& s, const std::string& plugin) {
     std::uint64_t n = 0;
-    for (const auto* q : s.snapshot().queries)
+    for (const auto& q : s.snapshot().queries)
         if (q->plugin == plugin) n += q->ok.get() + q->error.get();
     return n;
 }
@@ -74,7 +74,7 @@ TEST_F(ring, wraps_around_without_losing_an_event) {
     }).join();
     EXPECT_EQ(query_calls(agent_->store(), "wrap"), 20000u);
     std::uint64_t rows = 0;
-    for (const auto* q : agent_->store().snapshot().queries)
+    for (const auto& q : agent_->store().snapshot().queries)
         if (q->plugin == "wrap") rows += q->rows.get();
     EXPECT_EQ(rows, 625u * (31 * 32 / 2));
 }

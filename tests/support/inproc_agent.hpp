@@ -18,11 +18,18 @@
 namespace plugmon::test {
 
 class inproc_agent {
+    static agent::drain::options drain_options(std::chrono::nanoseconds idle_sleep, double ns_per_tick) {
+        agent::drain::options o;
+        o.idle_sleep = idle_sleep;
+        o.ns_per_tick = ns_per_tick;
+        return o;
+    }
+
 public:
     inproc_agent(const std::string& runtime_dir, std::chrono::nanoseconds idle_sleep, double ns_per_tick)
         : store_(agent::bucket_bounds::from_seconds(agent::config::default_buckets(),
                                                     agent::config::default_buckets())),
-          drain_(store_, agent::drain::options{idle_sleep, ns_per_tick}) {
+          drain_(store_, drain_options(idle_sleep, ns_per_tick)) {
         agent::intake::options o;
         o.runtime_dir = runtime_dir;
         o.socket_mode = 0600;
