@@ -159,7 +159,8 @@ public:
     const bucket_bounds& bounds() const { return bounds_; }
     std::size_t series_count() const;
     const limits& budget() const { return budget_; }
-    /// Label sets that were refused a series of their own, since start.
+    /// Lookups whose label set was refused a series of its own, since start (the drain caches
+    /// the answer per producer, so this is about one per producer and label set).
     std::uint64_t folded_label_sets() const { return folded_sets_.load(std::memory_order_relaxed); }
     std::uint64_t expired_series() const { return expired_.load(std::memory_order_relaxed); }
 
