@@ -79,7 +79,7 @@ T* series_store::get_or_create(family<T>& f, const std::string& plugin, std::str
 
 query_series* series_store::query(const std::string& plugin, const std::string& op,
                                   const std::string& table, const std::string& tenant) {
-    return get_or_create(queries_, plugin, key_of({&plugin, &op, &table, &tenant}),
+    query_series* s = get_or_create(queries_, plugin, key_of({&plugin, &op, &table, &tenant}),
                          key_of({&plugin, &overflow, &overflow, &overflow}),
                          key_of({&overflow, &overflow, &overflow, &overflow}), [&](int fold) {
                              if (fold == fold_none)
@@ -87,6 +87,8 @@ query_series* series_store::query(const std::string& plugin, const std::string& 
                              return new query_series(fold == fold_plugin ? plugin : overflow, overflow,
                                                      overflow, overflow, bounds_.query_ns);
                          });
+    if (slow_ns_) s->slow_ns = slow_ns_(plugin);  // drain thread: the only writer
+    return s;
 }
 
 execution_series* series_store::execution(const std::string& plugin, const std::string& tenant) {
@@ -112,6 +114,17 @@ pool_series* series_store::pool(const std::string& plugin) {
                          [&](int fold) { return new pool_series(fold == fold_total ? overflow : plugin); });
 }
 
+memory_series* series_store::memory(const std::string& plugin) {
+    return get_or_create(memories_, plugin, plugin, plugin, overflow,
+                         [&](int fold) { return new memory_series(fold == fold_total ? overflow : plugin); });
+}
+
+void series_store::observe_memory(double t_seconds, const leak_settings& s) {
+    // drain thread: the only one that creates or erases series, so no lock to iterate
+    for (auto& [key, m] : memories_.by_key)
+        m->leak.observe(t_seconds, double(m->allocated.get()) - double(m->freed.get()), s);
+}
+
 namespace {
 template <class T>
 std::vector<std::shared_ptr<const T>> list_of(const std::unordered_map<std::string, std::shared_ptr<T>>& m) {
@@ -125,7 +138,7 @@ std::vector<std::shared_ptr<const T>> list_of(const std::unordered_map<std::stri
 series_store::view series_store::snapshot() const {
     std::lock_guard<std::mutex> lock(mu_);
     return view{list_of(queries_.by_key), list_of(executions_.by_key), list_of(counters_.by_key),
-                list_of(pools_.by_key)};
+                list_of(pools_.by_key), list_of(memories_.by_key)};
 }
 
 std::size_t series_store::series_count() const {
@@ -200,7 +213,8 @@ window_batch series_store::close_window(std::chrono::system_clock::time_point st
     {
         std::lock_guard<std::mutex> lock(mu_);
         expired = expire(queries_, expiry_windows) + expire(executions_, expiry_windows) +
-                  expire(counters_, expiry_windows) + expire(pools_, expiry_windows);
+                  expire(counters_, expiry_windows) + expire(pools_, expiry_windows) +
+                  expire(memories_, expiry_windows);
     }
     expired_.fetch_add(expired, std::memory_order_relaxed);
     std::lock_guard<std::mutex> lock(latency_mu_);

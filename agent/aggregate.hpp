@@ -4,11 +4,13 @@
 // reader is looking at). Also: the series budget, flush windows and their rollups.
 #pragma once
 
+#include "leak.hpp"
 #include "sketch.hpp"
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -62,6 +64,7 @@ struct query_series : series_base {
     std::string plugin, op, table, tenant;
     cell ok, error, rows;
     histogram duration;
+    std::uint64_t slow_ns = ~0ull;  ///< a query at least this long is slow (set at creation)
     // drain thread only: the current flush window
     dd_sketch window;
     std::uint64_t window_errors = 0, window_rows = 0;
@@ -81,6 +84,28 @@ struct counter_series : series_base {
     counter_series(std::string pl, std::string ev) : plugin(std::move(pl)), event(std::move(ev)) {}
     std::string plugin, event;
     cell total;
+};
+
+/// A leak detector fed by the drain thread, with its latest verdict readable by anyone.
+struct leak_watch {
+    leak_detector history;  // drain thread only
+    std::atomic<bool> suspected{false};
+    std::atomic<double> slope{0}, r2{0};
+    void observe(double t_seconds, double value, const leak_settings& s) {
+        history.add(t_seconds, value);
+        const leak_verdict v = history.evaluate(s);
+        slope.store(v.slope_bytes_per_second, std::memory_order_relaxed);
+        r2.store(v.r2, std::memory_order_relaxed);
+        suspected.store(v.suspected, std::memory_order_relaxed);
+    }
+};
+
+/// Heap bytes charged to a plugin by plugmon::alloc, summed over the producers that host it.
+struct memory_series : series_base {
+    explicit memory_series(std::string pl) : plugin(std::move(pl)) {}
+    std::string plugin;
+    cell allocated, freed;  ///< live = allocated - freed
+    leak_watch leak;
 };
 
 struct pool_series : series_base {
@@ -139,6 +164,8 @@ public:
     };
     series_store(bucket_bounds bounds, limits budget);
     explicit series_store(bucket_bounds bounds) : series_store(std::move(bounds), limits{}) {}
+    /// The slow-query threshold of a plugin, in ns (applied to query series created afterwards).
+    void set_slow_threshold(std::function<std::uint64_t(const std::string& plugin)> f) { slow_ns_ = std::move(f); }
 
     // Find or create (drain thread). Beyond the budget the label set folds into the plugin's
     // __overflow__ series (per-plugin budget) or the all-__overflow__ series (total budget);
@@ -148,12 +175,14 @@ public:
     execution_series* execution(const std::string& plugin, const std::string& tenant);
     counter_series* counter(const std::string& plugin, const std::string& event);
     pool_series* pool(const std::string& plugin);
+    memory_series* memory(const std::string& plugin);
 
     struct view {
         std::vector<std::shared_ptr<const query_series>> queries;
         std::vector<std::shared_ptr<const execution_series>> executions;
         std::vector<std::shared_ptr<const counter_series>> counters;
         std::vector<std::shared_ptr<const pool_series>> pools;
+        std::vector<std::shared_ptr<const memory_series>> memories;
     };
     view snapshot() const;
     const bucket_bounds& bounds() const { return bounds_; }
@@ -170,6 +199,9 @@ public:
     /// pointers to series they cached.
     window_batch close_window(std::chrono::system_clock::time_point start, std::chrono::nanoseconds length,
                               std::uint32_t expiry_windows, std::size_t& expired);
+
+    /// Drain thread: feeds every plugin's live heap bytes to its leak detector.
+    void observe_memory(double t_seconds, const leak_settings& s);
 
     /// Per-plugin latency figures (copied under a lock; for the API).
     std::map<std::string, plugin_latency> latency() const;
@@ -189,11 +221,13 @@ private:
 
     bucket_bounds bounds_;
     limits budget_;
+    std::function<std::uint64_t(const std::string&)> slow_ns_;
     mutable std::mutex mu_;
     family<query_series> queries_;
     family<execution_series> executions_;
     family<counter_series> counters_;
     family<pool_series> pools_;
+    family<memory_series> memories_;
     std::size_t live_ = 0;                                   // guarded by mu_
     std::unordered_map<std::string, std::uint64_t> per_plugin_;  // guarded by mu_
     std::atomic<std::uint64_t> folded_sets_{0}, expired_{0};

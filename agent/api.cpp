@@ -6,7 +6,12 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <optional>
+#include <string_view>
 #include <map>
 #include <vector>
 
@@ -30,12 +35,32 @@ http_response error_response(unsigned status, const std::string& message) {
     return json_response(nlohmann::json{{"error", message}}, status);
 }
 
+nlohmann::json leak_json(const leak_watch& w) {
+    return {{"suspected", w.suspected.load(std::memory_order_relaxed)},
+            {"slope_bytes_per_second", w.slope.load(std::memory_order_relaxed)},
+            {"r2", w.r2.load(std::memory_order_relaxed)}};
+}
+
+nlohmann::json resources_json(const producer& p) {
+    const auto& r = p.resources();
+    if (!r.sampled.load(std::memory_order_acquire)) return nullptr;
+    return {{"rss_bytes", r.rss_bytes.get()},
+            {"cpu_seconds", double(r.cpu_ns.get()) / 1e9},
+            {"open_fds", r.open_fds.get()},
+            {"threads", r.threads.get()},
+            {"read_bytes", r.read_bytes.get()},
+            {"write_bytes", r.write_bytes.get()},
+            {"leak", leak_json(r.leak)}};
+}
+
 nlohmann::json producers_json(const std::vector<std::shared_ptr<producer>>& producers) {
     nlohmann::json list = nlohmann::json::array();
     for (const auto& p : producers) {
         const auto& s = p->stats();
         list.push_back({
             {"id", p->id()},
+            {"name", p->name()},
+            {"resources", resources_json(*p)},
             {"pid", p->pid()},
             {"uid", p->uid()},
             {"state", p->gone() && p->state() == producer_state::attached ? "closing"
@@ -111,6 +136,12 @@ nlohmann::json plugins_json(const series_store& store, const std::string* only) 
         a.executions += s->ok.get() + s->error.get();
         a.cpu_ns += s->cpu_ns.get();
     }
+    std::map<std::string, std::shared_ptr<const memory_series>> memory;
+    for (const auto& m : v.memories)
+        if (!only || m->plugin == *only) {
+            memory[m->plugin] = m;
+            by_plugin[m->plugin];  // a plugin seen only through its heap is still listed
+        }
     const auto latency = store.latency();
     nlohmann::json out = nlohmann::json::array();
     for (const auto& [name, a] : by_plugin) {
@@ -131,6 +162,18 @@ nlohmann::json plugins_json(const series_store& store, const std::string* only) 
                             {"executions", a.executions},
                             {"cpu_seconds", seconds(a.cpu_ns)},
                             {"tables", tj}};
+        if (const auto m = memory.find(name); m != memory.end()) {
+            const std::uint64_t al = m->second->allocated.get(), fr = m->second->freed.get();
+            p["alloc_tracked"] = true;
+            p["live_bytes"] = al >= fr ? al - fr : 0;
+            p["allocated_bytes"] = al;
+            p["freed_bytes"] = fr;
+            p["leak"] = leak_json(m->second->leak);
+        } else {
+            p["alloc_tracked"] = false;
+            p["live_bytes"] = nullptr;
+            p["leak"] = nullptr;
+        }
         const auto it = latency.find(name);
         if (it != latency.end()) {
             const plugin_latency& l = it->second;
@@ -153,6 +196,86 @@ nlohmann::json plugins_json(const series_store& store, const std::string* only) 
         out.push_back(std::move(p));
     }
     return out;
+}
+
+/// The value of `name` in a query string ("a=1&b=2"), percent-decoding %XX and '+'.
+std::optional<std::string> query_param(const std::string& target, const std::string& name) {
+    const auto q = target.find('?');
+    if (q == std::string::npos) return std::nullopt;
+    std::string_view rest(target);
+    rest.remove_prefix(q + 1);
+    while (!rest.empty()) {
+        const auto amp = rest.find('&');
+        const std::string_view item = rest.substr(0, amp);
+        rest = amp == std::string_view::npos ? std::string_view{} : rest.substr(amp + 1);
+        const auto eq = item.find('=');
+        if (item.substr(0, eq) != name) continue;
+        std::string out;
+        const std::string_view v = eq == std::string_view::npos ? std::string_view{} : item.substr(eq + 1);
+        for (std::size_t i = 0; i < v.size(); ++i) {
+            if (v[i] == '+') {
+                out.push_back(' ');
+            } else if (v[i] == '%' && i + 2 < v.size() && std::isxdigit(static_cast<unsigned char>(v[i + 1])) &&
+                       std::isxdigit(static_cast<unsigned char>(v[i + 2]))) {
+                out.push_back(char(std::stoi(std::string(v.substr(i + 1, 2)), nullptr, 16)));
+                i += 2;
+            } else {
+                out.push_back(v[i]);
+            }
+        }
+        return out;
+    }
+    return std::nullopt;
+}
+
+std::string hex64(std::uint64_t v) {
+    char buf[17];
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+    return buf;
+}
+
+http_response slow_queries(const api_context& ctx, const http_request& req) {
+    if (ctx.statements == nullptr) return error_response(404, "slow queries are not kept by this agent");
+    const auto plugin = query_param(req.target, "plugin");
+    std::size_t limit = 100;
+    if (const auto l = query_param(req.target, "limit")) {
+        char* end = nullptr;
+        const unsigned long v = std::strtoul(l->c_str(), &end, 10);
+        if (l->empty() || *end != '\0' || v == 0 || v > 100000)
+            return error_response(400, "limit: expected an integer from 1 to 100000, got \"" + *l + "\"");
+        limit = v;
+    }
+    const std::string* only = plugin ? &*plugin : nullptr;
+    nlohmann::json samples = nlohmann::json::array();
+    for (const slow_sample& s : ctx.statements->recent(only, limit)) {
+        nlohmann::json j = {{"time", unix_seconds(s.at)},
+                            {"plugin", s.plugin},
+                            {"op", s.op},
+                            {"table", s.table},
+                            {"tenant", s.tenant},
+                            {"duration_seconds", seconds(s.duration_ns)},
+                            {"rows", s.rows},
+                            {"error", s.error},
+                            {"pid", s.pid}};
+        j["statement"] = s.statement.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.statement);
+        j["fingerprint"] = s.statement.empty() ? nlohmann::json(nullptr) : nlohmann::json(hex64(s.fingerprint));
+        samples.push_back(std::move(j));
+    }
+    nlohmann::json top = nlohmann::json::array();
+    for (const auto& st : ctx.statements->top(only, ctx.top_statements)) {
+        const std::uint64_t calls = st->calls.get();
+        top.push_back({{"plugin", st->plugin},
+                       {"fingerprint", hex64(st->fingerprint)},
+                       {"statement", st->text},
+                       {"calls", calls},
+                       {"errors", st->errors.get()},
+                       {"rows", st->rows.get()},
+                       {"slow", st->slow.get()},
+                       {"total_seconds", seconds(st->total_ns.get())},
+                       {"mean_seconds", calls ? seconds(st->total_ns.get()) / double(calls) : 0.0},
+                       {"max_seconds", seconds(st->max_ns.get())}});
+    }
+    return json_response({{"slow_total", ctx.statements->slow_total()}, {"samples", samples}, {"top", top}});
 }
 
 }  // namespace
@@ -189,6 +312,7 @@ http_response handle_request(const api_context& ctx, const http_request& req) {
         return json_response({{"producers", producers_json(ctx.drainer.producers())},
                               {"finished", producers_json(ctx.drainer.finished())},
                               {"totals", totals_json(ctx.drainer)}});
+    if (path == "/api/v1/slow-queries") return slow_queries(ctx, req);
     if (path == "/api/v1/plugins") return json_response({{"plugins", plugins_json(ctx.store, nullptr)}});
     const std::string prefix = "/api/v1/plugins/";
     if (path.rfind(prefix, 0) == 0 && path.size() > prefix.size()) {

@@ -5,6 +5,7 @@
 #include "drain.hpp"
 #include "http.hpp"
 #include "intake.hpp"
+#include "statements.hpp"
 
 #include <functional>
 #include <string>
@@ -17,6 +18,8 @@ struct api_context {
     const intake* in;
     std::string version;
     std::function<std::string()> store_state;  ///< "disabled", "connected", ... (empty: disabled)
+    const statement_book* statements = nullptr;
+    std::size_t top_statements = 20;
 };
 
 /// Answers one request; never throws for a bad request (4xx instead).

@@ -1,6 +1,8 @@
 // The drain loop and the per-event aggregation.
 #include "drain.hpp"
 
+#include <cstdio>
+
 #include <spdlog/spdlog.h>
 
 #include <bit>
@@ -23,6 +25,16 @@ producer::producer(std::uint64_t id, int pid, unsigned uid, int memfd,
     : id_(id), pid_(pid), uid_(uid), memfd_(memfd), seg_(std::move(seg)),
       attached_at_(std::chrono::system_clock::now()) {
     counts_.consumed_at_attach = seg_ ? seg_->consumed_total() : 0;
+    char path[64];
+    std::snprintf(path, sizeof path, "/proc/%d/comm", pid);
+    if (std::FILE* f = std::fopen(path, "re")) {
+        char buf[64] = {};
+        if (std::fgets(buf, sizeof buf, f) != nullptr) name_ = buf;
+        std::fclose(f);
+        while (!name_.empty() && (name_.back() == '\n' || name_.back() == ' ')) name_.pop_back();
+        for (char& c : name_)
+            if (static_cast<unsigned char>(c) < 0x20 || c == '"' || c == '\\') c = '_';
+    }
 }
 
 producer::~producer() {
@@ -105,6 +117,10 @@ void drain::loop() {
             const auto wall = std::chrono::system_clock::now();
             if (stopping || wall >= window_start_ + opt_.flush_interval || wall < window_start_)
                 close_window(wall, list);
+            if (now - last_resource_check_ >= std::chrono::seconds(1)) {
+                last_resource_check_ = now;
+                observe_resources(list, std::chrono::duration<double>(now.time_since_epoch()).count());
+            }
             last_housekeeping = now;
             std::uint64_t backlog = 0, worst_ppm = 0;
             for (auto& p : list) {
@@ -165,6 +181,16 @@ void drain::close_window(std::chrono::system_clock::time_point now,
     }
 }
 
+/// Once a second: RSS of every producer and live heap bytes of every plugin, into their leak
+/// detectors.
+void drain::observe_resources(const std::vector<std::shared_ptr<producer>>& list, double t) {
+    for (const auto& p : list) {
+        if (p->state() != producer_state::attached || !p->resources_.sampled.load(std::memory_order_acquire)) continue;
+        p->resources_.leak.observe(t, double(p->resources_.rss_bytes.get()), opt_.leak);
+    }
+    store_.observe_memory(t, opt_.leak);
+}
+
 /// Series expired: no producer may keep a pointer to one. Their caches refill on the next event.
 void drain::forget_series(const std::vector<std::shared_ptr<producer>>& list) {
     for (const auto& p : list) {
@@ -173,6 +199,7 @@ void drain::forget_series(const std::vector<std::shared_ptr<producer>>& list) {
         p->executions_.clear();
         p->counters_.clear();
         p->pools_.clear();  // the expired pool series took this producer's last sample with it
+        p->memories_.clear();
     }
 }
 
@@ -180,6 +207,7 @@ std::uint64_t drain::drain_producer(producer& p, bool final) {
     mapped_segment& seg = *p.seg_;
     const std::uint32_t lanes = seg.geometry().lane_count + 1;
     const double npt = seg.tsc_clock() ? opt_.ns_per_tick : 1.0;
+    const std::uint32_t helper = seg.helper_lane();
     std::uint64_t n = 0;
     for (std::uint32_t i = 0; i < lanes; ++i) {
         const lane_result r =
@@ -188,7 +216,10 @@ std::uint64_t drain::drain_producer(producer& p, bool final) {
             quarantine(p, "impossible lane indices");
             return n;
         }
-        if (r.drained) {
+        if (r.drained && i == helper) {  // the probe's own samples: not events the plugin recorded
+            p.counts_.resource_samples.add(r.drained);
+            totals_.resource_samples.add(r.drained);
+        } else if (r.drained) {
             p.counts_.drained.add(r.drained);
             totals_.drained.add(r.drained);
         }
@@ -238,6 +269,9 @@ void drain::finish(producer& p) {
         last.series->waiting.set(last.series->waiting.get() - last.waiting);
     }
     p.pools_.clear();
+    // The process is gone and its heap with it: what it still held counts as freed.
+    for (auto& [plugin, last] : p.memories_) last.series->freed.add(last.allocated - last.freed);
+    p.memories_.clear();
     spdlog::info("producer pid {} {}: drained {}, dropped full {}, torn {}, invalid {}", p.pid(),
                  p.clean_.load() ? "exited" : "is gone", p.counts_.drained.get(),
                  p.counts_.full.get(), p.counts_.torn.get(), p.counts_.invalid.get());
@@ -256,10 +290,49 @@ constexpr std::uint64_t pack(std::uint32_t a, std::uint32_t b, std::uint32_t c, 
 static_assert(layout::max_name_capacity <= (1u << 16));
 }  // namespace
 
+// A query with a statement, or a slow one: per-statement totals and the slow-query ring. Every
+// id here was validated when the event's series was first looked up.
+void drain::note_statement(producer& p, const event& e, const statement_text* st, bool slow) {
+    mapped_segment& seg = *p.seg_;
+    const auto text_of = [&seg](std::uint32_t id) {
+        const std::string* n = seg.name(id);
+        return n != nullptr ? *n : std::string();
+    };
+    const bool failed = (e.flags & layout::flag_error) != 0;
+    if (st != nullptr) {
+        const std::uint64_t key = std::uint64_t(e.plugin) << 32 | e.aux;
+        auto it = p.statements_.find(key);
+        if (it == p.statements_.end())
+            it = p.statements_.emplace(key, opt_.statements->find_or_create(text_of(e.plugin), st->text, st->fingerprint))
+                     .first;
+        statement_book::record(*it->second, e.duration_ns, e.value, failed, slow);
+    }
+    if (slow) {
+        slow_sample sample;
+        sample.at = std::chrono::system_clock::now();
+        sample.plugin = text_of(e.plugin);
+        sample.op = text_of(e.op);
+        sample.table = text_of(e.table);
+        sample.tenant = text_of(e.tenant);
+        if (st != nullptr) {
+            sample.statement = st->text;
+            sample.fingerprint = st->fingerprint;
+        }
+        sample.duration_ns = e.duration_ns;
+        sample.rows = e.value;
+        sample.error = failed;
+        sample.pid = p.pid();
+        opt_.statements->add_slow(std::move(sample));
+    }
+}
+
 bool drain::consume(producer& p, const event& e) {
     mapped_segment& seg = *p.seg_;
     switch (e.kind) {
         case layout::event_kind::query: {
+            // checked before anything is counted: an event is either aggregated or invalid
+            const statement_text* st = e.aux != 0 ? seg.statement(e.aux) : nullptr;
+            if (e.aux != 0 && st == nullptr) return false;  // a statement never published
             const std::uint64_t key = pack(e.plugin, e.op, e.table, e.tenant);
             auto& front = p.query_front_[(key * 0x9e3779b97f4a7c15ull) >> 56];
             query_series* s = front.series;
@@ -285,6 +358,9 @@ bool drain::consume(producer& p, const event& e) {
             s->window_rows += e.value;
             s->active = true;
             if (s->folded) totals_.folded.add(1);
+            const bool slow = e.duration_ns >= s->slow_ns;
+            if (slow) totals_.slow.add(1);
+            if ((st != nullptr || slow) && opt_.statements != nullptr) note_statement(p, e, st, slow);
             return true;
         }
         case layout::event_kind::execution: {
@@ -344,9 +420,38 @@ bool drain::consume(producer& p, const event& e) {
             if (last.series->folded) totals_.folded.add(1);
             return true;
         }
-        case layout::event_kind::resource:
-            p.counts_.resource_samples.add(1);
+        case layout::event_kind::resource: {
+            const auto field = layout::resource_field(e.aux);
+            if (field == layout::resource_field::alloc_bytes) {
+                auto it = p.memories_.find(e.plugin);
+                if (it == p.memories_.end()) {
+                    const std::string* pl = seg.name(e.plugin);
+                    if (pl == nullptr || e.plugin == layout::name_empty) return false;
+                    it = p.memories_.emplace(e.plugin, producer::memory_last{store_.memory(*pl), 0, 0}).first;
+                }
+                producer::memory_last& last = it->second;
+                // totals since the producer started: they only grow
+                if (e.value < last.allocated || e.value2 < last.freed || e.value2 > e.value) return false;
+                last.series->allocated.add(e.value - last.allocated);
+                last.series->freed.add(e.value2 - last.freed);
+                last.allocated = e.value;
+                last.freed = e.value2;
+                last.series->active = true;
+                return true;
+            }
+            producer::process_resources& r = p.resources_;
+            switch (field) {
+                case layout::resource_field::rss_bytes: r.rss_bytes.set(e.value); break;
+                case layout::resource_field::cpu_ns: r.cpu_ns.set(e.value); break;
+                case layout::resource_field::open_fds: r.open_fds.set(e.value); break;
+                case layout::resource_field::threads: r.threads.set(e.value); break;
+                case layout::resource_field::read_bytes: r.read_bytes.set(e.value); break;
+                case layout::resource_field::write_bytes: r.write_bytes.set(e.value); break;
+                case layout::resource_field::alloc_bytes: break;
+            }
+            r.sampled.store(true, std::memory_order_release);
             return true;
+        }
         case layout::event_kind::none: break;
     }
     return false;

@@ -5,6 +5,7 @@
 
 #include "aggregate.hpp"
 #include "segment.hpp"
+#include "statements.hpp"
 
 #include <array>
 #include <atomic>
@@ -46,12 +47,22 @@ public:
     bool gone() const { return gone_.load(std::memory_order_acquire); }
 
     struct counts {
-        cell drained, full, torn, invalid, resource_samples;
+        cell drained, full, torn, invalid, resource_samples;  // samples: the helper lane, apart
         std::uint64_t consumed_at_attach = 0;
     };
     const counts& stats() const { return counts_; }
     producer_state state() const { return producer_state(state_.load(std::memory_order_relaxed)); }
     std::chrono::system_clock::time_point attached_at() const { return attached_at_; }
+    /// The process name (/proc/<pid>/comm at registration).
+    const std::string& name() const { return name_; }
+
+    /// The latest process sample from the probe's helper thread (sampled: at least one came).
+    struct process_resources {
+        cell rss_bytes, cpu_ns, open_fds, threads, read_bytes, write_bytes;
+        std::atomic<bool> sampled{false};
+        leak_watch leak;  // on rss_bytes
+    };
+    const process_resources& resources() const { return resources_; }
 
 private:
     friend class drain;
@@ -65,7 +76,9 @@ private:
     std::atomic<bool> clean_{false};
     std::atomic<int> state_{int(producer_state::attached)};
     std::chrono::system_clock::time_point attached_at_;
+    std::string name_;
     counts counts_;
+    process_resources resources_;
 
     // drain-thread state
     /// Direct-mapped front of queries_: one multiply and compare per event on a hit.
@@ -82,6 +95,12 @@ private:
         std::uint64_t in_use, idle, waiting;
     };
     std::unordered_map<std::uint32_t, pool_last> pools_;
+    std::unordered_map<std::uint64_t, statement_stats*> statements_;  // (plugin id << 32 | statement id)
+    struct memory_last {
+        memory_series* series;
+        std::uint64_t allocated, freed;
+    };
+    std::unordered_map<std::uint32_t, memory_last> memories_;
 };
 
 /// Agent-wide accounting, exported as plugmon_* self-metrics.
@@ -90,6 +109,8 @@ struct drain_totals {
     cell full, torn, invalid;                  ///< dropped, by reason
     cell folded;  ///< drained events aggregated under __overflow__ labels (series budget)
     cell windows;  ///< flush windows closed
+    cell slow;     ///< queries at or above their plugin's slow threshold
+    cell resource_samples;  ///< process and heap samples from probes' helper threads (not in drained)
     cell producers_registered, producers_finished, producers_quarantined;
     std::atomic<std::uint64_t> ring_used_ppm{0};  ///< fullest lane, parts per million
     std::atomic<std::uint64_t> backlog{0};
@@ -107,6 +128,10 @@ public:
         std::uint32_t expiry_windows = 30;
         /// Receives each closed window's rollups (drain thread; must not block for long).
         std::function<void(window_batch&&)> on_window;
+        /// Where statements and slow queries go (nullptr: not kept).
+        statement_book* statements = nullptr;
+        /// Leak detection over process RSS and per-plugin live heap bytes (sampled once a second).
+        leak_settings leak{std::chrono::minutes(10), 1u << 20, 0.8};
     };
     drain(series_store& store, options opt);
     ~drain();
@@ -130,10 +155,12 @@ private:
     std::uint64_t drain_producer(producer& p, bool final);
     void finish(producer& p);
     bool consume(producer& p, const event& e);
+    void note_statement(producer& p, const event& e, const statement_text* st, bool slow);
     void quarantine(producer& p, const char* why);
     void collect_drops(producer& p);
     void close_window(std::chrono::system_clock::time_point now, const std::vector<std::shared_ptr<producer>>& list);
     void forget_series(const std::vector<std::shared_ptr<producer>>& list);
+    void observe_resources(const std::vector<std::shared_ptr<producer>>& list, double t_seconds);
 
     series_store& store_;
     options opt_;
@@ -143,6 +170,7 @@ private:
     std::uint64_t generation_ = 0;                     // guarded by mu_
     std::deque<std::shared_ptr<producer>> finished_;   // guarded by mu_
     std::chrono::system_clock::time_point window_start_{};  // drain thread
+    std::chrono::steady_clock::time_point last_resource_check_{};  // drain thread
     std::atomic<bool> stop_{false};
     std::atomic<bool> running_{false};
     std::thread thread_;

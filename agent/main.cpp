@@ -48,6 +48,12 @@ int main(int argc, char** argv) {
         dopt.ns_per_tick = ns_per_tick;
         dopt.flush_interval = cfg.flush_interval;
         dopt.expiry_windows = cfg.series_expiry_windows;
+        statement_book statements(cfg.slow_query_samples);
+        dopt.leak = leak_settings{cfg.leak_window, cfg.leak_min_growth, cfg.leak_min_r2};
+        dopt.statements = &statements;
+        store.set_slow_threshold([&cfg](const std::string& plugin) {
+            return std::uint64_t(cfg.slow_threshold_for(plugin).count());
+        });
         drain drainer(store, dopt);
 
         boost::asio::io_context io;
@@ -57,7 +63,7 @@ int main(int argc, char** argv) {
         iopt.max_producers = cfg.max_producers;
         intake in(io, iopt, drainer);
 
-        api_context ctx{store, drainer, &in, PLUGMON_VERSION, nullptr};
+        api_context ctx{store, drainer, &in, PLUGMON_VERSION, nullptr, &statements, cfg.top_statements};
         const auto [host, port] = split_listen(cfg.listen);
         http_server http(io, host, port, [&ctx](const http_request& r) { return handle_request(ctx, r); });
 

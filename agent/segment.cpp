@@ -68,7 +68,8 @@ std::unique_ptr<mapped_segment> mapped_segment::attach(int fd, reject_reason& wh
     }
     layout::segment_header h0;
     // Line 0 only (plain data, read once; never re-read, so a later scribble cannot move it).
-    constexpr std::size_t line0 = offsetof(layout::segment_header, slots_offset) + sizeof(h0.slots_offset);
+    constexpr std::size_t line0 =
+        offsetof(layout::segment_header, statements_offset) + sizeof(h0.statements_offset);
     std::memcpy(static_cast<void*>(&h0), hdr, line0);
     if (h0.magic != layout::segment_magic) {
         why = reject_reason::magic;
@@ -81,7 +82,7 @@ std::unique_ptr<mapped_segment> mapped_segment::attach(int fd, reject_reason& wh
                  std::to_string(layout::layout_version);
         return nullptr;
     }
-    const auto g = layout::make_geometry(h0.lane_count, h0.lane_slots, h0.name_capacity);
+    const auto g = layout::make_geometry(h0.lane_count, h0.lane_slots, h0.name_capacity, h0.statement_capacity);
     const bool geometry_ok =
         h0.header_bytes == layout::header_size && h0.lane_count >= 1 &&
         h0.lane_count <= layout::max_lanes && layout::is_pow2(h0.lane_slots) &&
@@ -89,7 +90,9 @@ std::unique_ptr<mapped_segment> mapped_segment::attach(int fd, reject_reason& wh
         h0.name_capacity >= layout::first_name_id && h0.name_capacity <= layout::max_name_capacity &&
         h0.name_entry_bytes == layout::name_entry_size && h0.clock <= 1 &&
         h0.lanes_offset == g.lanes_offset && h0.names_offset == g.names_offset &&
-        h0.slots_offset == g.slots_offset && h0.segment_size == g.segment_size;
+        h0.slots_offset == g.slots_offset && h0.segment_size == g.segment_size &&
+        h0.statement_capacity <= layout::max_statement_capacity &&
+        h0.statement_entry_bytes == layout::statement_entry_size && h0.statements_offset == g.statements_offset;
     if (!geometry_ok) {
         why = reject_reason::geometry;
         detail = "inconsistent geometry (lanes " + std::to_string(h0.lane_count) + ", slots " +
@@ -112,6 +115,7 @@ std::unique_ptr<mapped_segment> mapped_segment::attach(int fd, reject_reason& wh
     seg->names_[layout::name_overflow] = layout::overflow_label;
     seg->name_known_[layout::name_empty] = 1;
     seg->name_known_[layout::name_overflow] = 1;
+    seg->statements_.resize(g.statement_capacity);
     why = reject_reason::none;
     return seg;
 }
@@ -206,6 +210,25 @@ const std::string* mapped_segment::name(std::uint32_t id) {
     return &names_[id];
 }
 
+const statement_text* mapped_segment::statement(std::uint32_t id) {
+    if (id == 0 || id > geo_.statement_capacity) return nullptr;
+    statement_text& st = statements_[id - 1];
+    if (st.known) return &st;
+    auto* hdr = reinterpret_cast<layout::segment_header*>(base_);
+    // acquire: pairs with the probe's statements_published.store(release).
+    if (id > hdr->statements_published.load(std::memory_order_acquire)) return nullptr;
+    auto* entries = reinterpret_cast<layout::statement_entry*>(base_ + geo_.statements_offset);
+    // acquire: pairs with the probe's length.store(release) after it wrote text and fingerprint.
+    const std::uint32_t len = entries[id - 1].length.load(std::memory_order_acquire);
+    if (len == 0 || len > layout::statement_max_length) return nullptr;
+    char buf[layout::statement_max_length];
+    std::memcpy(buf, entries[id - 1].text, len);
+    st.text = sanitize(buf, len);
+    std::memcpy(&st.fingerprint, &entries[id - 1].fingerprint, sizeof st.fingerprint);
+    st.known = true;
+    return &st;
+}
+
 bool mapped_segment::decode(const layout::slot& s, std::uint64_t index, double ns_per_tick,
                             event& out) const {
     if (s.seq != std::uint32_t(index + 1)) return false;
@@ -213,7 +236,7 @@ bool mapped_segment::decode(const layout::slot& s, std::uint64_t index, double n
     if ((s.flags & ~layout::known_flags) != 0) return false;
     const std::uint32_t cap = geo_.name_capacity;
     if (s.plugin >= cap || s.op >= cap || s.table >= cap || s.tenant >= cap) return false;
-    if (s.plugin == layout::name_empty) return false;
+    if (s.plugin == layout::name_empty && s.kind != std::uint8_t(layout::event_kind::resource)) return false;
     out.kind = layout::event_kind(s.kind);
     out.flags = s.flags;
     out.plugin = s.plugin;
@@ -228,6 +251,7 @@ bool mapped_segment::decode(const layout::slot& s, std::uint64_t index, double n
     out.value2 = s.value2;
     if (out.kind == layout::event_kind::resource && s.aux > std::uint32_t(layout::resource_field::last))
         return false;
+    if (out.kind == layout::event_kind::query && s.aux > geo_.statement_capacity) return false;
     return true;
 }
 

@@ -26,6 +26,13 @@ struct event {
     std::uint64_t start, duration_ns, value, value2;
 };
 
+/// A statement the producer published: its normalised text and fingerprint.
+struct statement_text {
+    std::string text;
+    std::uint64_t fingerprint = 0;
+    bool known = false;
+};
+
 /// What a lane yielded in one drain pass.
 struct lane_result {
     std::uint64_t drained = 0;
@@ -63,7 +70,17 @@ public:
     /// Names are sanitised (valid UTF-8, no control characters) and cached once read.
     const std::string* name(std::uint32_t id);
 
+    /// A query's statement (slot aux, 1-based); nullptr for 0 or an id never published.
+    /// Sanitised like names and cached once read.
+    const statement_text* statement(std::uint32_t id);
+
     void mark_attached(std::uint32_t agent_pid);
+    /// The lane the probe's helper thread writes its samples to (~0: none). Producer-written:
+    /// trusted only to sort that producer's own events into drained and samples.
+    std::uint32_t helper_lane() const {
+        // acquire: pairs with the probe's helper_lane.store(release).
+        return reinterpret_cast<const layout::segment_header*>(base_)->helper_lane.load(std::memory_order_acquire);
+    }
 
 private:
     mapped_segment() = default;
@@ -83,6 +100,7 @@ private:
     std::uint32_t creator_pid_ = 0;
     std::vector<std::string> names_;
     std::vector<std::uint8_t> name_known_;
+    std::vector<statement_text> statements_;
 };
 
 template <class Sink>

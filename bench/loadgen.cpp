@@ -48,6 +48,7 @@ constexpr unsigned execution_every = 100;  // mixed: queries inside one executio
 constexpr unsigned count_every = 10;       // mixed: one count("cache_miss") per this many queries
 constexpr unsigned pool_every = 1000;      // mixed: one pool sample per this many queries
 constexpr unsigned pool_size = 16;         // mixed: simulated connection-pool size
+constexpr unsigned statement_variants = 4;  // --statements: literal variants per shape
 constexpr double latency_sigma = 0.5;      // spread (lognormal sigma) of simulated query latency
 constexpr unsigned latency_table_bits = 12;
 constexpr std::uint64_t default_record_ns = 100'000;  // record mode's median when --query-ns is 0
@@ -79,6 +80,9 @@ struct options {
     bool allow_kill = false;
     bool print_pids = false;
     bool measure_latency = false;
+    unsigned statements = 0;        // statement shapes attached to queries (0 = none)
+    std::uint64_t slow_every = 0;   // record mix: every Nth query takes slow_ns (0 = never)
+    nanoseconds slow_duration{std::chrono::seconds(2)};
 };
 
 // ---- small utilities ----
@@ -251,6 +255,9 @@ struct workload {
     std::vector<plugmon::Plugin> plugins;
     std::vector<plugmon::Name> op_names, table_names, tenant_names;
     std::vector<std::uint64_t> latency_ns;  // 2^latency_table_bits lognormal draws
+    // statement texts: `statement_variants` literal variants of each shape, so the probe's
+    // normalisation has something to fold (they share one fingerprint per shape)
+    std::vector<std::string> statement_text;
     std::uint64_t error_threshold = 0;      // a query fails when (draw >> 11) < this
     bool busy_wait = false;
     steady::time_point start{};
@@ -287,6 +294,11 @@ void build_workload(workload& w, const options& o, unsigned index) {
     w.latency_ns.resize(std::size_t(1) << latency_table_bits);
     for (auto& v : w.latency_ns) v = std::uint64_t(median * spread(gen));
     w.busy_wait = o.query_ns > 0;
+    for (unsigned shape = 0; shape < o.statements; ++shape)
+        for (unsigned v = 0; v < statement_variants; ++v)
+            w.statement_text.push_back("SELECT id, total FROM invoices_" + std::to_string(shape) +
+                                       "  WHERE id = " + std::to_string(1000 + v * 7) + " AND note = 'v" +
+                                       std::to_string(v) + "'");
     w.error_threshold = std::uint64_t(std::ldexp(o.error_ratio, 53));
 }
 
@@ -294,7 +306,7 @@ void build_workload(workload& w, const options& o, unsigned index) {
 struct tally {
     std::uint64_t max_record_ns = 0;  // --measure-latency: the slowest single query record call
     std::uint64_t queries = 0, errors = 0, executions = 0, execution_errors = 0, counters = 0,
-                  pool_samples = 0;
+                  pool_samples = 0, slow = 0;
     std::vector<std::uint64_t> plugin_events, plugin_queries, plugin_errors, tenant_queries;
 
     void size_for(const options& o) {
@@ -313,6 +325,7 @@ struct tally {
         execution_errors += t.execution_errors;
         counters += t.counters;
         pool_samples += t.pool_samples;
+        slow += t.slow;
         for (std::size_t i = 0; i < plugin_events.size(); ++i) {
             plugin_events[i] += t.plugin_events[i];
             plugin_queries[i] += t.plugin_queries[i];
@@ -376,15 +389,23 @@ void run_worker(const workload& w, std::uint64_t seed, tally& out,
         const bool fail = (x >> 11) < w.error_threshold;
         const std::uint64_t rows = x & 63;
         const auto t_begin = o.measure_latency ? steady::now() : steady::time_point{};
+        const std::string_view statement =
+            w.statement_text.empty() ? std::string_view{} : w.statement_text[rng.below(std::uint32_t(w.statement_text.size()))];
         if (style == by_string) {
             auto q = w.plugins[p].query(w.op_text[op], w.table_text[tb]);
+            if (!statement.empty()) q.statement(statement);
             finish(q, fail, rows);
         } else if (style == by_handle) {
             auto q = w.plugins[p].query(w.op_names[op], w.table_names[tb]);
+            if (!statement.empty()) q.statement(statement);
             finish(q, fail, rows);
         } else {
-            const auto d = nanoseconds(w.latency_ns[rng.next() >> (64 - latency_table_bits)]);
-            w.plugins[p].record_query(w.op_text[op], w.table_text[tb], d, rows, !fail);
+            auto d = nanoseconds(w.latency_ns[rng.next() >> (64 - latency_table_bits)]);
+            if (o.slow_every != 0 && (t.queries + 1) % o.slow_every == 0) {
+                d = o.slow_duration;
+                ++t.slow;
+            }
+            w.plugins[p].record_query(w.op_text[op], w.table_text[tb], d, rows, !fail, statement);
         }
         if (o.measure_latency) {
             const auto ns = std::uint64_t(std::chrono::duration_cast<nanoseconds>(steady::now() - t_begin).count());
@@ -599,6 +620,7 @@ int child_main(const options& o, unsigned index, int report_fd, int gate_fd,
         j["execution_errors"] = total.execution_errors;
         j["counters"] = total.counters;
         j["pool_samples"] = total.pool_samples;
+        j["slow"] = total.slow;
         j["by_plugin"] = std::move(by_plugin);
         j["queries_by_plugin"] = std::move(queries_by_plugin);
         if (o.tenants > 0) {
@@ -1006,6 +1028,13 @@ int main(int argc, char** argv) {
     app.add_option("--ops", o.ops, "operations, comma-separated")
         ->delimiter(',')
         ->default_str("SELECT,INSERT,UPDATE,DELETE");
+    app.add_option("--statements", o.statements,
+                   "statement shapes attached to queries, each in 4 literal variants (0 = none)")
+        ->check(CLI::Range(0u, 100000u));
+    app.add_option("--slow-every", o.slow_every,
+                   "record mix: every Nth query of a thread lasts --slow-duration (0 = never)");
+    std::string slow_text = "2s";
+    app.add_option("--slow-duration", slow_text, "duration of the --slow-every queries (default 2s)");
     app.add_option("--error-ratio", o.error_ratio, "fraction of queries (and executions) marked failed")
         ->check(CLI::Range(0.0, 1.0))
         ->capture_default_str();
@@ -1055,6 +1084,12 @@ int main(int argc, char** argv) {
 
     o.mix = mixes.at(mix_text);
     o.duration = *parse_duration(duration_text);
+    if (const auto d = parse_duration(slow_text); d && d->count() > 0) {
+        o.slow_duration = *d;
+    } else {
+        std::fprintf(stderr, "plugmon-loadgen: --slow-duration: \"%s\" is not a positive duration\n", slow_text.c_str());
+        return 2;
+    }
     o.wait_attached = *parse_duration(wait_text);
     o.linger_attached = *parse_duration(linger_text);
     if (o.events == 0 && o.duration.count() == 0) {

@@ -2,6 +2,8 @@
 // thread that registers the segment with the agent, the exit hand-over, and fork safety.
 #include <plugmon/probe.hpp>
 
+#include "fingerprint.hpp"
+
 #include <atomic>
 #include <cerrno>
 #include <cstdarg>
@@ -16,6 +18,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -30,6 +33,7 @@ namespace plugmon::detail {
 
 __thread lane_writer* tls_writer __attribute__((tls_model("initial-exec"))) = nullptr;
 __thread std::uint32_t tls_tenant __attribute__((tls_model("initial-exec"))) = 0;
+__thread std::uint32_t tls_plugin __attribute__((tls_model("initial-exec"))) = 0;
 bool clock_is_tsc = false;
 
 namespace {
@@ -102,14 +106,20 @@ struct runtime {
     std::uint32_t lanes = 64;
     std::uint32_t lane_slots = 16384;
     std::uint32_t name_capacity = 4096;
+    std::uint32_t statement_capacity = layout::default_statement_capacity;
     std::uint64_t exit_wait_ms = 100;
     std::uint64_t reconnect_ms = 200;
+    bool resource_sampling = true;
 
     // interning (process memory; mirrored into the segment's name table)
     std::mutex mu;  // guards names, the segment pointer, and segment creation
     std::unordered_map<std::string, std::uint32_t> ids;
     std::deque<std::string> texts;  // texts[id]; stable addresses
     std::atomic<bool> said_overflow{false};
+    // statements: normalised text and fingerprint, id = index + 1
+    std::unordered_map<std::uint64_t, std::uint32_t> statement_ids;  // fingerprint -> id
+    std::deque<std::pair<std::string, std::uint64_t>> statements;
+    std::atomic<bool> said_statements_full{false};
 
     // segment
     int seg_fd = -1;
@@ -146,12 +156,16 @@ struct runtime {
             lane_slots = p;
         }
         name_capacity = std::uint32_t(env_u64("PLUGMON_NAMES", 4096, 16, layout::max_name_capacity));
+        statement_capacity = std::uint32_t(env_u64("PLUGMON_STATEMENTS", layout::default_statement_capacity,
+                                                   0, layout::max_statement_capacity));
         // Never build a segment the agent would refuse as too large.
-        while (layout::make_geometry(lanes, lane_slots, name_capacity).segment_size > layout::max_segment_size &&
+        while (layout::make_geometry(lanes, lane_slots, name_capacity, statement_capacity).segment_size >
+                   layout::max_segment_size &&
                lane_slots > layout::min_lane_slots)
             lane_slots >>= 1;
         exit_wait_ms = env_u64("PLUGMON_EXIT_WAIT_MS", 100, 0, 60000);
         reconnect_ms = env_u64("PLUGMON_RECONNECT_MS", 200, 10, 60000);
+        resource_sampling = env_u64("PLUGMON_RESOURCE_SAMPLES", 1, 0, 1) != 0;
         const char* clock = std::getenv("PLUGMON_CLOCK");
         clock_is_tsc = !(clock != nullptr && std::strcmp(clock, "monotonic") == 0) &&
                        cpu_has_invariant_tsc();
@@ -182,6 +196,42 @@ struct runtime {
         seg->names_published.store(id + 1, std::memory_order_release);
     }
 
+    // Caller holds mu.
+    void publish_statement(std::uint32_t id) {
+        if (seg == nullptr || id == 0 || id > geo.statement_capacity) return;
+        const auto& [text, fingerprint] = statements[id - 1];
+        auto* e = reinterpret_cast<layout::statement_entry*>(reinterpret_cast<char*>(seg) +
+                                                             geo.statements_offset) + (id - 1);
+        std::memcpy(e->text, text.data(), text.size());
+        e->fingerprint = fingerprint;
+        // release: pairs with the agent's length.load(acquire) before it reads text and fingerprint.
+        e->length.store(std::uint32_t(text.size()), std::memory_order_release);
+        // release: pairs with the agent's statements_published.load(acquire).
+        seg->statements_published.store(id, std::memory_order_release);
+    }
+
+    std::uint32_t intern_statement(std::string_view sql) {
+        char buf[layout::statement_max_length];
+        const std::size_t n = normalize_statement(sql, buf, sizeof buf);
+        if (n == 0) return 0;
+        const std::string_view normalized(buf, n);
+        const std::uint64_t fp = statement_fingerprint(normalized);
+        std::lock_guard<std::mutex> lock(mu);
+        if (auto it = statement_ids.find(fp); it != statement_ids.end()) return it->second;
+        if (statements.size() >= statement_capacity) {
+            log_once(said_statements_full,
+                     "statement table full (%u statements): further statements are recorded "
+                     "without their text (raise PLUGMON_STATEMENTS)",
+                     statement_capacity);
+            return 0;
+        }
+        statements.emplace_back(std::string(normalized), fp);
+        const auto id = std::uint32_t(statements.size());
+        statement_ids.emplace(fp, id);
+        publish_statement(id);
+        return id;
+    }
+
     std::uint32_t intern(std::string_view name, const char** text) {
         if (name.empty()) return layout::name_empty;
         if (name.size() > layout::name_max_length) name = name.substr(0, layout::name_max_length);
@@ -209,7 +259,7 @@ struct runtime {
     bool create_segment() {
         if (seg != nullptr) return true;
         if (seg_failed.load()) return false;
-        geo = layout::make_geometry(lanes, lane_slots, name_capacity);
+        geo = layout::make_geometry(lanes, lane_slots, name_capacity, statement_capacity);
         int fd = ::memfd_create("plugmon-segment", MFD_CLOEXEC | MFD_ALLOW_SEALING);
         void* base = MAP_FAILED;
         const char* step = "memfd_create";
@@ -240,20 +290,13 @@ struct runtime {
         seg = static_cast<segment_header*>(base);
         seg->magic = layout::segment_magic;
         seg->version = layout::layout_version;
-        seg->header_bytes = layout::header_size;
-        seg->lane_count = geo.lane_count;
-        seg->lane_slots = geo.lane_slots;
-        seg->name_capacity = geo.name_capacity;
-        seg->name_entry_bytes = layout::name_entry_size;
+        layout::write_geometry(*seg, geo);
         seg->clock = std::uint32_t(clock_is_tsc ? layout::clock_kind::tsc
                                                 : layout::clock_kind::monotonic_ns);
         seg->creator_pid = std::uint32_t(::getpid());
-        seg->segment_size = geo.segment_size;
-        seg->lanes_offset = geo.lanes_offset;
-        seg->names_offset = geo.names_offset;
-        seg->slots_offset = geo.slots_offset;
         seg->helper_lane.store(~0u, std::memory_order_relaxed);
         for (std::uint32_t id = layout::first_name_id; id < texts.size(); ++id) publish_name(id);
+        for (std::uint32_t id = 1; id <= statements.size(); ++id) publish_statement(id);
         // release: pairs with the agent's ready.load(acquire) before it trusts line 0.
         seg->ready.store(layout::layout_version, std::memory_order_release);
         return true;
@@ -262,10 +305,20 @@ struct runtime {
     void start_helper();
     bool register_now(int timeout_ms);
     void helper_loop();
+    void sample_resources();
     void release_segment_in_child();
 };
 
 runtime* rt_ptr = nullptr;
+
+// Allocation accounting: static storage, so charging bytes never allocates or constructs the
+// runtime (the plugmon::alloc operators call it from inside operator new).
+struct alignas(64) alloc_counter {
+    std::atomic<std::uint64_t> allocated{0};
+    std::atomic<std::uint64_t> freed{0};
+};
+alloc_counter alloc_counters[layout::max_name_capacity];
+std::atomic<std::uint32_t> alloc_high{0};  // highest plugin id charged so far, + 1
 
 void on_exit_handover();
 void atfork_prepare();
@@ -370,9 +423,88 @@ bool runtime::register_now(int timeout_ms) {
     return true;
 }
 
+/// Reads a whole small /proc file into buf (NUL-terminated); false when it cannot.
+bool read_proc(const char* path, char* buf, std::size_t cap) {
+    const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    std::size_t n = 0;
+    for (;;) {
+        const ssize_t r = ::read(fd, buf + n, cap - 1 - n);
+        if (r <= 0) break;
+        n += std::size_t(r);
+        if (n == cap - 1) break;
+    }
+    ::close(fd);
+    buf[n] = '\0';
+    return n > 0;
+}
+
+std::uint64_t field_after(const char* text, const char* key) {
+    const char* p = std::strstr(text, key);
+    return p ? std::strtoull(p + std::strlen(key), nullptr, 10) : ~0ull;
+}
+
+// Once a second, from the helper thread: the process's resources and, when plugmon::alloc is
+// linked, every plugin's heap totals. Recorded on the helper's own lane, so they never count as
+// events the plugin recorded (ProbeStats leaves that lane out).
+void runtime::sample_resources() {
+    lane_writer* w = writer();
+    if (w == nullptr || w->shared) return;  // no lane of its own: skip rather than blur the counts
+    const auto lane_index = std::uint32_t(w->hdr - lane(0));
+    if (seg->helper_lane.load(std::memory_order_relaxed) != lane_index)
+        seg->helper_lane.store(lane_index, std::memory_order_release);
+    const std::uint64_t t = now();
+    auto put = [&](layout::resource_field f, std::uint32_t plugin, std::uint64_t v, std::uint64_t v2) {
+        emit(w, layout::event_kind::resource, 0, plugin, 0, 0, 0, std::uint32_t(f), t, 0, v, v2);
+    };
+    char buf[4096];
+    if (read_proc("/proc/self/statm", buf, sizeof buf)) {
+        const char* p = std::strchr(buf, ' ');
+        if (p != nullptr)
+            put(layout::resource_field::rss_bytes, 0, std::strtoull(p + 1, nullptr, 10) * std::uint64_t(::sysconf(_SC_PAGESIZE)), 0);
+    }
+    if (read_proc("/proc/self/stat", buf, sizeof buf)) {
+        // fields after the ")" that ends the command name: 3 state ... 14 utime 15 stime ... 20 threads
+        const char* p = std::strrchr(buf, ')');
+        std::uint64_t f[21] = {};
+        for (int i = 3; p != nullptr && i <= 20; ++i) {
+            p = std::strchr(p + 1, ' ');
+            if (p != nullptr) f[i] = std::strtoull(p + 1, nullptr, 10);
+        }
+        if (p != nullptr) {
+            const auto tick_ns = std::uint64_t(1000000000 / ::sysconf(_SC_CLK_TCK));
+            put(layout::resource_field::cpu_ns, 0, (f[14] + f[15]) * tick_ns, 0);
+            put(layout::resource_field::threads, 0, f[20], 0);
+        }
+    }
+    if (DIR* d = ::opendir("/proc/self/fd")) {
+        std::uint64_t n = 0;
+        while (const dirent* e = ::readdir(d))
+            if (e->d_name[0] != '.') ++n;
+        ::closedir(d);
+        put(layout::resource_field::open_fds, 0, n > 0 ? n - 1 : 0, 0);  // minus the directory's own
+    }
+    if (read_proc("/proc/self/io", buf, sizeof buf)) {
+        const std::uint64_t rd = field_after(buf, "\nread_bytes: "), wr = field_after(buf, "\nwrite_bytes: ");
+        if (rd != ~0ull) put(layout::resource_field::read_bytes, 0, rd, 0);
+        if (wr != ~0ull) put(layout::resource_field::write_bytes, 0, wr, 0);
+    }
+    const std::uint32_t high = std::min(alloc_high.load(std::memory_order_relaxed), geo.name_capacity);
+    for (std::uint32_t id = layout::first_name_id; id < high; ++id) {
+        const std::uint64_t a = alloc_counters[id].allocated.load(std::memory_order_relaxed);
+        if (a != 0)
+            put(layout::resource_field::alloc_bytes, id, a, alloc_counters[id].freed.load(std::memory_order_relaxed));
+    }
+}
+
 void runtime::helper_loop() {
     ::pthread_setname_np(::pthread_self(), "plugmon-probe");
+    auto next_sample = std::chrono::steady_clock::now();
     for (;;) {
+        if (std::chrono::steady_clock::now() >= next_sample) {
+            next_sample = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+            if (resource_sampling) sample_resources();
+        }
         if (!attached.load()) {
             int idle = 0;
             if (registering.compare_exchange_strong(idle, 1)) {
@@ -556,6 +688,32 @@ std::uint32_t intern_miss(name_cache_entry& e, std::string_view name) noexcept {
     return id;
 }
 
+std::uint32_t intern_statement(std::string_view sql) noexcept {
+    try {
+        runtime& r = rt();
+        return r.disabled ? 0 : r.intern_statement(sql);
+    } catch (...) {  // allocation failure: the query is still recorded, without its statement
+        return 0;
+    }
+}
+
+void alloc_account(std::uint32_t plugin, std::uint64_t allocated, std::uint64_t freed) noexcept {
+    if (plugin >= layout::max_name_capacity) plugin = layout::name_overflow;
+    alloc_counter& c = alloc_counters[plugin];
+    if (allocated != 0) c.allocated.fetch_add(allocated, std::memory_order_relaxed);
+    if (freed != 0) c.freed.fetch_add(freed, std::memory_order_relaxed);
+    std::uint32_t high = alloc_high.load(std::memory_order_relaxed);
+    while (high <= plugin && !alloc_high.compare_exchange_weak(high, plugin + 1, std::memory_order_relaxed)) {
+    }
+}
+
+bool alloc_totals(std::uint32_t plugin, std::uint64_t& allocated, std::uint64_t& freed) noexcept {
+    if (plugin >= layout::max_name_capacity) return false;
+    allocated = alloc_counters[plugin].allocated.load(std::memory_order_relaxed);
+    freed = alloc_counters[plugin].freed.load(std::memory_order_relaxed);
+    return true;
+}
+
 std::uint64_t thread_cpu_ns() noexcept {
     timespec ts;
     ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
@@ -575,7 +733,10 @@ ProbeStats probe_stats() noexcept {
     s.lanes_in_use = r.writers_live.load();
     std::lock_guard<std::mutex> lock(r.mu);
     if (r.seg == nullptr) return s;
+    // acquire: pairs with the helper's helper_lane.store(release); its samples are not the plugin's
+    const std::uint32_t helper = r.seg->helper_lane.load(std::memory_order_acquire);
     for (std::uint32_t i = 0; i <= r.geo.lane_count; ++i) {
+        if (i == helper) continue;
         const layout::lane_header* h = r.lane(i);
         s.events_written += h->head.load(std::memory_order_acquire);
         s.events_dropped += h->dropped_full.load(std::memory_order_relaxed);

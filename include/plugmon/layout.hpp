@@ -8,9 +8,11 @@
 //   ┌──────────────────────────────────────────────────────────────────────────────┐
 //   │ line 0: magic, layout_version, header_size, lane_count, lane_slots,          │
 //   │         name_capacity, name_entry_size, clock, creator_pid, segment_size,    │
-//   │         lanes_offset, names_offset, slots_offset                             │
+//   │         lanes_offset, names_offset, slots_offset, statement_capacity,        │
+//   │         statement_entry_size, statements_offset                              │
 //   │ line 1: ready  (== layout_version, written LAST by the probe; 0 = not ready) │
-//   │ line 2: producer: names_published, state (running / closed), helper lane     │
+//   │ line 2: producer: names_published, state (running / closed), helper lane,    │
+//   │         statements_published                                                 │
 //   │ line 3: agent:    attach_count, agent_pid                                    │
 //   └──────────────────────────────────────────────────────────────────────────────┘
 //   lanes_offset                 lane_header[lane_count + 1] (256 bytes each; the
@@ -24,6 +26,11 @@
 //   └──────────────────────────────────────────────────────────────────────────────┘
 //   slots_offset                 slot[(lane_count + 1) * lane_slots] (64 bytes each),
 //                                lane i owns slots [i * lane_slots, (i + 1) * lane_slots)
+//   statements_offset            statement_entry[statement_capacity] (1024 bytes each)
+//   ┌──────────────────────────────────────────────────────────────────────────────┐
+//   │ length (u32, written last) │ pad │ fingerprint (u64) │ text[1008] normalised │
+//   └──────────────────────────────────────────────────────────────────────────────┘
+//   A query slot's aux is 0 (no statement) or a statement id: entry aux - 1.
 //
 //   slot (64 bytes)
 //   ┌─────┬────┬─────┬────┬────────┬────┬───────┬────────┬─────┬─────┬───────┬──────────┬───────┬────────┐
@@ -60,7 +67,7 @@ namespace plugmon::layout {
 /// "PLUGMON1" read as a little-endian u64.
 inline constexpr std::uint64_t segment_magic = 0x314e4f4d47554c50ull;
 /// Bumped on any change to the bytes described above; the agent refuses other versions.
-inline constexpr std::uint32_t layout_version = 1;
+inline constexpr std::uint32_t layout_version = 2;
 
 /// Fixed separation between producer-written and consumer-written words. Both sides must agree,
 /// so this is a constant, not std::hardware_destructive_interference_size (which varies with
@@ -71,12 +78,16 @@ inline constexpr std::size_t header_size = 4096;
 inline constexpr std::size_t lane_header_size = 2 * line;
 inline constexpr std::size_t name_entry_size = 128;
 inline constexpr std::size_t name_max_length = name_entry_size - sizeof(std::uint32_t);
+inline constexpr std::size_t statement_entry_size = 1024;
+inline constexpr std::size_t statement_max_length = statement_entry_size - 16;
+inline constexpr std::uint32_t default_statement_capacity = 256;
 
 /// Limits the agent enforces on a segment's self-declared geometry.
 inline constexpr std::uint32_t max_lanes = 1024;
 inline constexpr std::uint32_t min_lane_slots = 64;
 inline constexpr std::uint32_t max_lane_slots = 1u << 22;
 inline constexpr std::uint32_t max_name_capacity = 1u << 16;
+inline constexpr std::uint32_t max_statement_capacity = 1u << 14;
 inline constexpr std::uint64_t max_segment_size = 1ull << 34;
 
 /// Reserved name ids. Id 0 is the empty name (no tenant, no table); id 1 is where names fold when
@@ -95,7 +106,7 @@ enum class segment_state : std::uint32_t { running = 0, closed = 1 };
 
 enum class event_kind : std::uint8_t {
     none = 0,
-    query = 1,      ///< op, table, tenant; duration; value = rows; flags & flag_error
+    query = 1,      ///< op, table, tenant; duration; value = rows; flags & flag_error; aux = statement id or 0
     execution = 2,  ///< tenant; duration (wall); value2 = thread CPU ns; flags & flag_error
     counter = 3,    ///< op = counter name; value = increment
     pool = 4,       ///< value = in_use | idle << 32; value2 = waiting
@@ -111,7 +122,10 @@ enum class resource_field : std::uint32_t {
     threads = 3,
     read_bytes = 4,
     write_bytes = 5,
-    last = write_bytes,
+    /// Heap bytes attributed to the plugin in slot.plugin (opt-in allocation accounting):
+    /// value = allocated since start, value2 = freed since start.
+    alloc_bytes = 6,
+    last = alloc_bytes,
 };
 
 inline constexpr std::uint8_t flag_error = 1u << 0;        ///< the query or execution failed
@@ -150,7 +164,10 @@ struct alignas(64) segment_header {
     std::uint64_t lanes_offset;
     std::uint64_t names_offset;
     std::uint64_t slots_offset;
-    char pad0_[line - 72];
+    std::uint32_t statement_capacity;
+    std::uint32_t statement_entry_bytes;
+    std::uint64_t statements_offset;
+    char pad0_[line - 88];
     // line 1: written last by the probe (release); the agent acquires it before reading line 0.
     std::atomic<std::uint32_t> ready;
     char pad1_[line - 4];
@@ -158,7 +175,8 @@ struct alignas(64) segment_header {
     std::atomic<std::uint32_t> names_published;  // release by the probe after each name entry
     std::atomic<std::uint32_t> state;            // segment_state
     std::atomic<std::uint32_t> helper_lane;      // lane used by the probe's helper thread, or ~0
-    char pad2_[line - 12];
+    std::atomic<std::uint32_t> statements_published;  // release by the probe after each entry
+    char pad2_[line - 16];
     // line 3: agent-owned
     std::atomic<std::uint32_t> attach_count;
     std::atomic<std::uint32_t> agent_pid;
@@ -184,6 +202,13 @@ struct name_entry {
     char text[name_max_length];
 };
 
+struct statement_entry {
+    std::atomic<std::uint32_t> length;  // written last (release); 0 = not yet published
+    std::uint32_t pad;
+    std::uint64_t fingerprint;  // of the normalised text, computed by the probe
+    char text[statement_max_length];
+};
+
 static_assert(sizeof(slot) == slot_size);
 static_assert(offsetof(slot, plugin) == 8 && offsetof(slot, aux) == 24 && offsetof(slot, start) == 32);
 static_assert(offsetof(slot, value2) == 56);
@@ -195,6 +220,8 @@ static_assert(offsetof(segment_header, attach_count) == 3 * line);
 static_assert(sizeof(lane_header) == lane_header_size);
 static_assert(offsetof(lane_header, tail) == line);
 static_assert(sizeof(name_entry) == name_entry_size);
+static_assert(sizeof(statement_entry) == statement_entry_size);
+static_assert(offsetof(segment_header, statements_offset) == 80);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 static_assert(std::is_standard_layout_v<segment_header> && std::is_standard_layout_v<lane_header>);
@@ -204,23 +231,44 @@ struct geometry {
     std::uint32_t lane_count;
     std::uint32_t lane_slots;
     std::uint32_t name_capacity;
+    std::uint32_t statement_capacity;
     std::uint64_t lanes_offset;
     std::uint64_t names_offset;
     std::uint64_t slots_offset;
+    std::uint64_t statements_offset;
     std::uint64_t segment_size;
 };
 
 constexpr std::uint64_t round_up(std::uint64_t v, std::uint64_t to) { return (v + to - 1) / to * to; }
 
 constexpr geometry make_geometry(std::uint32_t lane_count, std::uint32_t lane_slots,
-                                 std::uint32_t name_capacity) {
-    geometry g{lane_count, lane_slots, name_capacity, 0, 0, 0, 0};
+                                 std::uint32_t name_capacity,
+                                 std::uint32_t statement_capacity = default_statement_capacity) {
+    geometry g{lane_count, lane_slots, name_capacity, statement_capacity, 0, 0, 0, 0, 0};
     g.lanes_offset = header_size;
     g.names_offset = round_up(g.lanes_offset + std::uint64_t(lane_count + 1) * lane_header_size, 4096);
     g.slots_offset = round_up(g.names_offset + std::uint64_t(name_capacity) * name_entry_size, 4096);
-    g.segment_size =
+    g.statements_offset =
         round_up(g.slots_offset + std::uint64_t(lane_count + 1) * lane_slots * slot_size, 4096);
+    g.segment_size =
+        round_up(g.statements_offset + std::uint64_t(statement_capacity) * statement_entry_size, 4096);
     return g;
+}
+
+/// Writes a geometry into line 0 of a header (the probe, and tests that build segments by hand).
+inline void write_geometry(segment_header& h, const geometry& g) {
+    h.header_bytes = header_size;
+    h.lane_count = g.lane_count;
+    h.lane_slots = g.lane_slots;
+    h.name_capacity = g.name_capacity;
+    h.name_entry_bytes = name_entry_size;
+    h.statement_capacity = g.statement_capacity;
+    h.statement_entry_bytes = statement_entry_size;
+    h.segment_size = g.segment_size;
+    h.lanes_offset = g.lanes_offset;
+    h.names_offset = g.names_offset;
+    h.slots_offset = g.slots_offset;
+    h.statements_offset = g.statements_offset;
 }
 
 constexpr bool is_pow2(std::uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }

@@ -33,6 +33,15 @@ struct name_cache_entry {
 };
 inline constexpr std::size_t name_cache_size = 64;
 
+/// Per-thread statement cache: keyed on a hash of the statement's raw text (literals and all),
+/// so a hit costs one pass over the text and no lock.
+struct statement_cache_entry {
+    std::uint64_t hash;
+    std::uint32_t len;
+    std::uint32_t id;
+};
+inline constexpr std::size_t statement_cache_size = 32;
+
 /// A thread's writing state: private to the thread, allocated in the probe's slow path.
 struct lane_writer {
     layout::slot* slots;
@@ -44,11 +53,15 @@ struct lane_writer {
     std::uint64_t dropped;      // private copy of hdr->dropped_full
     bool shared;                // true: no per-thread lane was free, use the shared lane
     name_cache_entry cache[name_cache_size];
+    statement_cache_entry statements[statement_cache_size];
 };
 
 // Initial-exec TLS: one instruction to reach, no wrapper call, even from a shared library.
 extern __thread lane_writer* tls_writer __attribute__((tls_model("initial-exec")));
 extern __thread std::uint32_t tls_tenant __attribute__((tls_model("initial-exec")));
+/// The plugin whose execution() scope is running on this thread (0: none). Allocation
+/// accounting (plugmon::alloc) charges heap use to it.
+extern __thread std::uint32_t tls_plugin __attribute__((tls_model("initial-exec")));
 extern bool clock_is_tsc;  // set once, before any lane is handed out
 
 /// Slow path: claims a lane for this thread (creating the segment on first use).
@@ -63,6 +76,9 @@ void count_unavailable() noexcept;
 std::uint32_t intern_slow(std::string_view name, const char** text) noexcept;
 /// A cache miss: interns the name and fills the cache entry.
 std::uint32_t intern_miss(name_cache_entry& e, std::string_view name) noexcept;
+/// Normalises a statement (literals to ?, whitespace folded), fingerprints it and interns the
+/// normalised text process-wide (mutex). Returns its id, or 0 when the table is full.
+std::uint32_t intern_statement(std::string_view sql) noexcept;
 
 PLUGMON_ALWAYS_INLINE std::uint64_t now() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
@@ -110,19 +126,46 @@ PLUGMON_ALWAYS_INLINE std::uint32_t intern_cached(lane_writer* w, std::string_vi
     return intern_miss(e, name);
 }
 
+/// A fast 64-bit hash of raw text (8 bytes per step); only to recognise a text seen before.
+inline std::uint64_t text_hash(const char* p, std::size_t n) noexcept {
+    std::uint64_t h = 0x9e3779b97f4a7c15ull ^ n;
+    std::size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        h ^= load_unaligned<std::uint64_t>(p + i);
+        h *= 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+    }
+    std::uint64_t tail = 0;
+    std::memcpy(&tail, p + i, n - i);
+    h ^= tail;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    return h ^ (h >> 29);
+}
+
+/// A statement's id through this thread's cache: O(length) on a hit, no lock.
+inline std::uint32_t statement_cached(lane_writer* w, std::string_view sql) noexcept {
+    if (sql.empty()) return 0;
+    const std::uint64_t h = text_hash(sql.data(), sql.size());
+    statement_cache_entry& e = w->statements[h & (statement_cache_size - 1)];
+    if (e.hash == h && e.len == sql.size() && e.id != 0) return e.id;
+    const std::uint32_t id = intern_statement(sql);
+    e = statement_cache_entry{h, std::uint32_t(sql.size()), id};
+    return id;
+}
+
 /// Writes one event. Wait-free on a per-thread lane: no lock, no system call, no allocation.
 /// A full lane drops the event and counts the drop in the segment.
 PLUGMON_ALWAYS_INLINE void emit(lane_writer* w, layout::event_kind kind, std::uint8_t flags,
                                 std::uint32_t plugin, std::uint32_t op, std::uint32_t table,
-                                std::uint32_t tenant, std::uint64_t start, std::uint64_t duration,
-                                std::uint64_t value, std::uint64_t value2) noexcept {
+                                std::uint32_t tenant, std::uint32_t aux, std::uint64_t start,
+                                std::uint64_t duration, std::uint64_t value, std::uint64_t value2) noexcept {
     if (PLUGMON_UNLIKELY(w == nullptr)) {
         count_unavailable();
         return;
     }
     if (PLUGMON_UNLIKELY(w->shared)) {
         layout::slot s{0,      std::uint8_t(kind), flags, 0,        plugin, op,    table,
-                       tenant, 0,                  0,     start, duration, value, value2};
+                       tenant, aux,                0,     start, duration, value, value2};
         emit_shared(s);
         return;
     }
@@ -144,7 +187,7 @@ PLUGMON_ALWAYS_INLINE void emit(lane_writer* w, layout::event_kind kind, std::ui
     s->op = op;
     s->table = table;
     s->tenant = tenant;
-    s->aux = 0;
+    s->aux = aux;
     s->pad = 0;
     s->start = start;
     s->duration = duration;
@@ -157,6 +200,14 @@ PLUGMON_ALWAYS_INLINE void emit(lane_writer* w, layout::event_kind kind, std::ui
 
 std::uint64_t thread_cpu_ns() noexcept;
 
+/// Allocation accounting (used by the plugmon::alloc library): charges `allocated` and `freed`
+/// bytes to `plugin`. Lock-free (relaxed atomic adds per plugin), never allocates or throws; ids
+/// beyond the name table are charged to __overflow__. The probe's helper thread reports the
+/// totals once a second as resource events.
+void alloc_account(std::uint32_t plugin, std::uint64_t allocated, std::uint64_t freed) noexcept;
+/// The totals charged to a plugin so far; false for an id out of range.
+bool alloc_totals(std::uint32_t plugin, std::uint64_t& allocated, std::uint64_t& freed) noexcept;
+
 }  // namespace detail
 
 /// An interned name (operation, table, counter or tenant). Building one takes the interning lock;
@@ -164,6 +215,17 @@ std::uint64_t thread_cpu_ns() noexcept;
 class Name {
 public:
     explicit Name(std::string_view text) noexcept : id_(detail::intern_slow(text, nullptr)) {}
+    std::uint32_t id() const noexcept { return id_; }
+
+private:
+    std::uint32_t id_;
+};
+
+/// A pre-interned statement: normalised and fingerprinted once, free to attach to a query.
+/// Thread-safe; never throws.
+class Statement {
+public:
+    explicit Statement(std::string_view sql) noexcept : id_(detail::intern_statement(sql)) {}
     std::uint32_t id() const noexcept { return id_; }
 
 private:
@@ -182,17 +244,26 @@ public:
     QueryScope& operator=(const QueryScope&) = delete;
     PLUGMON_ALWAYS_INLINE ~QueryScope() {
         const std::uint64_t end = detail::now();
-        detail::emit(w_, layout::event_kind::query, flags_, plugin_, op_, table_, tenant_, start_,
-                     end - start_, rows_, 0);
+        detail::emit(w_, layout::event_kind::query, flags_, plugin_, op_, table_, tenant_, statement_,
+                     start_, end - start_, rows_, 0);
     }
     /// Rows returned or affected.
     void rows(std::uint64_t n) noexcept { rows_ = n; }
     /// Marks the query as failed (status="error").
     void fail() noexcept { flags_ |= layout::flag_error; }
+    /// Attaches the statement text (for slow queries and per-statement totals). The probe
+    /// normalises it (literals become ?) once per distinct text; after that it costs one pass
+    /// over the text per call. Never blocks on a known text; never throws.
+    void statement(std::string_view sql) noexcept {
+        if (w_ != nullptr) statement_ = detail::statement_cached(w_, sql);
+    }
+    /// Attaches a pre-interned statement (no cost at all).
+    void statement(const Statement& s) noexcept { statement_ = s.id(); }
 
 private:
     detail::lane_writer* w_;
     std::uint32_t plugin_, op_, table_, tenant_;
+    std::uint32_t statement_ = 0;
     std::uint64_t start_;
     std::uint64_t rows_ = 0;
     std::uint8_t flags_ = 0;
@@ -204,16 +275,19 @@ private:
 class ExecutionScope {
 public:
     ExecutionScope(detail::lane_writer* w, std::uint32_t plugin) noexcept
-        : w_(w), plugin_(plugin), tenant_(detail::tls_tenant),
+        : w_(w), plugin_(plugin), tenant_(detail::tls_tenant), outer_plugin_(detail::tls_plugin),
           exceptions_(std::uncaught_exceptions()), cpu_start_(detail::thread_cpu_ns()),
-          start_(detail::now()) {}
+          start_(detail::now()) {
+        detail::tls_plugin = plugin;
+    }
     ExecutionScope(const ExecutionScope&) = delete;
     ExecutionScope& operator=(const ExecutionScope&) = delete;
     ~ExecutionScope() {
         const std::uint64_t end = detail::now();
         const std::uint64_t cpu = detail::thread_cpu_ns() - cpu_start_;
         if (std::uncaught_exceptions() > exceptions_) flags_ |= layout::flag_error;
-        detail::emit(w_, layout::event_kind::execution, flags_, plugin_, 0, 0, tenant_, start_,
+        detail::tls_plugin = outer_plugin_;
+        detail::emit(w_, layout::event_kind::execution, flags_, plugin_, 0, 0, tenant_, 0, start_,
                      end - start_, 0, cpu);
     }
     /// Marks the execution as failed.
@@ -221,7 +295,7 @@ public:
 
 private:
     detail::lane_writer* w_;
-    std::uint32_t plugin_, tenant_;
+    std::uint32_t plugin_, tenant_, outer_plugin_;
     int exceptions_;
     std::uint64_t cpu_start_;
     std::uint64_t start_;
@@ -247,14 +321,15 @@ public:
     }
     /// Records a query timed by the caller.
     void record_query(std::string_view op, std::string_view table, std::chrono::nanoseconds duration,
-                      std::uint64_t rows = 0, bool ok = true) const noexcept {
+                      std::uint64_t rows = 0, bool ok = true, std::string_view statement = {}) const noexcept {
         detail::lane_writer* w = detail::writer();
         const std::uint32_t o = w ? detail::intern_cached(w, op) : 0;
         const std::uint32_t t = w ? detail::intern_cached(w, table) : 0;
+        const std::uint32_t st = w ? detail::statement_cached(w, statement) : 0;
         const std::uint64_t ns = duration.count() > 0 ? std::uint64_t(duration.count()) : 0;
         detail::emit(w, layout::event_kind::query,
                      std::uint8_t(layout::flag_duration_ns | (ok ? 0 : layout::flag_error)), id_, o,
-                     t, detail::tls_tenant, detail::now(), ns, rows, 0);
+                     t, detail::tls_tenant, st, detail::now(), ns, rows, 0);
     }
     /// Times one execution of the plugin (wall and thread CPU time).
     ExecutionScope execution() const noexcept { return ExecutionScope(detail::writer(), id_); }
@@ -262,16 +337,16 @@ public:
     void count(std::string_view event, std::uint64_t n = 1) const noexcept {
         detail::lane_writer* w = detail::writer();
         const std::uint32_t e = w ? detail::intern_cached(w, event) : 0;
-        detail::emit(w, layout::event_kind::counter, 0, id_, e, 0, detail::tls_tenant, 0, 0, n, 0);
+        detail::emit(w, layout::event_kind::counter, 0, id_, e, 0, detail::tls_tenant, 0, 0, 0, n, 0);
     }
     /// Adds n to a counter named by a pre-interned handle.
     void count(const Name& event, std::uint64_t n = 1) const noexcept {
         detail::emit(detail::writer(), layout::event_kind::counter, 0, id_, event.id(), 0,
-                     detail::tls_tenant, 0, 0, n, 0);
+                     detail::tls_tenant, 0, 0, 0, n, 0);
     }
     /// Records a connection-pool sample.
     void pool(std::uint32_t in_use, std::uint32_t idle, std::uint32_t waiting) const noexcept {
-        detail::emit(detail::writer(), layout::event_kind::pool, 0, id_, 0, 0, 0, 0, 0,
+        detail::emit(detail::writer(), layout::event_kind::pool, 0, id_, 0, 0, 0, 0, 0, 0,
                      std::uint64_t(in_use) | (std::uint64_t(idle) << 32), waiting);
     }
     std::uint32_t id() const noexcept { return id_; }

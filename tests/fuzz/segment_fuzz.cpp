@@ -42,16 +42,8 @@ int make_segment(const std::uint8_t* data, std::size_t size) {
         auto* h = reinterpret_cast<layout::segment_header*>(base);
         h->magic = layout::segment_magic;
         h->version = layout::layout_version;
-        h->header_bytes = layout::header_size;
-        h->lane_count = lanes;
-        h->lane_slots = slots;
-        h->name_capacity = names;
-        h->name_entry_bytes = layout::name_entry_size;
+        layout::write_geometry(*h, geo);
         h->clock = 1;
-        h->segment_size = geo.segment_size;
-        h->lanes_offset = geo.lanes_offset;
-        h->names_offset = geo.names_offset;
-        h->slots_offset = geo.slots_offset;
         h->ready.store(layout::layout_version);
         // Input layout after byte 0: chunks of [region u8][offset u16][len u8][bytes...].
         std::size_t i = 1;

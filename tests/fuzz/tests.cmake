@@ -7,4 +7,18 @@ if(PLUGMON_BUILD_FUZZ AND CMAKE_CXX_COMPILER_ID MATCHES "Clang" AND TARGET plugm
   target_link_options(segment_fuzz PRIVATE -fsanitize=fuzzer)
   add_test(NAME fuzz.segment_30s COMMAND segment_fuzz -max_total_time=30 -rss_limit_mb=2048)
   set_tests_properties(fuzz.segment_30s PROPERTIES LABELS fuzz TIMEOUT 120)
+
+  # Statement normalisation: bound, idempotency, UTF-8 (needs only the one probe source).
+  add_executable(fingerprint_fuzz ${CMAKE_CURRENT_LIST_DIR}/fingerprint_fuzz.cpp ${PROJECT_SOURCE_DIR}/probe/fingerprint.cpp)
+  target_link_libraries(fingerprint_fuzz PRIVATE plugmon_warnings)
+  target_compile_options(fingerprint_fuzz PRIVATE -fsanitize=fuzzer)
+  target_link_options(fingerprint_fuzz PRIVATE -fsanitize=fuzzer)
+  add_test(NAME fuzz.fingerprint_30s COMMAND fingerprint_fuzz -max_total_time=30 -rss_limit_mb=2048)
+  set_tests_properties(fuzz.fingerprint_30s PROPERTIES LABELS fuzz TIMEOUT 120)
+  add_executable(sketch_fuzz ${CMAKE_CURRENT_LIST_DIR}/sketch_fuzz.cpp)
+  target_link_libraries(sketch_fuzz PRIVATE plugmon_agent_core)
+  target_compile_options(sketch_fuzz PRIVATE -fsanitize=fuzzer)
+  target_link_options(sketch_fuzz PRIVATE -fsanitize=fuzzer)
+  add_test(NAME fuzz.sketch_30s COMMAND sketch_fuzz -max_total_time=30 -rss_limit_mb=2048)
+  set_tests_properties(fuzz.sketch_30s PROPERTIES LABELS fuzz TIMEOUT 120)
 endif()

@@ -57,14 +57,7 @@ struct forgery {
 
 /// Declares the geometry of (lanes, slots, names) in line 0, offsets and size consistent with it.
 void declare(ly::segment_header& h, std::uint32_t lanes, std::uint32_t slots, std::uint32_t names) {
-    const auto g = ly::make_geometry(lanes, slots, names);
-    h.lane_count = lanes;
-    h.lane_slots = slots;
-    h.name_capacity = names;
-    h.lanes_offset = g.lanes_offset;
-    h.names_offset = g.names_offset;
-    h.slots_offset = g.slots_offset;
-    h.segment_size = g.segment_size;
+    ly::write_geometry(h, ly::make_geometry(lanes, slots, names));
 }
 
 class forged_segment {
@@ -84,17 +77,9 @@ public:
         ly::segment_header& h = header();
         h.magic = ly::segment_magic;
         h.version = ly::layout_version;
-        h.header_bytes = ly::header_size;
-        h.lane_count = f.lanes;
-        h.lane_slots = f.lane_slots;
-        h.name_capacity = f.names;
-        h.name_entry_bytes = ly::name_entry_size;
+        ly::write_geometry(h, geo_);
         h.clock = std::uint32_t(ly::clock_kind::monotonic_ns);
         h.creator_pid = std::uint32_t(::getpid());
-        h.segment_size = geo_.segment_size;
-        h.lanes_offset = geo_.lanes_offset;
-        h.names_offset = geo_.names_offset;
-        h.slots_offset = geo_.slots_offset;
         h.helper_lane.store(~0u);
         if (f.edit) f.edit(h);
         h.ready.store(f.ready, std::memory_order_release);

@@ -44,14 +44,7 @@ struct spec {
 
 /// Declares the geometry of (lanes, slots, names) in line 0, offsets and size consistent with it.
 void declare(ly::segment_header& h, std::uint32_t lanes, std::uint32_t slots, std::uint32_t names) {
-    const auto g = ly::make_geometry(lanes, slots, names);
-    h.lane_count = lanes;
-    h.lane_slots = slots;
-    h.name_capacity = names;
-    h.lanes_offset = g.lanes_offset;
-    h.names_offset = g.names_offset;
-    h.slots_offset = g.slots_offset;
-    h.segment_size = g.segment_size;
+    ly::write_geometry(h, ly::make_geometry(lanes, slots, names));
 }
 
 /// A memfd segment written the way probe/runtime.cpp writes one: geometry, then `ready` last.
@@ -73,9 +66,7 @@ public:
         ly::segment_header& h = header();
         h.magic = ly::segment_magic;
         h.version = ly::layout_version;
-        h.header_bytes = ly::header_size;
         declare(h, s.lanes, s.lane_slots, s.names);
-        h.name_entry_bytes = ly::name_entry_size;
         h.clock = std::uint32_t(s.clock);
         h.creator_pid = std::uint32_t(::getpid());
         h.helper_lane.store(~0u, std::memory_order_relaxed);

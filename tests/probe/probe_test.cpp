@@ -25,7 +25,9 @@ TEST(layout, geometry_is_page_aligned_and_ordered) {
     EXPECT_EQ(g.slots_offset % 4096, 0u);
     EXPECT_GE(g.names_offset, g.lanes_offset + 65 * plugmon::layout::lane_header_size);
     EXPECT_GE(g.slots_offset, g.names_offset + 4096 * plugmon::layout::name_entry_size);
-    EXPECT_EQ(g.segment_size, g.slots_offset + 65ull * 16384 * 64);
+    EXPECT_EQ(g.statements_offset, g.slots_offset + 65ull * 16384 * 64);
+    EXPECT_EQ(g.segment_size, g.statements_offset + std::uint64_t(plugmon::layout::default_statement_capacity) *
+                                                        plugmon::layout::statement_entry_size);
     static_assert(sizeof(plugmon::layout::slot) == 64);
     static_assert(alignof(plugmon::layout::lane_header) == 64);
 }
@@ -132,6 +134,35 @@ TEST(interning, long_names_are_truncated_not_rejected) {
     const std::string long_name(500, 'x');
     const auto id = plugmon::Name{long_name}.id();
     EXPECT_EQ(id, plugmon::Name{long_name.substr(0, plugmon::layout::name_max_length)}.id());
+}
+
+TEST(statements, texts_differing_only_in_literals_share_one_id_and_the_table_is_bounded) {
+    namespace d = plugmon::detail;
+    const std::uint32_t a = d::intern_statement("SELECT * FROM invoices WHERE id = 42");
+    EXPECT_NE(a, 0u);
+    EXPECT_EQ(d::intern_statement("select *  from invoices where id = 7 -- again"), a);
+    EXPECT_NE(d::intern_statement("SELECT * FROM invoices WHERE customer = 'x'"), a);
+    // PLUGMON_STATEMENTS=8 here: beyond it, queries keep recording without a statement (id 0)
+    std::uint32_t last = 1;
+    for (int i = 0; i < 20; ++i) last = d::intern_statement("SELECT c" + std::to_string(i) + " FROM t");
+    EXPECT_EQ(last, 0u);
+    EXPECT_EQ(d::intern_statement(""), 0u);
+}
+
+TEST(statements, a_query_with_a_statement_is_still_exactly_one_event) {
+    const plugmon::Plugin plugin{"stmt"};
+    const plugmon::Statement prepared{"UPDATE t SET x = $1"};
+    const std::uint64_t before = recorded();
+    {
+        auto q = plugin.query("SELECT", "t");
+        q.statement("SELECT x FROM t WHERE id = 1");
+    }
+    {
+        auto q = plugin.query("UPDATE", "t");
+        q.statement(prepared);
+    }
+    plugin.record_query("SELECT", "t", std::chrono::milliseconds(3), 1, true, "SELECT 1");
+    EXPECT_EQ(recorded() - before, 3u);
 }
 
 TEST(tenant, scopes_nest_and_restore) {

@@ -1,0 +1,76 @@
+// libFuzzer target: arbitrary bytes as SQL text through normalize_statement with a cap taken from
+// the input (often smaller than the text). Checks the output bound, idempotency, and that valid
+// UTF-8 stays valid; the output buffer is exactly cap bytes, so ASan catches any write beyond it.
+#include "../../probe/fingerprint.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string_view>
+
+namespace {
+
+/// True when s is well-formed UTF-8 (no overlongs, surrogates or code points above U+10FFFF).
+bool valid_utf8(std::string_view s) {
+    std::size_t i = 0;
+    while (i < s.size()) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        std::size_t n = 0;
+        std::uint32_t cp = 0;
+        if (c < 0x80) {
+            ++i;
+            continue;
+        } else if ((c & 0xe0) == 0xc0) {
+            n = 1;
+            cp = c & 0x1f;
+        } else if ((c & 0xf0) == 0xe0) {
+            n = 2;
+            cp = c & 0x0f;
+        } else if ((c & 0xf8) == 0xf0) {
+            n = 3;
+            cp = c & 0x07;
+        } else {
+            return false;
+        }
+        if (s.size() - i <= n) return false;
+        for (std::size_t k = 1; k <= n; ++k) {
+            const auto d = static_cast<unsigned char>(s[i + k]);
+            if ((d & 0xc0) != 0x80) return false;
+            cp = cp << 6 | (d & 0x3f);
+        }
+        const std::uint32_t least[] = {0, 0x80, 0x800, 0x10000};
+        if (cp < least[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+        i += n + 1;
+    }
+    return true;
+}
+
+void check(bool ok) {
+    if (!ok) __builtin_trap();
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    using plugmon::detail::normalize_statement;
+    using plugmon::detail::statement_fingerprint;
+    using plugmon::detail::statement_max_length;
+    if (size < 1) return 0;
+    // Byte 0 picks the cap: small caps exercise the cut, 255 means "the full bound".
+    const std::size_t cap = data[0] == 255 ? statement_max_length + 16 : data[0];
+    const std::string_view sql(reinterpret_cast<const char*>(data + 1), size - 1);
+
+    const auto out = std::make_unique<char[]>(cap);  // exactly cap bytes: ASan sees overruns
+    const std::size_t n = normalize_statement(sql, out.get(), cap);
+    check(n <= cap && n <= statement_max_length);
+    const std::string_view first(out.get(), n);
+    if (valid_utf8(sql)) check(valid_utf8(first));
+
+    const auto again = std::make_unique<char[]>(cap);
+    const std::size_t m = normalize_statement(first, again.get(), cap);
+    check(m == n && std::memcmp(again.get(), out.get(), n) == 0);
+
+    check(statement_fingerprint(first) != 0);
+    return 0;
+}
