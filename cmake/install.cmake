@@ -1,7 +1,8 @@
-# Install rules and the CMake package (find_package(plugmon) -> plugmon::probe).
+# Install rules and the CMake package (find_package(plugmon) -> plugmon::probe, plugmon::alloc).
 #
 # Components:
-#   probe   libplugmon_probe, include/plugmon/*.hpp, lib/cmake/plugmon (what a plugin builds against)
+#   probe   libplugmon_probe, libplugmon_alloc (opt-in allocation accounting), include/plugmon/*.hpp,
+#           lib/cmake/plugmon (what a plugin builds against)
 #   agent   plugmon-agent and plugmonctl (when they are built)
 #   system  systemd unit, sysusers entry and /etc config; only with PLUGMON_INSTALL_SYSTEM_FILES=ON,
 #           because they go to absolute paths (a prefix install as a normal user must not need them)
@@ -13,7 +14,7 @@ option(PLUGMON_INSTALL_SYSTEM_FILES
 
 set(PLUGMON_CMAKE_INSTALL_DIR "${CMAKE_INSTALL_LIBDIR}/cmake/plugmon")
 
-install(TARGETS plugmon_probe EXPORT plugmonTargets
+install(TARGETS plugmon_probe plugmon_alloc EXPORT plugmonTargets
   LIBRARY DESTINATION "${CMAKE_INSTALL_LIBDIR}" COMPONENT probe NAMELINK_COMPONENT probe
   ARCHIVE DESTINATION "${CMAKE_INSTALL_LIBDIR}" COMPONENT probe
   RUNTIME DESTINATION "${CMAKE_INSTALL_BINDIR}" COMPONENT probe

@@ -15,3 +15,15 @@ add_executable(probe_fingerprint_test ${CMAKE_CURRENT_LIST_DIR}/fingerprint_test
 target_link_libraries(probe_fingerprint_test PRIVATE GTest::gtest_main plugmon_warnings)
 set_target_properties(probe_fingerprint_test PROPERTIES CXX_STANDARD 17)
 gtest_discover_tests(probe_fingerprint_test DISCOVERY_MODE PRE_TEST PROPERTIES LABELS unit)
+
+# Allocation accounting (plugmon::alloc). Under ASan or TSan the sanitizer runtime comes first in
+# symbol lookup and its operator new wins over the library's (which is then inert); compiling the
+# replacement into the executable, which comes before every library, puts it in front again so
+# that the sanitizer builds still check it.
+add_executable(probe_alloc_test ${CMAKE_CURRENT_LIST_DIR}/alloc_test.cpp ${CMAKE_CURRENT_LIST_DIR}/../support/test_env.cpp)
+target_link_libraries(probe_alloc_test PRIVATE plugmon::alloc GTest::gtest_main plugmon_warnings)
+target_compile_definitions(probe_alloc_test PRIVATE PLUGMON_TEST_ENV="PLUGMON_RUNTIME_DIR=${CMAKE_CURRENT_BINARY_DIR}/no-agent")
+if(CMAKE_CXX_FLAGS MATCHES "-fsanitize=[a-z,]*(address|thread)")
+  target_sources(probe_alloc_test PRIVATE ${PROJECT_SOURCE_DIR}/probe/alloc.cpp)
+endif()
+gtest_discover_tests(probe_alloc_test DISCOVERY_MODE PRE_TEST PROPERTIES LABELS unit)
