@@ -87,7 +87,7 @@ public:
     dd_sketch() = default;
 
     /// Records one value. A few ns when the bucket lies in the current window; otherwise the
-    /// window grows geometrically (allocates; may throw std::bad_alloc). Not thread-safe.
+    /// window grows by at least a quarter (allocates; may throw std::bad_alloc). Not thread-safe.
     void add(std::uint64_t v) {
         const std::uint32_t i = index_of(v);
         const std::uint32_t off = i - lo_index_;  // wraps to a huge value below the window
@@ -160,7 +160,7 @@ private:
 
     /// Slow path of add: grows the window to hold `i`, then adds `n` there.
     void add_outside(std::uint32_t i, std::uint64_t n);
-    /// Grows the window (geometrically) so that it covers indices [lo, hi].
+    /// Grows the window (by at least a quarter: amortised O(1)) so that it covers [lo, hi].
     void cover(std::uint32_t lo, std::uint32_t hi);
 
     std::uint64_t count_ = 0;
