@@ -88,7 +88,7 @@ struct counter_series : series_base {
 
 /// A leak detector fed by the drain thread, with its latest verdict readable by anyone.
 struct leak_watch {
-    leak_detector history;  // drain thread only
+    leak_detector history{512};  // drain thread only; thinned beyond 512 points (evaluation is O(n))
     std::atomic<bool> suspected{false};
     std::atomic<double> slope{0}, r2{0};
     void observe(double t_seconds, double value, const leak_settings& s) {

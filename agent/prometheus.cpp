@@ -309,6 +309,12 @@ std::string render_metrics(const series_store& store, const drain& d, const inta
     for (const auto& s : v.pools)
         bound += 3 * sample_bound("plugmon_pool_connections",
                                   {{"plugin", s->plugin}, {"state", "waiting"}});
+    for (const auto& s : v.memories)
+        bound += 4 * sample_bound("plugmon_plugin_heap_allocated_bytes_total", {{"plugin", s->plugin}});
+    const auto producers = d.producers();
+    for (const auto& p : producers)
+        bound += 7 * sample_bound("plugmon_process_resident_memory_bytes",
+                                  {{"pid", "4294967295"}, {"name", p->name()}});
     std::string out;
     out.reserve(bound);
     advise_huge_pages(out);
@@ -358,6 +364,53 @@ std::string render_metrics(const series_store& store, const drain& d, const inta
                s->waiting.get());
     }
 
+    header(out, "plugmon_plugin_heap_allocated_bytes_total", "counter",
+           "Heap bytes allocated by the plugin (plugmon::alloc), summed over processes.");
+    for (const auto& s : v.memories)
+        sample(out, "plugmon_plugin_heap_allocated_bytes_total", {{"plugin", s->plugin}}, s->allocated.get());
+    header(out, "plugmon_plugin_heap_freed_bytes_total", "counter",
+           "Heap bytes the plugin allocated that were freed (or went with their process).");
+    for (const auto& s : v.memories)
+        sample(out, "plugmon_plugin_heap_freed_bytes_total", {{"plugin", s->plugin}}, s->freed.get());
+    header(out, "plugmon_plugin_heap_live_bytes", "gauge", "Heap bytes the plugin holds now.");
+    for (const auto& s : v.memories) {
+        const std::uint64_t al = s->allocated.get(), fr = s->freed.get();
+        sample(out, "plugmon_plugin_heap_live_bytes", {{"plugin", s->plugin}}, al >= fr ? al - fr : 0);
+    }
+    header(out, "plugmon_plugin_leak_suspected", "gauge",
+           "1 when the plugin's live heap grew steadily over leak_window (linear fit), else 0.");
+    for (const auto& s : v.memories)
+        sample(out, "plugmon_plugin_leak_suspected", {{"plugin", s->plugin}},
+               s->leak.suspected.load(std::memory_order_relaxed) ? 1 : 0);
+
+    // Plugin processes, from their probes' once-a-second samples (attached, sampled ones only).
+    std::vector<std::pair<std::string, const producer*>> procs;
+    for (const auto& p : producers)
+        if (p->state() == producer_state::attached && !p->gone() &&
+            p->resources().sampled.load(std::memory_order_acquire))
+            procs.emplace_back(std::to_string(p->pid()), p.get());
+    const auto per_process = [&](const char* name, const char* type, const char* help, auto value) {
+        header(out, name, type, help);
+        for (const auto& [pid, p] : procs) value(name, label_list{{"pid", pid}, {"name", p->name()}}, *p);
+    };
+    per_process("plugmon_process_resident_memory_bytes", "gauge", "Resident memory of the plugin process.",
+                [&](const char* n, label_list l, const producer& p) { sample(out, n, l, p.resources().rss_bytes.get()); });
+    per_process("plugmon_process_cpu_seconds_total", "counter", "CPU time (user + system) of the plugin process.",
+                [&](const char* n, label_list l, const producer& p) { sample_seconds(out, n, l, p.resources().cpu_ns.get()); });
+    per_process("plugmon_process_open_fds", "gauge", "Open file descriptors of the plugin process.",
+                [&](const char* n, label_list l, const producer& p) { sample(out, n, l, p.resources().open_fds.get()); });
+    per_process("plugmon_process_threads", "gauge", "Threads of the plugin process.",
+                [&](const char* n, label_list l, const producer& p) { sample(out, n, l, p.resources().threads.get()); });
+    per_process("plugmon_process_read_bytes_total", "counter", "Bytes the plugin process read from storage.",
+                [&](const char* n, label_list l, const producer& p) { sample(out, n, l, p.resources().read_bytes.get()); });
+    per_process("plugmon_process_write_bytes_total", "counter", "Bytes the plugin process wrote to storage.",
+                [&](const char* n, label_list l, const producer& p) { sample(out, n, l, p.resources().write_bytes.get()); });
+    per_process("plugmon_process_leak_suspected", "gauge",
+                "1 when the process's resident memory grew steadily over leak_window, else 0.",
+                [&](const char* n, label_list l, const producer& p) {
+                    sample(out, n, l, p.resources().leak.suspected.load(std::memory_order_relaxed) ? 1 : 0);
+                });
+
     const drain_totals& t = d.totals();
     header(out, "plugmon_ring_events_dropped_total", "counter",
            "Events recorded by probes that were not aggregated, by reason.");
@@ -381,6 +434,9 @@ std::string render_metrics(const series_store& store, const drain& d, const inta
     header(out, "plugmon_agent_slow_queries_total", "counter",
            "Queries at or above their plugin's slow_query_threshold.");
     sample(out, "plugmon_agent_slow_queries_total", {}, t.slow.get());
+    header(out, "plugmon_agent_resource_samples_total", "counter",
+           "Process and heap samples from the probes' helper threads (not part of drained).");
+    sample(out, "plugmon_agent_resource_samples_total", {}, t.resource_samples.get());
     header(out, "plugmon_agent_windows_total", "counter", "Flush windows closed.");
     sample(out, "plugmon_agent_windows_total", {}, t.windows.get());
     header(out, "plugmon_agent_events_drained_total", "counter",
@@ -388,7 +444,7 @@ std::string render_metrics(const series_store& store, const drain& d, const inta
     sample(out, "plugmon_agent_events_drained_total", {}, t.drained.get());
 
     std::uint64_t attached = 0, quarantined = 0;
-    for (const auto& p : d.producers()) {
+    for (const auto& p : producers) {
         if (p->state() == producer_state::attached && !p->gone()) ++attached;
         if (p->state() == producer_state::quarantined) ++quarantined;
     }

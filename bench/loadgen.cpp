@@ -81,6 +81,8 @@ struct options {
     bool print_pids = false;
     bool measure_latency = false;
     unsigned statements = 0;        // statement shapes attached to queries (0 = none)
+    std::uint64_t alloc_bytes = 0;  // mixed: bytes each execution allocates and frees
+    std::uint64_t leak_bytes = 0;   // mixed: bytes each execution of plugin 0 allocates and keeps
     std::uint64_t slow_every = 0;   // record mix: every Nth query takes slow_ns (0 = never)
     nanoseconds slow_duration{std::chrono::seconds(2)};
 };
@@ -244,6 +246,9 @@ void set_handler(int sig, void (*handler)(int), const sigset_t& mask) {
     sa.sa_flags = 0;  // no SA_RESTART: a blocked read or poll returns EINTR and rechecks
     ::sigaction(sig, &sa, nullptr);
 }
+
+/// Keeps the compiler from eliding an allocation whose memory is never read.
+void benchmark_keep(char* p) { asm volatile("" : : "r"(p) : "memory"); }
 
 // ---- the child: simulated plugins ----
 
@@ -439,8 +444,17 @@ void run_worker(const workload& w, std::uint64_t seed, tally& out,
     } else {
         // One execution of a plugin wraps a block of its queries; counters and pool samples
         // ride along at fixed intervals.
+        std::vector<std::unique_ptr<char[]>> leaked;  // --leak-bytes: kept until the thread ends
         auto block = [&](std::uint32_t p) {
             auto run = w.plugins[p].execution();
+            if (o.alloc_bytes != 0) {
+                std::unique_ptr<char[]> scratch(new char[o.alloc_bytes]);
+                benchmark_keep(scratch.get());
+            }
+            if (o.leak_bytes != 0 && p == 0) {
+                leaked.emplace_back(new char[o.leak_bytes]);
+                benchmark_keep(leaked.back().get());
+            }
             ++t.executions;
             ++t.plugin_events[p];
             if ((rng.next() >> 11) < w.error_threshold) {
@@ -1035,6 +1049,10 @@ int main(int argc, char** argv) {
                    "record mix: every Nth query of a thread lasts --slow-duration (0 = never)");
     std::string slow_text = "2s";
     app.add_option("--slow-duration", slow_text, "duration of the --slow-every queries (default 2s)");
+    app.add_option("--alloc-bytes", o.alloc_bytes,
+                   "mixed: bytes each execution allocates and frees (heap accounting; plugmon::alloc is linked)");
+    app.add_option("--leak-bytes", o.leak_bytes,
+                   "mixed: bytes each execution of the first plugin allocates and never frees (a leak)");
     app.add_option("--error-ratio", o.error_ratio, "fraction of queries (and executions) marked failed")
         ->check(CLI::Range(0.0, 1.0))
         ->capture_default_str();

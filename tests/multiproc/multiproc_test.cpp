@@ -696,3 +696,39 @@ TEST(aggregation, plugmonctl_top_shows_the_plugins_of_a_running_agent) {
     ASSERT_EQ(lg.finish(), 0) << lg.log();
     EXPECT_EQ(a.stop(), 0);
 }
+
+TEST(aggregation, a_plugin_that_leaks_is_flagged_and_one_that_frees_is_not) {
+    temp_dir dir;
+    const std::string rt = dir.path() + "/rt";
+    // 5 s window: flagged after about 4 s of steady growth (the fit needs 80 % of the window)
+    agent a(rt, dir.path() + "/agent.log",
+            {"--leak-window", "5s", "--leak-min-growth", "100000", "--leak-min-r2", "0.8"});
+    // leak-0 keeps 2,000 bytes per execution (~50 executions/s); leak-1 allocates and frees
+    loadgen_run lg(dir, "lg", rt,
+                   {"--processes", "1", "--threads", "1", "--duration", "9s", "--rate", "10000", "--mix", "mixed",
+                    "--plugins", "2", "--plugin-prefix", "leak-", "--alloc-bytes", "4096", "--leak-bytes", "2000",
+                    "--wait-attached", "10s", "--linger-attached", "1s"});
+    json p0, p1;
+    const bool flagged = wait_until(
+        [&] {
+            p0 = api_json(a, "/api/v1/plugins/leak-0");
+            return p0.is_object() && p0["leak"].is_object() && p0["leak"]["suspected"].get<bool>();
+        },
+        9s);
+    p1 = api_json(a, "/api/v1/plugins/leak-1");
+    const metrics m = a.scrape();
+    ASSERT_EQ(lg.finish(), 0) << lg.log();
+    ASSERT_TRUE(flagged) << p0;
+    EXPECT_TRUE(p0["alloc_tracked"].get<bool>());
+    EXPECT_GT(p0["live_bytes"].get<std::uint64_t>(), 100000u);
+    EXPECT_GT(p0["leak"]["slope_bytes_per_second"].get<double>(), 10000.0);
+    ASSERT_TRUE(p1.is_object() && p1["leak"].is_object()) << p1;
+    EXPECT_TRUE(p1["alloc_tracked"].get<bool>());
+    EXPECT_FALSE(p1["leak"]["suspected"].get<bool>()) << p1;
+    EXPECT_LT(p1["live_bytes"].get<std::uint64_t>(), 100000u) << p1;  // allocated, then freed
+    EXPECT_GT(p1["allocated_bytes"].get<std::uint64_t>(), 1000000u) << p1;
+    EXPECT_EQ(m.sum("plugmon_plugin_leak_suspected", {{"plugin", "leak-0"}}), 1.0);
+    EXPECT_EQ(m.sum("plugmon_plugin_leak_suspected", {{"plugin", "leak-1"}}), 0.0);
+    EXPECT_GT(m.sum("plugmon_process_resident_memory_bytes"), 0.0);
+    EXPECT_EQ(a.stop(), 0);
+}
