@@ -499,7 +499,9 @@ void runtime::sample_resources() {
 
 void runtime::helper_loop() {
     ::pthread_setname_np(::pthread_self(), "plugmon-probe");
-    auto next_sample = std::chrono::steady_clock::now();
+    // The first sample waits a second: the helper's lane is taken after the threads that start
+    // recording at once have taken theirs (with few lanes, it must not push one to the shared lane).
+    auto next_sample = std::chrono::steady_clock::now() + std::chrono::seconds(1);
     for (;;) {
         if (std::chrono::steady_clock::now() >= next_sample) {
             next_sample = std::chrono::steady_clock::now() + std::chrono::seconds(1);
@@ -681,10 +683,13 @@ std::uint32_t intern_slow(std::string_view name, const char** text) noexcept {
     }
 }
 
-std::uint32_t intern_miss(name_cache_entry& e, std::string_view name) noexcept {
+std::uint32_t intern_miss(name_cache_entry* set, std::string_view name) noexcept {
     const char* text = nullptr;
     const std::uint32_t id = intern_slow(name, &text);
-    if (text != nullptr) e = name_cache_entry{name.data(), text, std::uint32_t(name.size()), id};
+    if (text != nullptr) {
+        for (std::size_t i = name_cache_ways - 1; i > 0; --i) set[i] = set[i - 1];  // least recent out
+        set[0] = name_cache_entry{name.data(), text, std::uint32_t(name.size()), id};
+    }
     return id;
 }
 

@@ -32,6 +32,8 @@ struct name_cache_entry {
     std::uint32_t id;
 };
 inline constexpr std::size_t name_cache_size = 64;
+inline constexpr std::size_t name_cache_ways = 4;  // 16 sets of 4
+static_assert(name_cache_size / name_cache_ways == 16, "the set index takes the hash's top 4 bits");
 
 /// Per-thread statement cache: keyed on a hash of the statement's raw text (literals and all),
 /// so a hit costs one pass over the text and no lock.
@@ -74,8 +76,8 @@ void emit_shared(const layout::slot& s) noexcept;
 void count_unavailable() noexcept;
 /// Interns a name process-wide (mutex; called on cache misses and by handles). Never throws.
 std::uint32_t intern_slow(std::string_view name, const char** text) noexcept;
-/// A cache miss: interns the name and fills the cache entry.
-std::uint32_t intern_miss(name_cache_entry& e, std::string_view name) noexcept;
+/// A cache miss: interns the name and puts it first in its cache set (the others move down one).
+std::uint32_t intern_miss(name_cache_entry* set, std::string_view name) noexcept;
 /// Normalises a statement (literals to ?, whitespace folded), fingerprints it and interns the
 /// normalised text process-wide (mutex). Returns its id, or 0 when the table is full.
 std::uint32_t intern_statement(std::string_view sql) noexcept;
@@ -115,15 +117,21 @@ PLUGMON_ALWAYS_INLINE bool same_bytes(const char* a, const char* b, std::size_t 
     return std::memcmp(a, b, n) == 0;
 }
 
-/// Interns through this thread's cache. Never blocks on a hit; takes the interning lock on a miss.
+PLUGMON_ALWAYS_INLINE bool cache_hit(const name_cache_entry& e, std::string_view name) noexcept {
+    return e.ptr == name.data() && e.len == name.size() && same_bytes(e.text, name.data(), name.size());
+}
+
+/// Interns through this thread's cache: 4-way set associative on the string's address (literals
+/// a few bytes apart must not evict each other), so the names a thread uses stay cached. Never
+/// blocks on a hit; takes the interning lock on a miss.
 PLUGMON_ALWAYS_INLINE std::uint32_t intern_cached(lane_writer* w, std::string_view name) noexcept {
     if (PLUGMON_UNLIKELY(name.empty())) return layout::name_empty;
-    const auto key = reinterpret_cast<std::uintptr_t>(name.data());
-    name_cache_entry& e = w->cache[((key >> 3) ^ (key >> 9) ^ name.size()) & (name_cache_size - 1)];
-    if (PLUGMON_LIKELY(e.ptr == name.data() && e.len == name.size() &&
-                       same_bytes(e.text, name.data(), name.size())))
-        return e.id;
-    return intern_miss(e, name);
+    const auto key = std::uint64_t(reinterpret_cast<std::uintptr_t>(name.data())) ^ name.size();
+    name_cache_entry* set = &w->cache[((key * 0x9e3779b97f4a7c15ull) >> 60) * name_cache_ways];
+    if (PLUGMON_LIKELY(cache_hit(set[0], name))) return set[0].id;
+    for (std::size_t i = 1; i < name_cache_ways; ++i)
+        if (cache_hit(set[i], name)) return set[i].id;
+    return intern_miss(set, name);
 }
 
 /// A fast 64-bit hash of raw text (8 bytes per step); only to recognise a text seen before.
