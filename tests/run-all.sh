@@ -102,9 +102,10 @@ if ((sanitizers)); then
         tsan_prefix=(setarch "$(uname -m)" -R)
     fi
     run_stage tsan 'unit|multiproc' "${PLUGMON_SAN_TEST_JOBS:-1}" "${tsan_prefix[@]}"
-    # libFuzzer over segment validation and slot decoding: only the fuzz target is built, and it
-    # runs for 30 s (longer runs: see tests/fuzz/tests.cmake).
-    stage_targets=segment_fuzz run_stage fuzz 'fuzz' 1
+    # libFuzzer over what parses untrusted or user bytes: segment validation and slot decoding,
+    # sketch decoding, statement normalisation. Only the fuzz targets are built; each runs 30 s
+    # (longer runs: see tests/fuzz/tests.cmake).
+    stage_targets="segment_fuzz sketch_fuzz fingerprint_fuzz" run_stage fuzz 'fuzz' 1
 else
     summary+=("$(printf '%-9s %-28s SKIP  (--quick / --no-sanitizers)' 'asan,tsan' 'unit|multiproc')")
 fi
