@@ -289,8 +289,9 @@ void mapped_segment::backlog(std::uint64_t& pending, double& max_ratio) const {
 
 std::uint64_t mapped_segment::consumed_total() const {
     std::uint64_t t = 0;
+    const std::uint32_t helper = helper_lane();  // its samples are not events the plugin recorded
     for (std::uint32_t i = 0; i <= geo_.lane_count; ++i)
-        t += lane(i)->tail.load(std::memory_order_relaxed);
+        if (i != helper) t += lane(i)->tail.load(std::memory_order_relaxed);
     return t;
 }
 

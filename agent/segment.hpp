@@ -63,7 +63,7 @@ public:
     std::uint64_t take_new_drops(bool& corrupt);
     /// Events published but not yet consumed, and the fullest lane's fill ratio.
     void backlog(std::uint64_t& pending, double& max_ratio) const;
-    /// Sum of tail over lanes (what all agents so far consumed).
+    /// Sum of tail over lanes except the helper's (events all agents so far consumed).
     std::uint64_t consumed_total() const;
 
     /// The text of a segment-local name id; nullptr for an id the producer never published.
