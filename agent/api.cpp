@@ -136,6 +136,9 @@ nlohmann::json plugins_json(const series_store& store, const std::string* only) 
         a.executions += s->ok.get() + s->error.get();
         a.cpu_ns += s->cpu_ns.get();
     }
+    std::map<std::string, std::shared_ptr<const pool_series>> pools;
+    for (const auto& ps : v.pools)
+        if (!only || ps->plugin == *only) pools[ps->plugin] = ps;
     std::map<std::string, std::shared_ptr<const memory_series>> memory;
     for (const auto& m : v.memories)
         if (!only || m->plugin == *only) {
@@ -173,6 +176,16 @@ nlohmann::json plugins_json(const series_store& store, const std::string* only) 
             p["alloc_tracked"] = false;
             p["live_bytes"] = nullptr;
             p["leak"] = nullptr;
+        }
+        if (const auto ps = pools.find(name); ps != pools.end()) {
+            // last sample of each producer, summed: utilisation of the plugin's connections
+            const std::uint64_t in_use = ps->second->in_use.get(), idle = ps->second->idle.get();
+            p["pool"] = {{"in_use", in_use},
+                         {"idle", idle},
+                         {"waiting", ps->second->waiting.get()},
+                         {"utilization", in_use + idle ? double(in_use) / double(in_use + idle) : 0.0}};
+        } else {
+            p["pool"] = nullptr;
         }
         const auto it = latency.find(name);
         if (it != latency.end()) {

@@ -693,6 +693,12 @@ TEST(aggregation, plugmonctl_top_shows_the_plugins_of_a_running_agent) {
     const auto second = out.find("\n\n");
     ASSERT_NE(second, std::string::npos) << out;
     EXPECT_NE(out.find_first_of("123456789", out.find("top-", second)), std::string::npos) << out;
+    // pool samples (mixed mix: a 16-connection pool): utilisation per plugin while it runs
+    const json p = api_json(a, "/api/v1/plugins/top-0");
+    ASSERT_TRUE(p.is_object() && p["pool"].is_object()) << p;
+    EXPECT_EQ(p["pool"]["in_use"].get<std::uint64_t>() + p["pool"]["idle"].get<std::uint64_t>(), 16u) << p;
+    EXPECT_GE(p["pool"]["utilization"].get<double>(), 0.0);
+    EXPECT_LE(p["pool"]["utilization"].get<double>(), 1.0);
     ASSERT_EQ(lg.finish(), 0) << lg.log();
     EXPECT_EQ(a.stop(), 0);
 }
