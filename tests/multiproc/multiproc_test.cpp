@@ -612,7 +612,7 @@ TEST(aggregation, series_budget_folds_a_hostile_number_of_names_and_counts_stay_
         const std::string rt = dir.path() + "/rt";
         agent a(rt, dir.path() + "/agent.log", {"--series-budget", bc.total, "--series-budget-per-plugin", "100"});
         loadgen_run lg(dir, "lg", rt,
-                       {"--processes", "1", "--threads", "1", "--events", "200000", "--rate", "400000", "--mix",
+                       {"--processes", "1", "--threads", "1", "--events", "40000", "--rate", "20000", "--mix",
                         "record", "--plugins", "5", "--plugin-prefix", "flood-", "--tables", "3000", "--tenants",
                         "4", "--wait-attached", "10s"});
         ASSERT_EQ(lg.finish(), 0) << lg.log();
@@ -620,6 +620,8 @@ TEST(aggregation, series_budget_folds_a_hostile_number_of_names_and_counts_stay_
         const json& c = lg.children().at(0);
         const auto written = c["written"].get<std::uint64_t>();
         // per-plugin figures below compare with what each plugin recorded: none may be dropped
+        // paced (20 k/s, a 16 K-slot lane holds 0.8 s) so that even a sanitizer build's agent,
+        // creating a series per event, keeps up
         ASSERT_EQ(c["dropped"].get<std::uint64_t>(), 0u) << "paced to stay drop-free; the machine fell behind";
         const metrics m = a.scrape();
         // nothing lost: every drained query is counted, most of them under __overflow__ labels
