@@ -6,8 +6,24 @@
 
 namespace plugmon::agent {
 
-histogram::histogram(const std::vector<std::uint64_t>& bounds_ns)
-    : bounds_(bounds_ns), n_(bounds_ns.size() + 1), buckets_(new cell[bounds_ns.size() + 1]) {}
+histogram::histogram(const std::vector<std::uint64_t>& bounds_ns, const std::vector<std::uint16_t>& by_index)
+    : bounds_(bounds_ns), by_index_(by_index), n_(bounds_ns.size() + 1), buckets_(new cell[bounds_ns.size() + 1]) {}
+
+namespace {
+std::vector<std::uint16_t> buckets_by_index(const std::vector<std::uint64_t>& bounds) {
+    std::vector<std::uint16_t> out(dd_sketch::index_limit);
+    if (bounds.size() > histogram::bucket_mask) return {};
+    for (std::uint32_t i = 0; i < dd_sketch::index_limit; ++i) {
+        const std::uint64_t lo = dd_sketch::lower_bound(i), hi = dd_sketch::upper_bound(i);
+        // bucket of lo: the number of bounds below it; then the bounds in [lo, hi)
+        const auto first = std::lower_bound(bounds.begin(), bounds.end(), lo);
+        const auto inside = std::lower_bound(first, bounds.end(), hi) - first;
+        const auto b = std::uint16_t(first - bounds.begin());
+        out[i] = inside == 0 ? b : inside == 1 ? std::uint16_t(b | histogram::bucket_straddles) : histogram::bucket_search;
+    }
+    return out;
+}
+}  // namespace
 
 void histogram::observe(std::uint64_t ns) {
     const auto it = std::lower_bound(bounds_.begin(), bounds_.end(), ns);  // le: ns <= bound
@@ -28,6 +44,8 @@ bucket_bounds bucket_bounds::from_seconds(const std::vector<double>& query,
     };
     b.query_ns = to_ns(query);
     b.execution_ns = to_ns(execution);
+    b.query_by_index = buckets_by_index(b.query_ns);
+    b.execution_by_index = buckets_by_index(b.execution_ns);
     return b;
 }
 
@@ -83,9 +101,9 @@ query_series* series_store::query(const std::string& plugin, const std::string& 
                          key_of({&plugin, &overflow, &overflow, &overflow}),
                          key_of({&overflow, &overflow, &overflow, &overflow}), [&](int fold) {
                              if (fold == fold_none)
-                                 return new query_series(plugin, op, table, tenant, bounds_.query_ns);
+                                 return new query_series(plugin, op, table, tenant, bounds_.query_ns, bounds_.query_by_index);
                              return new query_series(fold == fold_plugin ? plugin : overflow, overflow,
-                                                     overflow, overflow, bounds_.query_ns);
+                                                     overflow, overflow, bounds_.query_ns, bounds_.query_by_index);
                          });
     if (slow_ns_) s->slow_ns = slow_ns_(plugin);  // drain thread: the only writer
     return s;
@@ -95,9 +113,9 @@ execution_series* series_store::execution(const std::string& plugin, const std::
     return get_or_create(executions_, plugin, key_of({&plugin, &tenant}), key_of({&plugin, &overflow}),
                          key_of({&overflow, &overflow}), [&](int fold) {
                              if (fold == fold_none)
-                                 return new execution_series(plugin, tenant, bounds_.execution_ns);
+                                 return new execution_series(plugin, tenant, bounds_.execution_ns, bounds_.execution_by_index);
                              return new execution_series(fold == fold_plugin ? plugin : overflow,
-                                                         overflow, bounds_.execution_ns);
+                                                         overflow, bounds_.execution_ns, bounds_.execution_by_index);
                          });
 }
 

@@ -34,8 +34,20 @@ private:
 /// Cumulative-bucket histogram over nanoseconds with upper bounds given in seconds.
 class histogram {
 public:
-    explicit histogram(const std::vector<std::uint64_t>& bounds_ns);
+    /// `by_index`: the bucket of every dd_sketch index (see bucket_bounds), or empty.
+    histogram(const std::vector<std::uint64_t>& bounds_ns, const std::vector<std::uint16_t>& by_index);
     void observe(std::uint64_t ns);
+    /// The same, for a value whose dd_sketch index the caller already has: a table lookup and at
+    /// most one comparison instead of a binary search over the bounds.
+    void observe_at(std::uint32_t sketch_index, std::uint64_t ns) {
+        const std::uint16_t e = by_index_.empty() ? std::uint16_t(bucket_search) : by_index_[sketch_index];
+        if (e == bucket_search) return observe(ns);
+        std::size_t b = e & bucket_mask;
+        if (e & bucket_straddles) b += ns > bounds_[b];  // a bound lies inside this sketch bin
+        buckets_[b].add(1);
+        sum_ns_.add(ns);
+    }
+    static constexpr std::uint16_t bucket_mask = 0x3fff, bucket_straddles = 0x4000, bucket_search = 0xffff;
     /// Count in bucket i (not cumulative); i == bounds size is the +Inf overflow bucket.
     std::uint64_t bucket(std::size_t i) const { return buckets_[i].get(); }
     std::uint64_t sum_ns() const { return sum_ns_.get(); }
@@ -43,6 +55,7 @@ public:
 
 private:
     const std::vector<std::uint64_t>& bounds_;
+    const std::vector<std::uint16_t>& by_index_;
     std::size_t n_;
     std::unique_ptr<cell[]> buckets_;
     cell sum_ns_;
@@ -58,9 +71,9 @@ struct series_base {
 
 struct query_series : series_base {
     query_series(std::string pl, std::string o, std::string t, std::string tn,
-                 const std::vector<std::uint64_t>& bounds)
+                 const std::vector<std::uint64_t>& bounds, const std::vector<std::uint16_t>& by_index)
         : plugin(std::move(pl)), op(std::move(o)), table(std::move(t)), tenant(std::move(tn)),
-          duration(bounds) {}
+          duration(bounds, by_index) {}
     std::string plugin, op, table, tenant;
     cell ok, error, rows;
     histogram duration;
@@ -71,8 +84,9 @@ struct query_series : series_base {
 };
 
 struct execution_series : series_base {
-    execution_series(std::string pl, std::string tn, const std::vector<std::uint64_t>& bounds)
-        : plugin(std::move(pl)), tenant(std::move(tn)), duration(bounds) {}
+    execution_series(std::string pl, std::string tn, const std::vector<std::uint64_t>& bounds,
+                     const std::vector<std::uint16_t>& by_index)
+        : plugin(std::move(pl)), tenant(std::move(tn)), duration(bounds, by_index) {}
     std::string plugin, tenant;
     cell ok, error, cpu_ns;
     histogram duration;
@@ -118,6 +132,10 @@ struct pool_series : series_base {
 struct bucket_bounds {
     std::vector<double> query_s, execution_s;
     std::vector<std::uint64_t> query_ns, execution_ns;
+    /// For each dd_sketch index: the histogram bucket of the index's lower bound, with
+    /// histogram::bucket_straddles when a bucket bound falls inside the sketch bin (or
+    /// histogram::bucket_search when more than one does).
+    std::vector<std::uint16_t> query_by_index, execution_by_index;
     static bucket_bounds from_seconds(const std::vector<double>& query, const std::vector<double>& execution);
 };
 

@@ -88,8 +88,10 @@ public:
 
     /// Records one value. A few ns when the bucket lies in the current window; otherwise the
     /// window grows by at least a quarter (allocates; may throw std::bad_alloc). Not thread-safe.
-    void add(std::uint64_t v) {
-        const std::uint32_t i = index_of(v);
+    void add(std::uint64_t v) { add_at(index_of(v), v); }
+
+    /// add(v) for a value whose index the caller computed (index_of(v)), to share it.
+    void add_at(std::uint32_t i, std::uint64_t v) {
         const std::uint32_t off = i - lo_index_;  // wraps to a huge value below the window
         if (off < bins_.size()) [[likely]]
             ++bins_[off];

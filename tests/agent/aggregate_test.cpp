@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <set>
+#include <vector>
 #include <string>
 
 namespace plugmon::agent {
@@ -201,6 +202,29 @@ TEST(windows, execution_rollups_carry_calls_wall_and_cpu_time) {
     EXPECT_EQ(b.executions[0].calls, 3u);
     EXPECT_EQ(b.executions[0].cpu_ns, 1500u);
     EXPECT_EQ(e->window_calls, 0u);
+}
+
+TEST(histogram, bucket_from_the_sketch_index_equals_the_binary_search_everywhere) {
+    const bucket_bounds b = default_bounds();
+    histogram by_search(b.query_ns, b.query_by_index), by_index(b.query_ns, b.query_by_index);
+    std::vector<std::uint64_t> values;
+    for (std::uint64_t bound : b.query_ns)  // every bound, and its neighbours
+        for (std::int64_t d = -3; d <= 3; ++d) values.push_back(bound + std::uint64_t(d));
+    std::uint64_t x = 88172645463325252ull;
+    for (int i = 0; i < 200000; ++i) {  // and values spread over every magnitude
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        values.push_back(x >> (x % 64));
+    }
+    values.push_back(0);
+    values.push_back(~0ull);
+    for (std::uint64_t v : values) {
+        by_search.observe(v);
+        by_index.observe_at(dd_sketch::index_of(v), v);
+    }
+    for (std::size_t i = 0; i < by_search.size(); ++i) EXPECT_EQ(by_index.bucket(i), by_search.bucket(i)) << i;
+    EXPECT_EQ(by_index.sum_ns(), by_search.sum_ns());
 }
 
 }  // namespace
