@@ -208,7 +208,6 @@ std::uint64_t drain::drain_producer(producer& p, bool final) {
     mapped_segment& seg = *p.seg_;
     const std::uint32_t lanes = seg.geometry().lane_count + 1;
     const double npt = seg.tsc_clock() ? opt_.ns_per_tick : 1.0;
-    const std::uint32_t helper = seg.helper_lane();
     std::uint64_t n = 0;
     for (std::uint32_t i = 0; i < lanes; ++i) {
         const lane_result r =
@@ -217,7 +216,10 @@ std::uint64_t drain::drain_producer(producer& p, bool final) {
             quarantine(p, "impossible lane indices");
             return n;
         }
-        if (r.drained && i == helper) {  // the probe's own samples: not events the plugin recorded
+        // The probe's own samples are not events the plugin recorded. Read after the lane: the
+        // probe publishes helper_lane before its first sample, and drain_lane's acquire of head
+        // made that store visible if any sample was read here.
+        if (r.drained && i == seg.helper_lane()) {
             p.counts_.resource_samples.add(r.drained);
             totals_.resource_samples.add(r.drained);
         } else if (r.drained) {
