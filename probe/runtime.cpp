@@ -306,6 +306,7 @@ struct runtime {
     bool register_now(int timeout_ms);
     void helper_loop();
     void sample_resources();
+    lane_writer* acquire_helper_lane();
     void release_segment_in_child();
 };
 
@@ -448,11 +449,11 @@ std::uint64_t field_after(const char* text, const char* key) {
 // linked, every plugin's heap totals. Recorded on the helper's own lane, so they never count as
 // events the plugin recorded (ProbeStats leaves that lane out).
 void runtime::sample_resources() {
-    lane_writer* w = writer();
-    if (w == nullptr || w->shared) return;  // no lane of its own: skip rather than blur the counts
-    const auto lane_index = std::uint32_t(w->hdr - lane(0));
-    if (seg->helper_lane.load(std::memory_order_relaxed) != lane_index)
-        seg->helper_lane.store(lane_index, std::memory_order_release);
+    lane_writer* w = tls_writer;
+    if (w == nullptr) {
+        w = acquire_helper_lane();
+        if (w == nullptr) return;  // no lane that never held plugin events: skip sampling
+    }
     const std::uint64_t t = now();
     auto put = [&](layout::resource_field f, std::uint32_t plugin, std::uint64_t v, std::uint64_t v2) {
         emit(w, layout::event_kind::resource, 0, plugin, 0, 0, 0, std::uint32_t(f), t, 0, v, v2);
@@ -495,6 +496,42 @@ void runtime::sample_resources() {
         if (a != 0)
             put(layout::resource_field::alloc_bytes, id, a, alloc_counters[id].freed.load(std::memory_order_relaxed));
     }
+}
+
+// The helper's lane must never have held events of plugin code: ProbeStats and the agent leave
+// the whole lane out of the plugin's counts. So it takes a lane that was never used (head and
+// drops 0), searching from the last one (threads search from the first), and keeps it for good.
+lane_writer* runtime::acquire_helper_lane() {
+    if (seg == nullptr) return nullptr;
+    auto* w = new (std::nothrow) lane_writer{};
+    if (w == nullptr) return nullptr;
+    const auto tid = std::uint32_t(::syscall(SYS_gettid));
+    for (std::uint32_t i = geo.lane_count; i-- > 0;) {
+        lane_header* h = lane(i);
+        std::uint32_t free_owner = 0;
+        // acquire: pairs with a previous owner's release in lane_releaser (none, if head is 0).
+        if (h->owner.load(std::memory_order_relaxed) == 0 &&
+            h->head.load(std::memory_order_relaxed) == 0 &&
+            h->dropped_full.load(std::memory_order_relaxed) == 0 &&
+            h->owner.compare_exchange_strong(free_owner, tid, std::memory_order_acquire)) {
+            if (h->head.load(std::memory_order_relaxed) != 0) {  // used between the two looks
+                h->owner.store(0, std::memory_order_release);
+                continue;
+            }
+            w->hdr = h;
+            w->slots = lane_slots_base(i);
+            w->capacity = geo.lane_slots;
+            w->mask = geo.lane_slots - 1;
+            w->cached_tail = h->tail.load(std::memory_order_acquire);
+            // release: pairs with ProbeStats' and the agent's acquire loads of helper_lane; set
+            // before the first sample is published on the lane.
+            seg->helper_lane.store(i, std::memory_order_release);
+            tls_writer = w;  // the helper never exits, so its lane is never released
+            return w;
+        }
+    }
+    delete w;
+    return nullptr;
 }
 
 void runtime::helper_loop() {
