@@ -10,7 +10,7 @@
 PLUGMON_DEB_PACKAGES=(
     build-essential cmake pkg-config g++ clang libclang-rt-14-dev
     libboost-dev libboost-system-dev libpqxx-dev prometheus-cpp-dev libspdlog-dev libfmt-dev
-    libtomlplusplus-dev libcli11-dev nlohmann-json3-dev
+    libtomlplusplus-dev libcli11-dev nlohmann-json3-dev zlib1g-dev
     libgtest-dev libgmock-dev libbenchmark-dev
     postgresql prometheus prometheus-alertmanager
     curl procps ca-certificates

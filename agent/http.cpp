@@ -217,6 +217,7 @@ private:
         in.method = head ? std::string("GET") : std::string(req.method_string());
         in.target = std::string(req.target());
         in.authorization = std::string(req[http::field::authorization]);
+        in.accept_encoding = std::string(req[http::field::accept_encoding]);
         in.body = std::move(req.body());
         ++server_->stats_.requests;
 

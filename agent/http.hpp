@@ -25,6 +25,8 @@ struct http_request {
     std::string target;
     /// The Authorization header, empty when absent.
     std::string authorization;
+    /// The Accept-Encoding header, empty when absent.
+    std::string accept_encoding;
     std::string body;
 };
 

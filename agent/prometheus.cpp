@@ -3,6 +3,8 @@
 // names and `le` tails are made once per render, and the body is reserved from an upper bound.
 #include "prometheus.hpp"
 
+#include <zlib.h>
+
 #include <array>
 #include <charconv>
 #include <cstddef>
@@ -278,7 +280,11 @@ constexpr std::size_t fixed_body_bytes = 16 * 1024;
 
 }  // namespace
 
-std::string render_metrics(const series_store& store, const drain& d, const intake* in) {
+namespace {
+/// The body of render_metrics: into `out`, handing it to `sink` in pieces of about `chunk`
+/// bytes when there is a sink (then `out` never holds more than a piece), else all of it.
+void render_into(std::string& out, const series_store& store, const drain& d, const intake* in,
+                 const metrics_sink* sink, std::size_t chunk) {
     const series_store::view v = store.snapshot();
     const auto& b = store.bounds();
     const histogram_family query_h("plugmon_query_duration_seconds", b.query_s);
@@ -315,9 +321,18 @@ std::string render_metrics(const series_store& store, const drain& d, const inta
     for (const auto& p : producers)
         bound += 7 * sample_bound("plugmon_process_resident_memory_bytes",
                                   {{"pid", "4294967295"}, {"name", p->name()}});
-    std::string out;
-    out.reserve(bound);
-    advise_huge_pages(out);
+    const auto flush = [&] {
+        if (sink != nullptr && out.size() >= chunk) {
+            (*sink)(out);
+            out.clear();
+        }
+    };
+    if (sink == nullptr) {
+        out.reserve(bound);
+        advise_huge_pages(out);
+    } else {
+        out.reserve(chunk + (64u << 10));
+    }
 
     header(out, "plugmon_queries_total", "counter", "Queries recorded by plugins, by outcome.");
     for (std::size_t k = 0; k < v.queries.size(); ++k) {
@@ -325,13 +340,18 @@ std::string render_metrics(const series_store& store, const drain& d, const inta
         line(out, "plugmon_queries_total", query_prefix[k], status_ok, s.ok.get());
         if (const std::uint64_t e = s.error.get())
             line(out, "plugmon_queries_total", query_prefix[k], status_error, e);
+        flush();
     }
     header(out, "plugmon_query_rows_total", "counter", "Rows returned or affected by queries.");
-    for (std::size_t k = 0; k < v.queries.size(); ++k)
+    for (std::size_t k = 0; k < v.queries.size(); ++k) {
         line(out, "plugmon_query_rows_total", query_prefix[k], "} ", v.queries[k]->rows.get());
+        flush();
+    }
     header(out, "plugmon_query_duration_seconds", "histogram", "Query duration.");
-    for (std::size_t k = 0; k < v.queries.size(); ++k)
+    for (std::size_t k = 0; k < v.queries.size(); ++k) {
         query_h.lines_of(out, query_prefix[k], v.queries[k]->duration);
+        flush();
+    }
 
     header(out, "plugmon_executions_total", "counter", "Plugin executions, by outcome.");
     for (std::size_t k = 0; k < v.executions.size(); ++k) {
@@ -339,16 +359,21 @@ std::string render_metrics(const series_store& store, const drain& d, const inta
         line(out, "plugmon_executions_total", execution_prefix[k], status_ok, s.ok.get());
         if (const std::uint64_t e = s.error.get())
             line(out, "plugmon_executions_total", execution_prefix[k], status_error, e);
+        flush();
     }
     header(out, "plugmon_execution_duration_seconds", "histogram", "Plugin execution wall time.");
-    for (std::size_t k = 0; k < v.executions.size(); ++k)
+    for (std::size_t k = 0; k < v.executions.size(); ++k) {
         execution_h.lines_of(out, execution_prefix[k], v.executions[k]->duration);
+        flush();
+    }
+    flush();
     header(out, "plugmon_plugin_cpu_seconds_total", "counter",
            "Thread CPU time spent inside plugin executions.");
     for (const auto& s : v.executions)
         sample_seconds(out, "plugmon_plugin_cpu_seconds_total",
                        {{"plugin", s->plugin}, {"tenant", s->tenant}}, s->cpu_ns.get());
 
+    flush();
     header(out, "plugmon_plugin_events_total", "counter", "Named plugin event counters.");
     for (const auto& s : v.counters)
         sample(out, "plugmon_plugin_events_total", {{"plugin", s->plugin}, {"event", s->event}},
@@ -478,6 +503,53 @@ std::string render_metrics(const series_store& store, const drain& d, const inta
     }
     header(out, "plugmon_agent_series", "gauge", "Series held in memory.");
     sample(out, "plugmon_agent_series", {}, store.series_count());
+    if (sink != nullptr && !out.empty()) {
+        (*sink)(out);
+        out.clear();
+    }
+}
+}  // namespace
+
+std::string render_metrics(const series_store& store, const drain& d, const intake* in) {
+    std::string out;
+    render_into(out, store, d, in, nullptr, 0);
+    return out;
+}
+
+void render_metrics(const series_store& store, const drain& d, const intake* in, const metrics_sink& sink,
+                    std::size_t chunk_bytes) {
+    std::string out;
+    render_into(out, store, d, in, &sink, std::max<std::size_t>(chunk_bytes, 4096));
+}
+
+std::string render_metrics_gzip(const series_store& store, const drain& d, const intake* in) {
+    z_stream z{};
+    // windowBits 15 + 16: a gzip header and trailer, as Content-Encoding: gzip wants
+    if (deflateInit2(&z, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        throw std::runtime_error("deflateInit2 failed");
+    std::string out;
+    const auto pump = [&](std::string_view piece, int mode) {
+        z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(piece.data()));
+        z.avail_in = static_cast<uInt>(piece.size());
+        do {
+            const std::size_t before = out.size();
+            out.resize(before + (256u << 10));
+            z.next_out = reinterpret_cast<Bytef*>(out.data() + before);
+            z.avail_out = 256u << 10;
+            const int rc = deflate(&z, mode);
+            out.resize(out.size() - z.avail_out);
+            if (rc == Z_STREAM_ERROR) throw std::runtime_error("deflate failed");
+            if (mode == Z_FINISH && rc == Z_STREAM_END) return;
+        } while (z.avail_in != 0 || z.avail_out == 0 || mode == Z_FINISH);
+    };
+    try {
+        render_metrics(store, d, in, [&](std::string_view piece) { pump(piece, Z_NO_FLUSH); }, 1u << 20);
+        pump({}, Z_FINISH);
+    } catch (...) {
+        deflateEnd(&z);
+        throw;
+    }
+    deflateEnd(&z);
     return out;
 }
 

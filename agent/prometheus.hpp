@@ -5,6 +5,8 @@
 #include "drain.hpp"
 #include "intake.hpp"
 
+#include <cstddef>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -12,6 +14,16 @@ namespace plugmon::agent {
 
 /// Renders every metric family. Safe to call while the drain thread runs.
 std::string render_metrics(const series_store& store, const drain& d, const intake* in);
+
+/// The same text, handed to `sink` in consecutive pieces of about `chunk_bytes` (the whole body
+/// is never held at once).
+using metrics_sink = std::function<void(std::string_view)>;
+void render_metrics(const series_store& store, const drain& d, const intake* in, const metrics_sink& sink,
+                    std::size_t chunk_bytes);
+
+/// The same text gzip-compressed, rendered piece by piece into the compressor, so memory holds
+/// one 1 MiB piece and the compressed body (for a scraper that sends Accept-Encoding: gzip).
+std::string render_metrics_gzip(const series_store& store, const drain& d, const intake* in);
 
 /// Escapes a label value: backslash, double quote and newline.
 void append_label_value(std::string& out, std::string_view v);

@@ -4,7 +4,7 @@ if(NOT TARGET GTest::gtest_main)
 endif()
 include(GoogleTest)
 
-foreach(plugmon_test IN ITEMS config http sketch aggregate leak statements)
+foreach(plugmon_test IN ITEMS config http sketch aggregate leak statements metrics)
   add_executable(agent_${plugmon_test}_test ${CMAKE_CURRENT_LIST_DIR}/${plugmon_test}_test.cpp)
   target_include_directories(agent_${plugmon_test}_test PRIVATE ${PROJECT_SOURCE_DIR}/agent)
   target_link_libraries(agent_${plugmon_test}_test PRIVATE plugmon_agent_core GTest::gtest_main plugmon_warnings)
