@@ -75,7 +75,9 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 say "start the agent (runtime dir $dir, HTTP $url)"
-build/agent/plugmon-agent --runtime-dir "$dir" --listen "127.0.0.1:$port" >"$dir/agent.log" 2>&1 &
+# 2 s windows and a 50 ms slow-query threshold, so the short demo shows percentiles and slow queries
+build/agent/plugmon-agent --runtime-dir "$dir" --listen "127.0.0.1:$port" --flush-interval 2s \
+    --slow-query-threshold 50ms >"$dir/agent.log" 2>&1 &
 agent_pid=$!
 ready=0
 for _ in $(seq 100); do
@@ -103,7 +105,8 @@ echo "agent ready (pid $agent_pid): $(curl -s --max-time 2 "$url/readyz")"
 say "start the demo workload for $duration: 2 processes x 2 threads, 2000 queries/s per thread"
 PLUGMON_RUNTIME_DIR=$dir build/bench/plugmon-loadgen --processes 2 --threads 2 --rate 2000 \
     --duration "$duration" --plugins 3 --tables 4 --tenants 3 --error-ratio 0.02 \
-    --mix mixed --wait-attached 5s >"$dir/loadgen.log" 2>&1 &
+    --mix mixed --statements 3 --slow-every 500 --slow-duration 120ms --alloc-bytes 4096 \
+    --wait-attached 5s >"$dir/loadgen.log" 2>&1 &
 loadgen_pid=$!
 
 # Show a first sample as soon as the agent exports query counters (at most ~10 s).
@@ -115,6 +118,12 @@ done
 say "metrics: $url/metrics   (health: $url/healthz, ready: $url/readyz, API: $url/api/v1/plugins)"
 echo "\$ curl -s $url/metrics | grep -E '^plugmon_queries_total' | head -15"
 sample '^plugmon_queries_total' 15
+
+sleep 3  # a closed window or two, for per-window percentiles
+say "live view: plugmonctl top (one frame; interactive in a terminal)"
+build/agent/plugmonctl --agent "127.0.0.1:$port" top --iterations 1 || true
+say "slow queries, grouped by normalised statement: $url/api/v1/slow-queries"
+curl -s --max-time 5 "$url/api/v1/slow-queries?limit=2" | head -40 || true
 
 say "waiting for the workload to finish ($duration)"
 loadgen_status=0
