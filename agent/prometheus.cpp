@@ -117,19 +117,13 @@ std::array<label, 2> execution_labels(const execution_series& s) {
     return {{{"plugin", s.plugin}, {"tenant", s.tenant}}};
 }
 
+void append_label_prefix(std::string& out, std::span<const label> labels);
+
 /// Writes `name{k="v",...} ` (or `name ` without labels), for the families with few series.
 void series_name(std::string& out, std::string_view name, label_list labels) {
     out += name;
-    char sep = '{';
-    for (const auto& [k, v] : labels) {
-        out.push_back(sep);
-        sep = ',';
-        out += k;
-        out += "=\"";
-        append_label_value(out, v);
-        out.push_back('"');
-    }
-    if (sep == ',') out.push_back('}');
+    append_label_prefix(out, std::span<const label>(labels.begin(), labels.size()));
+    if (labels.size() != 0) out.push_back('}');
     out.push_back(' ');
 }
 
