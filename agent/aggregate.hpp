@@ -81,6 +81,19 @@ struct query_series : series_base {
     // drain thread only: the current flush window
     dd_sketch window;
     std::uint64_t window_errors = 0, window_rows = 0;
+
+    /// One query (drain thread): totals, histogram, and the window. One sketch index serves both
+    /// the window sketch and the histogram bucket.
+    void record(std::uint64_t ns, bool failed, std::uint64_t row_count) {
+        (failed ? error : ok).add(1);
+        rows.add(row_count);
+        const std::uint32_t bin = dd_sketch::index_of(ns);
+        duration.observe_at(bin, ns);
+        window.add_at(bin, ns);
+        window_errors += failed;
+        window_rows += row_count;
+        active = true;
+    }
 };
 
 struct execution_series : series_base {
@@ -92,6 +105,18 @@ struct execution_series : series_base {
     histogram duration;
     // drain thread only: the current flush window
     std::uint64_t window_calls = 0, window_errors = 0, window_wall_ns = 0, window_cpu_ns = 0;
+
+    /// One execution (drain thread): totals, histogram, and the window.
+    void record(std::uint64_t wall_ns, std::uint64_t thread_cpu_ns, bool failed) {
+        (failed ? error : ok).add(1);
+        cpu_ns.add(thread_cpu_ns);
+        duration.observe(wall_ns);
+        ++window_calls;
+        window_errors += failed;
+        window_wall_ns += wall_ns;
+        window_cpu_ns += thread_cpu_ns;
+        active = true;
+    }
 };
 
 struct counter_series : series_base {

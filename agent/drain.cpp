@@ -352,15 +352,7 @@ bool drain::consume(producer& p, const event& e) {
                 s = it->second;
                 front = {key, s};
             }
-            const bool failed = (e.flags & layout::flag_error) != 0;
-            (failed ? s->error : s->ok).add(1);
-            s->rows.add(e.value);
-            const std::uint32_t bin = dd_sketch::index_of(e.duration_ns);  // one index, two uses
-            s->duration.observe_at(bin, e.duration_ns);
-            s->window.add_at(bin, e.duration_ns);
-            s->window_errors += failed;
-            s->window_rows += e.value;
-            s->active = true;
+            s->record(e.duration_ns, (e.flags & layout::flag_error) != 0, e.value);
             if (s->folded) totals_.folded.add(1);
             const bool slow = e.duration_ns >= s->slow_ns;
             if (slow) totals_.slow.add(1);
@@ -377,15 +369,7 @@ bool drain::consume(producer& p, const event& e) {
                 it = p.executions_.emplace(key, store_.execution(*pl, *tn)).first;
             }
             execution_series* s = it->second;
-            const bool failed = (e.flags & layout::flag_error) != 0;
-            (failed ? s->error : s->ok).add(1);
-            s->cpu_ns.add(e.value2);
-            s->duration.observe(e.duration_ns);
-            ++s->window_calls;
-            s->window_errors += failed;
-            s->window_wall_ns += e.duration_ns;
-            s->window_cpu_ns += e.value2;
-            s->active = true;
+            s->record(e.duration_ns, e.value2, (e.flags & layout::flag_error) != 0);
             if (s->folded) totals_.folded.add(1);
             return true;
         }

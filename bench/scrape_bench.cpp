@@ -81,29 +81,6 @@ std::string tenant_name(std::size_t i) {
     return buf;
 }
 
-/// One query, written exactly as drain::consume writes it.
-void record(pa::query_series* s, std::uint64_t ns, bool failed, std::uint64_t rows) {
-    (failed ? s->error : s->ok).add(1);
-    s->rows.add(rows);
-    s->duration.observe(ns);
-    s->window.add(ns);
-    s->window_errors += failed;
-    s->window_rows += rows;
-    s->active = true;
-}
-
-/// One plugin execution, as drain::consume writes it.
-void record(pa::execution_series* s, std::uint64_t wall_ns, std::uint64_t cpu_ns, bool failed) {
-    (failed ? s->error : s->ok).add(1);
-    s->cpu_ns.add(cpu_ns);
-    s->duration.observe(wall_ns);
-    ++s->window_calls;
-    s->window_errors += failed;
-    s->window_wall_ns += wall_ns;
-    s->window_cpu_ns += cpu_ns;
-    s->active = true;
-}
-
 /// The store, its label sets and a generator of drain-like traffic.
 struct workload {
     std::size_t queries, tenants = 0;
@@ -150,11 +127,11 @@ struct workload {
         std::uniform_int_distribution<std::uint64_t> per_series{lo, hi};
         for (pa::query_series* s : query_series)
             for (std::uint64_t n = per_series(rng); n > 0; --n)
-                record(s, draw_ns(), failed(rng), rows(rng));
+                s->record(draw_ns(), failed(rng), rows(rng));
         for (pa::execution_series* s : execution_series)
             for (int n = 0; n < 3; ++n) {
                 const std::uint64_t wall = 8 * draw_ns();
-                record(s, wall, wall / 3, failed(rng));
+                s->record(wall, wall / 3, failed(rng));
             }
         for (pa::counter_series* s : counter_series) {
             s->total.add(1 + rows(rng));

@@ -23,13 +23,7 @@ const std::chrono::system_clock::time_point t0{std::chrono::seconds(1'800'000'00
 
 /// Records one query on `s` the way the drain does.
 void record(query_series* s, std::uint64_t ns, bool failed = false, std::uint64_t rows = 0) {
-    (failed ? s->error : s->ok).add(1);
-    s->rows.add(rows);
-    s->duration.observe(ns);
-    s->window.add(ns);
-    s->window_errors += failed;
-    s->window_rows += rows;
-    s->active = true;
+    s->record(ns, failed, rows);
 }
 
 TEST(series_budget, per_plugin_budget_folds_further_label_sets_into_the_plugins_overflow_series) {
@@ -191,11 +185,9 @@ TEST(windows, per_plugin_figures_cover_the_last_window_and_everything_since_star
 TEST(windows, execution_rollups_carry_calls_wall_and_cpu_time) {
     series_store store(default_bounds(), {100, 100});
     execution_series* e = store.execution("billing", "acme");
-    e->window_calls = 3;
-    e->window_errors = 1;
-    e->window_wall_ns = 3000;
-    e->window_cpu_ns = 1500;
-    e->active = true;
+    e->record(1000, 500, false);
+    e->record(1000, 500, true);
+    e->record(1000, 500, false);
     std::size_t expired = 0;
     const window_batch b = store.close_window(t0, 10s, 30, expired);
     ASSERT_EQ(b.executions.size(), 1u);
