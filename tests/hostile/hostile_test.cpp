@@ -362,36 +362,6 @@ double refused(const metrics& m, const std::string& reason) {
     return m.sum("plugmon_agent_registrations_refused_total", {{"reason", reason}});
 }
 
-/// plugmon-loadgen with --json: one line per child, parsed after it exits.
-class loadgen_run {
-public:
-    loadgen_run(const temp_dir& dir, const std::string& name, const std::string& runtime_dir,
-                std::vector<std::string> args)
-        : out_(dir.path() + "/" + name + ".out"), err_(dir.path() + "/" + name + ".err") {
-        args.insert(args.begin(), loadgen_binary());
-        args.push_back("--json");
-        proc_ = std::make_unique<process>(
-            args, std::vector<std::string>{"PLUGMON_RUNTIME_DIR=" + runtime_dir}, out_, err_);
-    }
-    int finish(std::chrono::milliseconds limit = 60s) {
-        const auto st = proc_->wait(limit);
-        if (!st) return -1;
-        std::istringstream in(read_file(out_));
-        std::string line;
-        while (std::getline(in, line))
-            if (!line.empty() && line[0] == '{' && !json::parse(line).contains("total"))
-                children_.push_back(json::parse(line));
-        return *st;
-    }
-    const std::vector<json>& children() const { return children_; }
-    std::string log() const { return read_file(out_) + read_file(err_); }
-
-private:
-    std::string out_, err_;
-    std::unique_ptr<process> proc_;
-    std::vector<json> children_;
-};
-
 struct refusal_case {
     const char* what;
     forgery f;

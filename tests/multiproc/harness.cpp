@@ -212,6 +212,43 @@ int promtool_check_metrics(const std::string& dir, const std::string& text, std:
 
 std::string agent_binary() { return PLUGMON_AGENT_BIN; }
 std::string loadgen_binary() { return PLUGMON_LOADGEN_BIN; }
+
+loadgen_run::loadgen_run(const temp_dir& dir, const std::string& name, const std::string& runtime_dir,
+                         std::vector<std::string> args)
+    : out_(dir.path() + "/" + name + ".out"), err_(dir.path() + "/" + name + ".err") {
+    args.insert(args.begin(), loadgen_binary());
+    args.push_back("--json");
+    proc_ = std::make_unique<process>(args, std::vector<std::string>{"PLUGMON_RUNTIME_DIR=" + runtime_dir}, out_,
+                                      err_);
+}
+
+int loadgen_run::finish(std::chrono::milliseconds timeout) {
+    const auto st = proc_->wait(timeout);
+    if (!st) return -1;
+    std::istringstream in(read_file(out_));
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.empty() || line[0] != '{') continue;
+        nlohmann::json j = nlohmann::json::parse(line);
+        if (j.contains("total"))
+            total_ = j["total"];
+        else
+            children_.push_back(std::move(j));
+    }
+    return *st;
+}
+
+std::string loadgen_run::log() const { return read_file(out_) + read_file(err_); }
+
+std::vector<pid_t> loadgen_run::pids() const {
+    std::vector<pid_t> out;
+    std::istringstream in(read_file(err_));
+    std::string word;
+    pid_t pid;
+    while (in >> word)
+        if (word == "pid" && in >> pid) out.push_back(pid);
+    return out;
+}
 std::string promtool_binary() { return "/usr/bin/promtool"; }
 
 }  // namespace plugmon::test

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include <sys/types.h>
 
 namespace plugmon::test {
@@ -85,6 +87,28 @@ int promtool_check_metrics(const std::string& dir, const std::string& text, std:
 
 std::string agent_binary();
 std::string loadgen_binary();
+
+/// One plugmon-loadgen run with --json; the per-child lines are parsed after it exits.
+class loadgen_run {
+public:
+    loadgen_run(const temp_dir& dir, const std::string& name, const std::string& runtime_dir,
+                std::vector<std::string> args);
+    process& proc() { return *proc_; }
+    /// Waits for exit and parses the per-child lines (the "total" line is kept apart). Returns
+    /// the wait status, or -1 on timeout.
+    int finish(std::chrono::milliseconds timeout = std::chrono::seconds(120));
+    const std::vector<nlohmann::json>& children() const { return children_; }
+    const nlohmann::json& total() const { return total_; }
+    std::string log() const;
+    /// Child pids, from --print-pids on stderr.
+    std::vector<pid_t> pids() const;
+
+private:
+    std::string out_, err_;
+    std::unique_ptr<process> proc_;
+    std::vector<nlohmann::json> children_;
+    nlohmann::json total_;
+};
 std::string promtool_binary();
 
 }  // namespace plugmon::test

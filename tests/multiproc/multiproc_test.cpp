@@ -27,55 +27,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-/// One plugmon-loadgen run with --json; children lines parsed after it exits.
-class loadgen_run {
-public:
-    loadgen_run(const temp_dir& dir, const std::string& name, const std::string& runtime_dir,
-                std::vector<std::string> args)
-        : out_(dir.path() + "/" + name + ".out"), err_(dir.path() + "/" + name + ".err") {
-        args.insert(args.begin(), loadgen_binary());
-        args.push_back("--json");
-        proc_ = std::make_unique<process>(args, std::vector<std::string>{"PLUGMON_RUNTIME_DIR=" + runtime_dir},
-                                          out_, err_);
-    }
-    process& proc() { return *proc_; }
-    /// Waits for exit and parses the per-child lines (the "total" line is kept apart).
-    int finish(std::chrono::milliseconds timeout = 120s) {
-        const auto st = proc_->wait(timeout);
-        if (!st) return -1;
-        std::istringstream in(read_file(out_));
-        std::string line;
-        while (std::getline(in, line)) {
-            if (line.empty() || line[0] != '{') continue;
-            json j = json::parse(line);
-            if (j.contains("total"))
-                total_ = j["total"];
-            else
-                children_.push_back(j);
-        }
-        return *st;
-    }
-    const std::vector<json>& children() const { return children_; }
-    const json& total() const { return total_; }
-    std::string log() const { return read_file(out_) + read_file(err_); }
-    /// Child pids, from --print-pids on stderr.
-    std::vector<pid_t> pids() const {
-        std::vector<pid_t> out;
-        std::istringstream in(read_file(err_));
-        std::string word;
-        pid_t pid;
-        while (in >> word)
-            if (word == "pid" && in >> pid) out.push_back(pid);
-        return out;
-    }
-
-private:
-    std::string out_, err_;
-    std::unique_ptr<process> proc_;
-    std::vector<json> children_;
-    json total_;
-};
-
 json producers(const agent& a) { return json::parse(a.producers_json()); }
 
 /// The finished-producer record of `pid` in the agent's API, or null.
