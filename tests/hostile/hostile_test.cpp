@@ -3,6 +3,7 @@
 // malformed hellos, a scribbler beside honest producers, a truncation attempt and a silent
 // connection. The agent must refuse, count, quarantine, and keep serving everyone else exactly.
 #include "harness.hpp"
+#include "../support/hand_segment.hpp"
 
 #include <plugmon/layout.hpp>
 
@@ -44,94 +45,13 @@ namespace {
 
 constexpr char memfd_name[] = "plugmon-impostor";
 
-/// What to forge; the defaults describe a segment the agent must accept.
-struct forgery {
-    std::uint32_t lanes = 2;
-    std::uint32_t lane_slots = 64;
-    std::uint32_t names = 16;
-    int seals = F_SEAL_SHRINK | F_SEAL_GROW;
-    std::int64_t file_size = -1;  ///< -1: the declared segment size
-    std::uint32_t ready = ly::layout_version;
-    std::function<void(ly::segment_header&)> edit{};  ///< applied to line 0 before `ready`
-};
+using forgery = plugmon::test::segment_spec;
+using plugmon::test::declare;
 
-/// Declares the geometry of (lanes, slots, names) in line 0, offsets and size consistent with it.
-void declare(ly::segment_header& h, std::uint32_t lanes, std::uint32_t slots, std::uint32_t names) {
-    ly::write_geometry(h, ly::make_geometry(lanes, slots, names));
-}
-
-class forged_segment {
+/// A segment forged by an impostor: the shared hand-built segment, named as impostors name theirs.
+class forged_segment : public plugmon::test::hand_segment {
 public:
-    explicit forged_segment(const forgery& f)
-        : geo_(ly::make_geometry(f.lanes, f.lane_slots, f.names)) {
-        fd_ = ::memfd_create(memfd_name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
-        if (fd_ < 0) throw std::runtime_error(std::string("memfd_create: ") + std::strerror(errno));
-        size_ = f.file_size < 0 ? geo_.segment_size : std::uint64_t(f.file_size);
-        if (::ftruncate(fd_, off_t(size_)) != 0) throw std::runtime_error("ftruncate");
-        if (f.seals != 0 && ::fcntl(fd_, F_ADD_SEALS, f.seals) != 0)
-            throw std::runtime_error("seal");
-        void* p = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
-        if (p == MAP_FAILED) throw std::runtime_error("mmap");
-        base_ = static_cast<char*>(p);
-        if (size_ < ly::header_size) return;
-        ly::segment_header& h = header();
-        h.magic = ly::segment_magic;
-        h.version = ly::layout_version;
-        ly::write_geometry(h, geo_);
-        h.clock = std::uint32_t(ly::clock_kind::monotonic_ns);
-        h.creator_pid = std::uint32_t(::getpid());
-        h.helper_lane.store(~0u);
-        if (f.edit) f.edit(h);
-        h.ready.store(f.ready, std::memory_order_release);
-    }
-    // The child that forged it exits with _exit: no destructor is needed.
-    forged_segment(const forged_segment&) = delete;
-    forged_segment& operator=(const forged_segment&) = delete;
-
-    int fd() const { return fd_; }
-    std::uint64_t size() const { return size_; }
-    const ly::geometry& geo() const { return geo_; }
-    char* base() const { return base_; }
-    ly::segment_header& header() const { return *reinterpret_cast<ly::segment_header*>(base_); }
-    ly::lane_header& lane(std::uint32_t i) const {
-        return reinterpret_cast<ly::lane_header*>(base_ + geo_.lanes_offset)[i];
-    }
-    char* slot_bytes(std::uint32_t i, std::uint64_t index) const {
-        return base_ + geo_.slots_offset +
-               (std::uint64_t(i) * geo_.lane_slots + (index & (geo_.lane_slots - 1))) *
-                   ly::slot_size;
-    }
-    void put(std::uint32_t i, std::uint64_t index, const ly::slot& s) const {
-        std::memcpy(slot_bytes(i, index), &s, sizeof s);
-    }
-    void publish(std::uint32_t i, std::uint64_t head) const {
-        lane(i).head.store(head, std::memory_order_release);
-    }
-    void name(std::uint32_t id, const std::string& bytes) const {
-        auto* entries = reinterpret_cast<ly::name_entry*>(base_ + geo_.names_offset);
-        std::memcpy(entries[id].text, bytes.data(), std::min(bytes.size(), ly::name_max_length));
-        entries[id].length.store(std::uint32_t(std::min(bytes.size(), ly::name_max_length)),
-                                 std::memory_order_release);
-        if (header().names_published.load() < id + 1) header().names_published.store(id + 1);
-    }
-    /// Waits until the agent consumed everything published on every lane.
-    bool wait_consumed(std::chrono::milliseconds limit = 10s) const {
-        const auto end = std::chrono::steady_clock::now() + limit;
-        for (;;) {
-            bool all = true;
-            for (std::uint32_t i = 0; i <= geo_.lane_count; ++i)
-                if (lane(i).tail.load() != lane(i).head.load()) all = false;
-            if (all) return true;
-            if (std::chrono::steady_clock::now() > end) return false;
-            std::this_thread::sleep_for(1ms);
-        }
-    }
-
-private:
-    ly::geometry geo_;
-    int fd_ = -1;
-    char* base_ = nullptr;
-    std::uint64_t size_ = 0;
+    explicit forged_segment(const forgery& f) : hand_segment(f, memfd_name) {}
 };
 
 /// A valid query event at `index` of a lane; plugin, op and table are ids the caller published.

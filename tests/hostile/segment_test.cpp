@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include "../support/hand_segment.hpp"
+
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -30,102 +32,18 @@ namespace ly = plugmon::layout;
 
 namespace {
 
-/// What to build; the defaults describe a segment the agent must accept.
-struct spec {
-    std::uint32_t lanes = 2;
-    std::uint32_t lane_slots = 64;
-    std::uint32_t names = 16;
-    ly::clock_kind clock = ly::clock_kind::monotonic_ns;
-    int seals = F_SEAL_SHRINK | F_SEAL_GROW;
-    std::int64_t file_size = -1;  ///< bytes in the memfd; -1 = the declared segment size
-    std::uint32_t ready = ly::layout_version;
-    std::function<void(ly::segment_header&)> edit{};  ///< applied to line 0 before `ready`
-};
+using spec = plugmon::test::segment_spec;
+using plugmon::test::declare;
+using plugmon::test::hand_segment;
 
-/// Declares the geometry of (lanes, slots, names) in line 0, offsets and size consistent with it.
-void declare(ly::segment_header& h, std::uint32_t lanes, std::uint32_t slots, std::uint32_t names) {
-    ly::write_geometry(h, ly::make_geometry(lanes, slots, names));
+/// Attaches a segment that must be accepted.
+std::unique_ptr<pa::mapped_segment> attach_ok(const hand_segment& h) {
+    pa::reject_reason why{};
+    std::string detail;
+    auto seg = pa::mapped_segment::attach(h.fd(), why, detail);
+    EXPECT_NE(seg, nullptr) << pa::to_string(why) << ": " << detail;
+    return seg;
 }
-
-/// A memfd segment written the way probe/runtime.cpp writes one: geometry, then `ready` last.
-class hand_segment {
-public:
-    explicit hand_segment(const spec& s = {})
-        : geo_(ly::make_geometry(s.lanes, s.lane_slots, s.names)) {
-        fd_ = ::memfd_create("hostile-unit", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-        if (fd_ < 0) throw std::runtime_error(std::string("memfd_create: ") + std::strerror(errno));
-        size_ = s.file_size < 0 ? geo_.segment_size : std::uint64_t(s.file_size);
-        if (::ftruncate(fd_, off_t(size_)) != 0) throw std::runtime_error("ftruncate");
-        if (s.seals != 0 && ::fcntl(fd_, F_ADD_SEALS, s.seals) != 0)
-            throw std::runtime_error("seal");
-        if (size_ == 0) return;
-        void* p = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
-        if (p == MAP_FAILED) throw std::runtime_error("mmap");
-        base_ = static_cast<char*>(p);
-        if (size_ < ly::header_size) return;  // too small to hold a header: leave it zero
-        ly::segment_header& h = header();
-        h.magic = ly::segment_magic;
-        h.version = ly::layout_version;
-        declare(h, s.lanes, s.lane_slots, s.names);
-        h.clock = std::uint32_t(s.clock);
-        h.creator_pid = std::uint32_t(::getpid());
-        h.helper_lane.store(~0u, std::memory_order_relaxed);
-        if (s.edit) s.edit(h);
-        h.ready.store(s.ready, std::memory_order_release);
-    }
-    ~hand_segment() {
-        if (base_ != nullptr) ::munmap(base_, size_);
-        if (fd_ >= 0) ::close(fd_);
-    }
-    hand_segment(const hand_segment&) = delete;
-    hand_segment& operator=(const hand_segment&) = delete;
-
-    int fd() const { return fd_; }
-    ly::segment_header& header() { return *reinterpret_cast<ly::segment_header*>(base_); }
-    ly::lane_header& lane(std::uint32_t i) {
-        return reinterpret_cast<ly::lane_header*>(base_ + geo_.lanes_offset)[i];
-    }
-    /// Stores `s` at `index` of lane `i` (wrapping like the producer does), unpublished.
-    void put(std::uint32_t i, std::uint64_t index, const ly::slot& s) {
-        auto* slots = reinterpret_cast<ly::slot*>(base_ + geo_.slots_offset);
-        std::memcpy(&slots[std::uint64_t(i) * geo_.lane_slots + (index & (geo_.lane_slots - 1))],
-                    &s, sizeof s);
-    }
-    void publish(std::uint32_t i, std::uint64_t head) {
-        lane(i).head.store(head, std::memory_order_release);
-    }
-    /// Writes name `id` with raw `bytes` and `length` (default: the byte count); with `publish`,
-    /// raises names_published to cover it.
-    void name(std::uint32_t id, const std::string& bytes, std::int64_t length = -1,
-              bool publish = true) {
-        auto* entries = reinterpret_cast<ly::name_entry*>(base_ + geo_.names_offset);
-        std::memcpy(entries[id].text, bytes.data(), std::min(bytes.size(), ly::name_max_length));
-        entries[id].length.store(length < 0 ? std::uint32_t(bytes.size()) : std::uint32_t(length),
-                                 std::memory_order_release);
-        if (publish && header().names_published.load() < id + 1)
-            header().names_published.store(id + 1);
-    }
-
-    /// Attaches; the caller checks the result.
-    std::unique_ptr<pa::mapped_segment> attach(pa::reject_reason& why) {
-        std::string detail;
-        return pa::mapped_segment::attach(fd_, why, detail);
-    }
-    /// Attaches a segment that must be accepted.
-    std::unique_ptr<pa::mapped_segment> attach_ok() {
-        pa::reject_reason why{};
-        std::string detail;
-        auto seg = pa::mapped_segment::attach(fd_, why, detail);
-        EXPECT_NE(seg, nullptr) << pa::to_string(why) << ": " << detail;
-        return seg;
-    }
-
-private:
-    ly::geometry geo_;
-    int fd_ = -1;
-    char* base_ = nullptr;
-    std::uint64_t size_ = 0;
-};
 
 /// Why attach refused a segment built from `s` (none = accepted).
 pa::reject_reason refusal(const spec& s) {
@@ -142,7 +60,7 @@ pa::reject_reason refusal(const spec& s) {
 
 TEST(segment_attach, accepts_a_well_formed_segment_and_reads_its_geometry) {
     hand_segment h({.lanes = 3, .lane_slots = 128, .names = 32, .clock = ly::clock_kind::tsc});
-    const auto seg = h.attach_ok();
+    const auto seg = attach_ok(h);
     ASSERT_NE(seg, nullptr);
     const auto want = ly::make_geometry(3, 128, 32);
     EXPECT_EQ(seg->geometry().lane_count, 3u);
@@ -298,7 +216,7 @@ protected:
         h_.name(plugin_id, "billing");
         h_.name(op_id, "SELECT");
         h_.name(table_id, "invoices");
-        seg_ = h_.attach_ok();
+        seg_ = attach_ok(h_);
         ASSERT_NE(seg_, nullptr);
     }
     pa::lane_result drain(std::uint32_t lane, bool final = false) {
@@ -415,7 +333,7 @@ TEST_F(segment_lane, counts_an_event_the_aggregation_refuses_invalid) {
 
 TEST_F(segment_lane, converts_ticks_to_nanoseconds_only_on_a_tsc_segment) {
     hand_segment tsc({.clock = ly::clock_kind::tsc});
-    auto seg = tsc.attach_ok();
+    auto seg = attach_ok(tsc);
     ASSERT_NE(seg, nullptr);
     ly::slot ticks = query_at(0);
     ticks.duration = 1000;
