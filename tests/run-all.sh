@@ -73,6 +73,10 @@ run_stage() {
         failed=${line%% *}
         total=${line##* }
     fi
+    # ctest's list after "The following tests FAILED:", so the summary names them.
+    local failed_names
+    failed_names=$(sed -n '/The following tests FAILED:/,$p' "$log" | grep -E '^\s+[0-9]+ - ' |
+        sed -E 's/^\s+[0-9]+ - //' | tr '\n' ';' || true)
     rm -f "$log"
     total_passed=$((total_passed + total - failed))
     total_failed=$((total_failed + failed))
@@ -88,6 +92,7 @@ run_stage() {
     else
         summary+=("$(printf '%-9s %-28s FAIL  %d of %d tests failed, ctest exit %d  (%s)' \
             "$preset" "$labels" "$failed" "$total" "$rc" "$times")")
+        [[ -z $failed_names ]] || summary+=("          failed: ${failed_names%;}")
         status=1
     fi
 }
