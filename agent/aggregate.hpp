@@ -178,12 +178,35 @@ struct execution_rollup {
     std::uint64_t calls = 0, errors = 0, wall_ns = 0, cpu_ns = 0;
 };
 
+/// One slow query, as it was drained: a row of plugmon.slow_queries.
+struct slow_sample {
+    std::chrono::system_clock::time_point at;
+    std::string plugin, op, table, tenant, statement;  ///< statement empty: none was attached
+    std::uint64_t fingerprint = 0, duration_ns = 0, rows = 0;
+    bool error = false;
+    int pid = 0;
+};
+
+/// Resource figures at a window's close: a row of plugmon.resource_samples. Either a process
+/// (pid > 0, plugin empty: its probe's latest helper sample) or a plugin's heap (plugin set,
+/// pid 0: bytes allocated and freed since the agent first saw it, from plugmon::alloc).
+struct resource_row {
+    std::chrono::system_clock::time_point at;
+    int pid = 0;
+    std::string process, plugin;
+    std::uint64_t rss_bytes = 0, cpu_ns = 0, open_fds = 0, threads = 0, read_bytes = 0,
+                  write_bytes = 0;
+    std::uint64_t heap_allocated_bytes = 0, heap_freed_bytes = 0;
+};
+
 /// Everything one flush window produced, for the store.
 struct window_batch {
     std::chrono::system_clock::time_point bucket_start;
     std::chrono::nanoseconds length{0};
     std::vector<query_rollup> queries;
     std::vector<execution_rollup> executions;
+    std::vector<slow_sample> slow;          ///< slow queries drained during the window
+    std::vector<resource_row> resources;    ///< processes and plugin heaps at the window's close
 };
 
 /// Per-plugin latency figures: over the last completed window and since the agent started.

@@ -24,15 +24,6 @@ struct statement_stats {
     cell calls, errors, rows, total_ns, max_ns, slow;
 };
 
-/// One slow query, as it was drained.
-struct slow_sample {
-    std::chrono::system_clock::time_point at;
-    std::string plugin, op, table, tenant, statement;  ///< statement empty: none was attached
-    std::uint64_t fingerprint = 0, duration_ns = 0, rows = 0;
-    bool error = false;
-    int pid = 0;
-};
-
 class statement_book {
 public:
     /// `max_statements` bounds the (plugin, statement) pairs held; beyond it a plugin's further
