@@ -318,15 +318,16 @@ http_response handle_request(const api_context& ctx, const http_request& req) {
     std::string path = req.target.substr(0, req.target.find('?'));
     if (req.method != "GET" && req.method != "HEAD") return error_response(405, "method not allowed");
     if (path == "/metrics") {
+        const metrics_extra* extra = ctx.extra_metrics ? &ctx.extra_metrics : nullptr;
         http_response r;
         r.content_type = "text/plain; version=0.0.4; charset=utf-8";
         if (accepts_gzip(req.accept_encoding)) {
             // Prometheus asks for gzip: rendered piece by piece into the compressor, so the agent
             // never holds the whole text (31 MiB at 10 k series)
-            r.body = render_metrics_gzip(ctx.store, ctx.drainer, ctx.in);
+            r.body = render_metrics_gzip(ctx.store, ctx.drainer, ctx.in, extra);
             r.headers.emplace_back("Content-Encoding", "gzip");
         } else {
-            r.body = render_metrics(ctx.store, ctx.drainer, ctx.in);
+            r.body = render_metrics(ctx.store, ctx.drainer, ctx.in, extra);
         }
         return r;
     }
@@ -354,6 +355,13 @@ http_response handle_request(const api_context& ctx, const http_request& req) {
                               {"finished", producers_json(ctx.drainer.finished())},
                               {"totals", totals_json(ctx.drainer)}});
     if (path == "/api/v1/slow-queries") return slow_queries(ctx, req);
+    if (path == "/api/v1/store") {
+        if (!ctx.store_json) return error_response(404, "no PostgreSQL store is configured");
+        http_response r;
+        r.content_type = "application/json";
+        r.body = ctx.store_json();
+        return r;
+    }
     if (path == "/api/v1/plugins") return json_response({{"plugins", plugins_json(ctx.store, nullptr)}});
     const std::string prefix = "/api/v1/plugins/";
     if (path.rfind(prefix, 0) == 0 && path.size() > prefix.size()) {

@@ -20,6 +20,10 @@ struct api_context {
     std::function<std::string()> store_state;  ///< "disabled", "connected", ... (empty: disabled)
     const statement_book* statements = nullptr;
     std::size_t top_statements = 20;
+    /// More /metrics families (the store writer's); empty: none.
+    std::function<void(std::string&)> extra_metrics{};
+    /// GET /api/v1/store: the store writer's state as JSON; empty: 404 (no store configured).
+    std::function<std::string()> store_json{};
 };
 
 /// Answers one request; never throws for a bad request (4xx instead).

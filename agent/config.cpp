@@ -479,6 +479,52 @@ const key_spec keys[] = {
      }},
     {"leak_min_r2", "R2", "how straight the growth must be: linear fit R^2, 0..1 (default 0.8)",
      [](config& c, const value_in& v) { c.leak_min_r2 = read_fraction(v); }},
+    {"host", "NAME", "host name written with every stored row (default: this machine's hostname)",
+     [](config& c, const value_in& v) {
+         auto s = read_string(v);
+         if (s.empty() || s.size() > 255) v.fail("must be 1..255 bytes long");
+         c.host = std::move(s);
+     }},
+    {"spool_dir", "DIR",
+     "where batches wait for PostgreSQL, kept across restarts (default $STATE_DIRECTORY/spool, "
+     "else /var/lib/plugmon/spool for root, else ~/.local/state/plugmon/spool)",
+     [](config& c, const value_in& v) {
+         auto s = read_string(v);
+         if (s.empty()) v.fail("is empty");
+         c.spool_dir = std::move(s);
+     }},
+    {"spool_max_bytes", "SIZE",
+     "spool size cap, e.g. 256MiB; beyond it the oldest batches are dropped and counted "
+     "(default 256MiB)",
+     [](config& c, const value_in& v) {
+         std::optional<std::uint64_t> n;
+         if (v.node != nullptr && v.node->as_integer() != nullptr) {
+             const auto i = v.node->as_integer()->get();
+             if (i >= 0) n = std::uint64_t(i);
+         } else {
+             n = parse_size(read_string(v));
+         }
+         if (!n) v.fail("is not a size (use e.g. \"256MiB\", \"1GiB\" or a number of bytes)");
+         if (*n < (1u << 20) || *n > (1ull << 40))
+             v.fail(std::to_string(*n) + " is out of range (1MiB..1TiB)");
+         c.spool_max_bytes = *n;
+     }},
+    {"postgres_retention", "DURATION",
+     "stored rows older than this are dropped, a whole partition at a time (default 30d)",
+     [](config& c, const value_in& v) {
+         c.postgres_retention = read_duration(v, std::chrono::hours{24}, std::chrono::hours{24 * 3660});
+     }},
+    {"postgres_downsample_after", "DURATION",
+     "rollups older than this are merged into 1 h buckets (default 2d)",
+     [](config& c, const value_in& v) {
+         c.postgres_downsample_after =
+             read_duration(v, std::chrono::hours{24}, std::chrono::hours{24 * 3660});
+     }},
+    {"postgres_backoff_max", "DURATION",
+     "longest wait between reconnection attempts to PostgreSQL (default 30s)",
+     [](config& c, const value_in& v) {
+         c.postgres_backoff_max = read_duration(v, std::chrono::milliseconds{100}, std::chrono::hours{1});
+     }},
 };
 
 const key_spec* find_key(std::string_view name) {
@@ -602,6 +648,43 @@ std::string default_runtime_dir() {
     return "/tmp/plugmon-" + std::to_string(::geteuid());
 }
 
+std::string default_spool_dir() {
+    const auto env = [](const char* name) -> std::string {
+        const char* v = std::getenv(name);
+        return v != nullptr ? std::string(v) : std::string();
+    };
+    if (auto state = env("STATE_DIRECTORY"); !state.empty())
+        return state.substr(0, state.find(':')) + "/spool";  // the first of a list
+    if (::geteuid() == 0) return "/var/lib/plugmon/spool";
+    if (auto xdg = env("XDG_STATE_HOME"); !xdg.empty()) return xdg + "/plugmon/spool";
+    if (auto home = env("HOME"); !home.empty()) return home + "/.local/state/plugmon/spool";
+    return "/tmp/plugmon-" + std::to_string(::geteuid()) + "/spool";
+}
+
+std::optional<std::uint64_t> parse_size(std::string_view text) {
+    while (!text.empty() && text.front() == ' ') text.remove_prefix(1);
+    while (!text.empty() && text.back() == ' ') text.remove_suffix(1);
+    std::uint64_t n = 0;
+    const auto r = std::from_chars(text.data(), text.data() + text.size(), n);
+    if (r.ec != std::errc{} || r.ptr == text.data()) return std::nullopt;
+    std::string_view unit(r.ptr, std::size_t(text.data() + text.size() - r.ptr));
+    while (!unit.empty() && unit.front() == ' ') unit.remove_prefix(1);
+    struct suffix {
+        std::string_view name;
+        std::uint64_t factor;
+    };
+    constexpr suffix suffixes[] = {{"", 1},          {"B", 1},           {"KiB", 1ull << 10},
+                                   {"MiB", 1ull << 20}, {"GiB", 1ull << 30}, {"TiB", 1ull << 40},
+                                   {"KB", 1000},     {"MB", 1000'000},   {"GB", 1000'000'000},
+                                   {"TB", 1000'000'000'000}};
+    for (const auto& s : suffixes) {
+        if (unit != s.name) continue;
+        if (n > std::numeric_limits<std::uint64_t>::max() / s.factor) return std::nullopt;
+        return n * s.factor;
+    }
+    return std::nullopt;
+}
+
 std::pair<std::string, std::uint16_t> split_listen(std::string_view listen) {
     std::string problem;
     auto parts = try_split_listen(listen, problem);
@@ -621,7 +704,8 @@ std::optional<nanoseconds> parse_duration(std::string_view text) {
     // Longer suffixes first, so "ms" is not read as "m" followed by "s".
     constexpr unit units[] = {
         {"ns", 1},         {"us", 1'000},        {"\xC2\xB5s", 1'000},  // µs
-        {"ms", 1'000'000}, {"s", 1'000'000'000}, {"m", 60'000'000'000}, {"h", 3'600'000'000'000}};
+        {"ms", 1'000'000}, {"s", 1'000'000'000}, {"m", 60'000'000'000}, {"h", 3'600'000'000'000},
+        {"d", 86'400'000'000'000}};
     std::int64_t total = 0;
     while (!text.empty()) {
         std::int64_t whole = 0;
@@ -669,7 +753,7 @@ std::string format_duration(nanoseconds d) {
         std::int64_t ns;
         const char* suffix;
     };
-    constexpr unit units[] = {{3'600'000'000'000, "h"}, {60'000'000'000, "m"}, {1'000'000'000, "s"},
+    constexpr unit units[] = {{86'400'000'000'000, "d"}, {3'600'000'000'000, "h"}, {60'000'000'000, "m"}, {1'000'000'000, "s"},
                               {1'000'000, "ms"},        {1'000, "us"},         {1, "ns"}};
     for (const auto& u : units)
         if (n % u.ns == 0) return std::to_string(n / u.ns) + u.suffix;
@@ -794,6 +878,14 @@ std::string describe(const config& c) {
     line += " leak_window=" + format_duration(c.leak_window);
     line += " leak_min_growth=" + std::to_string(c.leak_min_growth);
     line += " leak_min_r2=" + format_number(c.leak_min_r2);
+    if (!c.postgres.empty()) {
+        line += " host=" + c.host;
+        line += " spool_dir=" + c.spool_dir;
+        line += " spool_max_bytes=" + std::to_string(c.spool_max_bytes);
+        line += " postgres_retention=" + format_duration(c.postgres_retention);
+        line += " postgres_downsample_after=" + format_duration(c.postgres_downsample_after);
+        line += " postgres_backoff_max=" + format_duration(c.postgres_backoff_max);
+    }
     if (!c.config_file.empty()) line += " config=" + c.config_file;
     return line;
 }
@@ -817,6 +909,14 @@ config parse_command_line(int argc, const char* const* argv) {
             app.add_option("--" + kebab(keys[i].name), flag_values[i], std::string(keys[i].help))
                 ->type_name(std::string(keys[i].value_name));
     }
+    // The options above are the daemon's; the subcommand takes them too (before or after it).
+    auto* migrate = app.add_subcommand(
+        "migrate",
+        "apply the PostgreSQL schema migrations (needs --postgres) and exit; the daemon also "
+        "applies them at start");
+    migrate->fallthrough();
+    bool dry_run = false;
+    migrate->add_flag("--dry-run", dry_run, "list the pending migrations, change nothing");
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp&) {
@@ -833,6 +933,16 @@ config parse_command_line(int argc, const char* const* argv) {
 
     config c;
     c.runtime_dir = default_runtime_dir();
+    c.spool_dir = default_spool_dir();
+    {
+        char name[256] = {};
+        if (::gethostname(name, sizeof name - 1) == 0 && name[0] != '\0') c.host = name;
+        else c.host = "localhost";
+    }
+    if (migrate->parsed()) {
+        c.command = "migrate";
+        c.dry_run = dry_run;
+    }
     if (config_option->count() > 0) {
         c.config_file = config_path;
         apply_file(c, config_path);
@@ -846,6 +956,13 @@ config parse_command_line(int argc, const char* const* argv) {
             "series_budget_per_plugin",
             "series_budget_per_plugin: " + std::to_string(c.series_budget_per_plugin) +
                 " exceeds series_budget (" + std::to_string(c.series_budget) + ")");
+    if (c.command == "migrate" && c.postgres.empty())
+        throw config_error("postgres", "postgres: migrate needs a database (--postgres URL)");
+    if (c.postgres_downsample_after >= c.postgres_retention)
+        throw config_error("postgres_downsample_after",
+                           "postgres_downsample_after: " + format_duration(c.postgres_downsample_after) +
+                               " is not shorter than postgres_retention (" +
+                               format_duration(c.postgres_retention) + ")");
     return c;
 }
 

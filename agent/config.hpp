@@ -56,8 +56,25 @@ struct config {
     std::chrono::nanoseconds leak_window = std::chrono::minutes{10};
     std::uint64_t leak_min_growth = 1u << 20;
     double leak_min_r2 = 0.8;
+    /// The host name written with every row (default: gethostname()).
+    std::string host;
+    /// Where batches wait for PostgreSQL: a write-ahead spool that survives agent restarts
+    /// (default: see default_spool_dir()).
+    std::string spool_dir;
+    /// Spool size cap in bytes; beyond it the oldest batches are dropped and counted.
+    std::uint64_t spool_max_bytes = 256ull << 20;
+    /// PostgreSQL retention: partitions older than this are dropped.
+    std::chrono::nanoseconds postgres_retention = std::chrono::hours{24 * 30};
+    /// Rollups older than this are merged from flush windows into 1 h buckets.
+    std::chrono::nanoseconds postgres_downsample_after = std::chrono::hours{48};
+    /// Longest wait between reconnection attempts (exponential backoff with jitter up to it).
+    std::chrono::nanoseconds postgres_backoff_max = std::chrono::seconds{30};
     /// The file the configuration was read from (empty: none). Not a key; set by --config.
     std::string config_file;
+    /// The subcommand: "run" (the daemon) or "migrate" (apply the schema and exit). Not a key.
+    std::string command = "run";
+    /// migrate --dry-run: list the pending migrations, change nothing. Not a key.
+    bool dry_run = false;
 
     /// 100 µs … 10 s, the usual latency spread of database queries.
     static std::vector<double> default_buckets();
@@ -97,11 +114,20 @@ config parse_command_line(int argc, const char* const* argv);
 /// /run/plugmon for root, else $XDG_RUNTIME_DIR/plugmon, else /tmp/plugmon-<uid>.
 std::string default_runtime_dir();
 
+/// The spool directory by default: $STATE_DIRECTORY/spool (systemd StateDirectory=), else
+/// /var/lib/plugmon/spool for root, else $XDG_STATE_HOME/plugmon/spool, else
+/// ~/.local/state/plugmon/spool.
+std::string default_spool_dir();
+
+/// Parses a byte size: "268435456", "256MiB", "1GiB", "512KiB" (also KB/MB/GB as powers of 1000).
+std::optional<std::uint64_t> parse_size(std::string_view text);
+
 /// Splits and checks "host:port" / "[v6]:port"; the host comes back without brackets.
 /// Throws config_error naming `listen`.
 std::pair<std::string, std::uint16_t> split_listen(std::string_view listen);
 
-/// Parses "10s", "500ms", "250us", "2m", "1h", "1.5s", "1m30s" (units ns, us, µs, ms, s, m, h).
+/// Parses "10s", "500ms", "250us", "2m", "1h", "30d", "1.5s", "1m30s" (units ns, us, µs, ms, s, m,
+/// h, d).
 /// A bare number has no unit and is refused. Returns nullopt when the text is not a duration.
 std::optional<std::chrono::nanoseconds> parse_duration(std::string_view text);
 

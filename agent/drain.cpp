@@ -174,12 +174,45 @@ void drain::close_window(std::chrono::system_clock::time_point now,
     totals_.windows.add(1);
     if (expired != 0) forget_series(list);
     if (opt_.on_window) {
+        b.slow = std::move(window_slow_);
+        window_slow_.clear();
+        add_resource_rows(b, list);
         const std::size_t rows = b.queries.size();
         try {
             opt_.on_window(std::move(b));
         } catch (const std::exception& e) {
             spdlog::error("window of {} rollups not handed over: {}", rows, e.what());
         }
+    }
+}
+
+/// The resource figures at a window's close: each sampled producer's latest process sample and
+/// each plugin's heap totals.
+void drain::add_resource_rows(window_batch& b, const std::vector<std::shared_ptr<producer>>& list) {
+    const auto at = b.bucket_start + std::chrono::duration_cast<std::chrono::system_clock::duration>(b.length);
+    for (const auto& p : list) {
+        const producer::process_resources& r = p->resources_;
+        if (p->state() != producer_state::attached || !r.sampled.load(std::memory_order_acquire)) continue;
+        resource_row row;
+        row.at = at;
+        row.pid = p->pid();
+        row.process = p->name();
+        row.rss_bytes = r.rss_bytes.get();
+        row.cpu_ns = r.cpu_ns.get();
+        row.open_fds = r.open_fds.get();
+        row.threads = r.threads.get();
+        row.read_bytes = r.read_bytes.get();
+        row.write_bytes = r.write_bytes.get();
+        b.resources.push_back(std::move(row));
+    }
+    for (const auto& m : store_.snapshot().memories) {
+        if (m->allocated.get() == 0) continue;
+        resource_row row;
+        row.at = at;
+        row.plugin = m->plugin;
+        row.heap_allocated_bytes = m->allocated.get();
+        row.heap_freed_bytes = m->freed.get();
+        b.resources.push_back(std::move(row));
     }
 }
 
@@ -325,6 +358,13 @@ void drain::note_statement(producer& p, const event& e, const statement_text* st
         sample.rows = e.value;
         sample.error = failed;
         sample.pid = p.pid();
+        // The window's slow queries go to the store too (bounded; beyond, counted as unstored).
+        if (opt_.on_window) {
+            if (window_slow_.size() < max_slow_per_window)
+                window_slow_.push_back(sample);
+            else
+                totals_.slow_unstored.add(1);
+        }
         opt_.statements->add_slow(std::move(sample));
     }
 }

@@ -111,6 +111,7 @@ struct drain_totals {
     cell windows;  ///< flush windows closed
     cell slow;     ///< queries at or above their plugin's slow threshold
     cell resource_samples;  ///< process and heap samples from probes' helper threads (not in drained)
+    cell slow_unstored;  ///< slow-query samples beyond max_slow_per_window (counted in slow, not stored)
     cell producers_registered, producers_finished, producers_quarantined;
     std::atomic<std::uint64_t> ring_used_ppm{0};  ///< fullest lane, parts per million
     std::atomic<std::uint64_t> backlog{0};
@@ -147,6 +148,8 @@ public:
     /// The most recently finished producers, newest last (at most `finished_kept`).
     std::vector<std::shared_ptr<producer>> finished() const;
     static constexpr std::size_t finished_kept = 256;
+    /// Slow-query samples a window hands to the store at most.
+    static constexpr std::size_t max_slow_per_window = 10000;
     const drain_totals& totals() const { return totals_; }
     bool running() const { return running_.load(); }
 
@@ -161,6 +164,7 @@ private:
     void close_window(std::chrono::system_clock::time_point now, const std::vector<std::shared_ptr<producer>>& list);
     void forget_series(const std::vector<std::shared_ptr<producer>>& list);
     void observe_resources(const std::vector<std::shared_ptr<producer>>& list, double t_seconds);
+    void add_resource_rows(window_batch& b, const std::vector<std::shared_ptr<producer>>& list);
 
     series_store& store_;
     options opt_;
@@ -170,6 +174,7 @@ private:
     std::uint64_t generation_ = 0;                     // guarded by mu_
     std::deque<std::shared_ptr<producer>> finished_;   // guarded by mu_
     std::chrono::system_clock::time_point window_start_{};  // drain thread
+    std::vector<slow_sample> window_slow_;                   // drain thread
     std::chrono::steady_clock::time_point last_resource_check_{};  // drain thread
     std::atomic<bool> stop_{false};
     std::atomic<bool> running_{false};

@@ -278,7 +278,7 @@ namespace {
 /// The body of render_metrics: into `out`, handing it to `sink` in pieces of about `chunk`
 /// bytes when there is a sink (then `out` never holds more than a piece), else all of it.
 void render_into(std::string& out, const series_store& store, const drain& d, const intake* in,
-                 const metrics_sink* sink, std::size_t chunk) {
+                 const metrics_sink* sink, std::size_t chunk, const metrics_extra* extra) {
     const series_store::view v = store.snapshot();
     const auto& b = store.bounds();
     const histogram_family query_h("plugmon_query_duration_seconds", b.query_s);
@@ -453,6 +453,10 @@ void render_into(std::string& out, const series_store& store, const drain& d, co
     header(out, "plugmon_agent_slow_queries_total", "counter",
            "Queries at or above their plugin's slow_query_threshold.");
     sample(out, "plugmon_agent_slow_queries_total", {}, t.slow.get());
+    header(out, "plugmon_agent_slow_queries_unstored_total", "counter",
+           "Slow-query samples not handed to the store: beyond the per-window cap (still counted "
+           "in plugmon_agent_slow_queries_total).");
+    sample(out, "plugmon_agent_slow_queries_unstored_total", {}, t.slow_unstored.get());
     header(out, "plugmon_agent_resource_samples_total", "counter",
            "Process and heap samples from the probes' helper threads (not part of drained).");
     sample(out, "plugmon_agent_resource_samples_total", {}, t.resource_samples.get());
@@ -497,6 +501,7 @@ void render_into(std::string& out, const series_store& store, const drain& d, co
     }
     header(out, "plugmon_agent_series", "gauge", "Series held in memory.");
     sample(out, "plugmon_agent_series", {}, store.series_count());
+    if (extra != nullptr && *extra) (*extra)(out);
     if (sink != nullptr && !out.empty()) {
         (*sink)(out);
         out.clear();
@@ -504,19 +509,35 @@ void render_into(std::string& out, const series_store& store, const drain& d, co
 }
 }  // namespace
 
-std::string render_metrics(const series_store& store, const drain& d, const intake* in) {
+namespace exposition {
+void family(std::string& out, const char* name, const char* type, const char* help) {
+    header(out, name, type, help);
+}
+void sample(std::string& out, std::string_view name, std::initializer_list<label> labels, double v) {
+    series_name(out, name, labels);
+    append_double(out, v);
+    out.push_back('\n');
+}
+void sample(std::string& out, std::string_view name, std::initializer_list<label> labels, std::uint64_t v) {
+    ::plugmon::agent::sample(out, name, labels, v);
+}
+}  // namespace exposition
+
+std::string render_metrics(const series_store& store, const drain& d, const intake* in,
+                           const metrics_extra* extra) {
     std::string out;
-    render_into(out, store, d, in, nullptr, 0);
+    render_into(out, store, d, in, nullptr, 0, extra);
     return out;
 }
 
 void render_metrics(const series_store& store, const drain& d, const intake* in, const metrics_sink& sink,
-                    std::size_t chunk_bytes) {
+                    std::size_t chunk_bytes, const metrics_extra* extra) {
     std::string out;
-    render_into(out, store, d, in, &sink, std::max<std::size_t>(chunk_bytes, 4096));
+    render_into(out, store, d, in, &sink, std::max<std::size_t>(chunk_bytes, 4096), extra);
 }
 
-std::string render_metrics_gzip(const series_store& store, const drain& d, const intake* in) {
+std::string render_metrics_gzip(const series_store& store, const drain& d, const intake* in,
+                                const metrics_extra* extra) {
     z_stream z{};
     // windowBits 15 + 16: a gzip header and trailer, as Content-Encoding: gzip wants
     if (deflateInit2(&z, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
@@ -537,7 +558,8 @@ std::string render_metrics_gzip(const series_store& store, const drain& d, const
         } while (z.avail_in != 0 || z.avail_out == 0 || mode == Z_FINISH);
     };
     try {
-        render_metrics(store, d, in, [&](std::string_view piece) { pump(piece, Z_NO_FLUSH); }, 1u << 20);
+        render_metrics(store, d, in, [&](std::string_view piece) { pump(piece, Z_NO_FLUSH); }, 1u << 20,
+                       extra);
         pump({}, Z_FINISH);
     } catch (...) {
         deflateEnd(&z);
