@@ -21,4 +21,16 @@ if(PLUGMON_BUILD_FUZZ AND CMAKE_CXX_COMPILER_ID MATCHES "Clang" AND TARGET plugm
   target_link_options(sketch_fuzz PRIVATE -fsanitize=fuzzer)
   add_test(NAME fuzz.sketch_30s COMMAND sketch_fuzz -max_total_time=30 -rss_limit_mb=2048)
   set_tests_properties(fuzz.sketch_30s PROPERTIES LABELS fuzz TIMEOUT 120)
+
+  # The store's batch payload and spool record frame (what a spool directory hands back). The
+  # two sources are compiled into the target so that libFuzzer sees their coverage.
+  if(TARGET plugmon_store_spool)
+    add_executable(spool_fuzz ${CMAKE_CURRENT_LIST_DIR}/spool_fuzz.cpp
+      ${PROJECT_SOURCE_DIR}/agent/store/batch.cpp ${PROJECT_SOURCE_DIR}/agent/store/spool.cpp)
+    target_link_libraries(spool_fuzz PRIVATE plugmon_agent_core plugmon_warnings)  # brings zlib
+    target_compile_options(spool_fuzz PRIVATE -fsanitize=fuzzer)
+    target_link_options(spool_fuzz PRIVATE -fsanitize=fuzzer)
+    add_test(NAME fuzz.spool_30s COMMAND spool_fuzz -max_total_time=30 -rss_limit_mb=2048)
+    set_tests_properties(fuzz.spool_30s PROPERTIES LABELS fuzz TIMEOUT 120)
+  endif()
 endif()
