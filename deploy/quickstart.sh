@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Runs plugmon end to end on this machine: installs the dependencies, builds the agent and the
-# load generator, starts the agent on a private runtime directory, drives a demo workload of
-# simulated plugin processes through it, and shows the metrics the agent exports.
+# Runs plugmon end to end on this machine: installs the dependencies, builds the agent, the load
+# generator and the demo plugins, starts a private PostgreSQL and the agent storing into it, drives
+# simulated plugin processes and demo plugins running real SQL through it, and shows the metrics
+# the agent exports and the rollups it stored in PostgreSQL.
 #
-#   bash deploy/quickstart.sh          # 30 s demo, then stop everything
-#   bash deploy/quickstart.sh --keep   # leave the agent running afterwards, until Ctrl-C
+#   bash deploy/quickstart.sh          # 30 s demo, then stop everything and remove the database
+#   bash deploy/quickstart.sh --keep   # leave the agent and PostgreSQL running, until Ctrl-C
 #
 # Environment: PORT (HTTP listener, default 9464), DURATION (workload, default 30s),
-# PLUGMON_BUILD_JOBS (default 2), PLUGMON_SKIP_DEPS=1 (do not check Debian packages).
+# PLUGMON_BUILD_JOBS (default 2), PLUGMON_SKIP_DEPS=1 (do not check Debian packages),
+# PLUGMON_BUILD_DIR (build there instead of with preset default in build/).
 set -euo pipefail
 script=$(realpath "${BASH_SOURCE[0]}")
 cd "$(dirname "$script")/.."
@@ -16,7 +18,7 @@ keep=0
 for arg in "$@"; do
     case $arg in
         --keep) keep=1 ;;
-        -h | --help) sed -n '2,10s/^# \{0,1\}//p' "$script"; exit 0 ;;
+        -h | --help) sed -n '2,12s/^# \{0,1\}//p' "$script"; exit 0 ;;
         *) echo "quickstart: unknown argument: $arg (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -35,38 +37,77 @@ sample() {
 # shellcheck source-path=SCRIPTDIR/..
 source .ci/deps.sh
 
-say "build (preset default: plugmon-agent, plugmon-loadgen, plugmonctl)"
-cmake --preset default >/dev/null
-cmake --build --preset default -j "${PLUGMON_BUILD_JOBS:-2}" \
-    --target plugmon-agent plugmon-loadgen plugmonctl
+build=${PLUGMON_BUILD_DIR:-build}
+targets=(plugmon-agent plugmon-loadgen plugmonctl plugmon-demo)
+if [[ -n ${PLUGMON_BUILD_DIR:-} ]]; then
+    say "build (in $build: ${targets[*]})"
+    cmake -S . -B "$build" -DPLUGMON_BUILD_EXAMPLES=ON >/dev/null
+    cmake --build "$build" -j "${PLUGMON_BUILD_JOBS:-2}" --target "${targets[@]}"
+else
+    say "build (preset default: ${targets[*]})"
+    cmake --preset default -DPLUGMON_BUILD_EXAMPLES=ON >/dev/null
+    cmake --build --preset default -j "${PLUGMON_BUILD_JOBS:-2}" --target "${targets[@]}"
+fi
 
 if curl -s --max-time 2 -o /dev/null "$url/healthz"; then
     echo "quickstart: something already answers on $url; stop it or choose another PORT=" >&2
     exit 1
 fi
 
+# Every parent of the PostgreSQL directory must be searchable by the server's user (as root,
+# pg-private.sh runs it as `postgres`): 0755 here, and pg-private.sh makes $dir/pg 0711.
 dir=$(mktemp -d "${TMPDIR:-/tmp}/plugmon-quickstart.XXXXXX")
 chmod 755 "$dir"
+pg=$dir/pg
+pg_started=0
+pg_keep=0
 agent_pid=
+agent_status=
 loadgen_pid=
+demo_pid=
+
+# Stops the agent with SIGTERM (it drains the rings and flushes its last window, to PostgreSQL
+# too) and sets agent_status; SIGKILL after 20 s.
+stop_agent() {
+    [[ -n $agent_pid ]] || return 0
+    kill -TERM "$agent_pid" 2>/dev/null || true
+    for _ in $(seq 200); do kill -0 "$agent_pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$agent_pid" 2>/dev/null; then
+        echo "quickstart: the agent did not stop within 20 s of SIGTERM; killing it" >&2
+        kill -KILL "$agent_pid" 2>/dev/null || true
+    fi
+    agent_status=0
+    wait "$agent_pid" 2>/dev/null || agent_status=$?
+    agent_pid=
+    echo "agent stopped (exit status $agent_status)"
+}
+
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
-    if [[ -n $loadgen_pid ]] && kill -0 "$loadgen_pid" 2>/dev/null; then
-        kill -TERM "$loadgen_pid" 2>/dev/null || true
-        wait "$loadgen_pid" 2>/dev/null || true
+    local pid
+    for pid in "$loadgen_pid" "$demo_pid"; do
+        if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
+            kill -TERM "$pid" 2>/dev/null || true
+            wait "$pid" 2>/dev/null || true
+        fi
+    done
+    stop_agent
+    if ((pg_keep)); then
+        echo "PostgreSQL keeps running in $pg: bash deploy/pg-private.sh psql $pg" \
+            "(remove it with: bash deploy/pg-private.sh destroy $pg)"
+    elif ((pg_started)); then
+        # keep the server's log with the others when something went wrong
+        ((rc == 0)) || cp "$pg/log/server.log" "$dir/postgres.log" 2>/dev/null || true
+        bash deploy/pg-private.sh destroy "$pg" || echo "quickstart: could not remove $pg" >&2
     fi
-    if [[ -n $agent_pid ]] && kill -0 "$agent_pid" 2>/dev/null; then
-        kill -TERM "$agent_pid" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$agent_pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$agent_pid" 2>/dev/null || true
-        wait "$agent_pid" 2>/dev/null || true
-        echo "agent stopped"
-    fi
-    if ((rc == 0)); then
+    if ((pg_keep)); then
+        :  # the directory holds the running server
+    elif ((rc == 0)); then
         rm -rf "$dir"
     else
-        echo "quickstart: failed (status $rc); logs kept in $dir" >&2
+        echo "quickstart: failed (status $rc); logs kept in $dir (agent.log, loadgen.log, demo.log," \
+            "postgres.log)" >&2
     fi
     exit "$rc"
 }
@@ -74,10 +115,17 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-say "start the agent (runtime dir $dir, HTTP $url)"
-# 2 s windows and a 50 ms slow-query threshold, so the short demo shows percentiles and slow queries
-build/agent/plugmon-agent --runtime-dir "$dir" --listen "127.0.0.1:$port" --flush-interval 2s \
-    --slow-query-threshold 50ms >"$dir/agent.log" 2>&1 &
+say "start a private PostgreSQL 15 (in $pg; deploy/pg-private.sh)"
+pg_started=1  # from here on, cleanup destroys it (a partial start included)
+pg_url=$(bash deploy/pg-private.sh start "$pg")
+masked=${pg_url%%@*}
+echo "PostgreSQL ready: ${masked%:*}:***@${pg_url#*@}"
+
+say "start the agent (runtime dir $dir, HTTP $url, storing into PostgreSQL)"
+# 2 s windows and a 50 ms slow-query threshold, so the short demo shows percentiles and slow
+# queries; at start the agent applies its migrations to the database (schema plugmon)
+"$build/agent/plugmon-agent" --runtime-dir "$dir" --listen "127.0.0.1:$port" --flush-interval 2s \
+    --slow-query-threshold 50ms --postgres "$pg_url" >"$dir/agent.log" 2>&1 &
 agent_pid=$!
 ready=0
 for _ in $(seq 100); do
@@ -103,11 +151,17 @@ fi
 echo "agent ready (pid $agent_pid): $(curl -s --max-time 2 "$url/readyz")"
 
 say "start the demo workload for $duration: 2 processes x 2 threads, 2000 queries/s per thread"
-PLUGMON_RUNTIME_DIR=$dir build/bench/plugmon-loadgen --processes 2 --threads 2 --rate 2000 \
+PLUGMON_RUNTIME_DIR=$dir "$build/bench/plugmon-loadgen" --processes 2 --threads 2 --rate 2000 \
     --duration "$duration" --plugins 3 --tables 4 --tenants 3 --error-ratio 0.02 \
     --mix mixed --statements 3 --slow-every 500 --slow-duration 120ms --alloc-bytes 4096 \
     --wait-attached 5s >"$dir/loadgen.log" 2>&1 &
 loadgen_pid=$!
+
+say "start the demo plugins for $duration: billing, search, reports and audit run real SQL (schema demo)"
+echo "(a host process with 3 threads and 2 pooled connections per plugin, 20 executions/s each)"
+PLUGMON_RUNTIME_DIR=$dir "$build/examples/plugmon-demo" --postgres "$pg_url" --duration "$duration" \
+    --tenants 3 --rate 20 >"$dir/demo.log" 2>&1 &
+demo_pid=$!
 
 # Show a first sample as soon as the agent exports query counters (at most ~10 s).
 for _ in $(seq 50); do
@@ -121,9 +175,11 @@ sample '^plugmon_queries_total' 15
 
 sleep 3  # a closed window or two, for per-window percentiles
 say "live view: plugmonctl top (one frame; interactive in a terminal)"
-build/agent/plugmonctl --agent "127.0.0.1:$port" top --iterations 1 || true
+"$build/agent/plugmonctl" --agent "127.0.0.1:$port" top --iterations 1 || true
 say "slow queries, grouped by normalised statement: $url/api/v1/slow-queries"
 curl -s --max-time 5 "$url/api/v1/slow-queries?limit=2" | head -40 || true
+say "the demo's slow report, real SQL normalised by the probe: $url/api/v1/slow-queries?plugin=reports"
+curl -s --max-time 5 "$url/api/v1/slow-queries?plugin=reports&limit=1" | head -16 || true
 
 say "waiting for the workload to finish ($duration)"
 loadgen_status=0
@@ -131,18 +187,29 @@ wait "$loadgen_pid" || loadgen_status=$?
 loadgen_pid=
 echo "--- loadgen summary (exit status $loadgen_status):"
 cat "$dir/loadgen.log"
+demo_status=0
+wait "$demo_pid" || demo_status=$?
+demo_pid=
+echo "--- demo plugins summary (exit status $demo_status):"
+cat "$dir/demo.log"
 
 # Let the agent drain what the last processes handed over at exit.
 sleep 1
 say "final sample"
 sample '^plugmon_queries_total' 15
 echo
+sample '^plugmon_executions_total\{plugin="(billing|search|reports|audit)"' 12
+echo
 sample '^plugmon_(agent_events_drained_total|ring_events_dropped_total|producers)' 20
 echo
-build/agent/plugmonctl --agent "127.0.0.1:$port" status || true
+"$build/agent/plugmonctl" --agent "127.0.0.1:$port" status || true
 
 if ((loadgen_status != 0)); then
     echo "quickstart: the workload failed (status $loadgen_status)" >&2
+    exit 1
+fi
+if ((demo_status != 0)); then
+    echo "quickstart: the demo plugins failed (status $demo_status); see $dir/demo.log" >&2
     exit 1
 fi
 drained=$(sample '^plugmon_agent_events_drained_total ' 1)
@@ -154,12 +221,70 @@ if [[ -z $drained || $drained == 0 ]]; then
     exit 1
 fi
 
+# What the agent stored in PostgreSQL: per plugin, then per demo plugin and table, with the p99
+# merged from the per-window sketches. Returns 1 when the query fails, when the table is missing
+# (unless this agent says it has no store yet), or when nothing of the demo plugins is stored.
+pg_psql() { bash deploy/pg-private.sh psql "$pg" -X -v ON_ERROR_STOP=1 "$@"; }
+demo_plugins="'billing', 'search', 'reports', 'audit'"
+per_plugin_sql="SELECT plugin, sum(calls) AS calls, sum(errors) AS errors,
+       round(plugmon.sketch_quantile(plugmon.sketch_merge(sketch), 0.99) / 1e6, 2) AS p99_ms
+  FROM plugmon.query_rollups GROUP BY plugin ORDER BY sum(calls) DESC"
+per_table_sql="SELECT plugin, op, tbl, sum(calls) AS calls, sum(errors) AS errors,
+       round(plugmon.sketch_quantile(plugmon.sketch_merge(sketch), 0.99) / 1e6, 2) AS p99_ms
+  FROM plugmon.query_rollups WHERE plugin IN ($demo_plugins)
+ GROUP BY plugin, op, tbl ORDER BY plugin, sum(calls) DESC"
+show_rollups() {
+    local exists stored
+    if ! exists=$(pg_psql -Atc "SELECT to_regclass('plugmon.query_rollups') IS NOT NULL"); then
+        echo "quickstart: cannot query PostgreSQL in $pg" >&2
+        return 1
+    fi
+    if [[ $exists != t ]]; then
+        if grep -q 'store is not part of this version' "$dir/agent.log"; then
+            echo "(plugmon.query_rollups does not exist: this agent does not store into PostgreSQL yet;"
+            echo " its log says \"the PostgreSQL store is not part of this version\")"
+            return 0
+        fi
+        echo "quickstart: plugmon.query_rollups does not exist: the agent did not apply its migrations" >&2
+        echo "--- last lines of $dir/agent.log:" >&2
+        tail -n 20 "$dir/agent.log" >&2 || true
+        return 1
+    fi
+    echo "\$ bash deploy/pg-private.sh psql $pg -c \"$per_plugin_sql\""
+    pg_psql -c "$per_plugin_sql" || return 1
+    echo "\$ bash deploy/pg-private.sh psql $pg -c \"$per_table_sql\""
+    pg_psql -c "$per_table_sql" || return 1
+    stored=$(pg_psql -Atc "SELECT count(*) FROM plugmon.query_rollups WHERE plugin IN ($demo_plugins)") ||
+        return 1
+    if [[ $stored == 0 ]]; then
+        echo "quickstart: plugmon.query_rollups holds no rows of the demo plugins" >&2
+        echo "--- last lines of $dir/agent.log:" >&2
+        tail -n 20 "$dir/agent.log" >&2 || true
+        return 1
+    fi
+}
+
 if ((keep)); then
+    say "PostgreSQL: the rollups stored so far (the agent keeps running: its current window is not in yet)"
+    show_rollups || exit 1
     say "the agent keeps running on $url (runtime dir $dir); Ctrl-C stops it"
     echo "plugins can report to it with: PLUGMON_RUNTIME_DIR=$dir <your program>"
+    echo "PostgreSQL keeps running, also after Ctrl-C: bash deploy/pg-private.sh psql $pg"
+    echo "  (remove it with: bash deploy/pg-private.sh destroy $pg)"
+    pg_keep=1
     trap 'exit 0' INT
     wait "$agent_pid" || true
     agent_pid=
 else
-    say "done; run with --keep to leave the agent running"
+    say "stop the agent (SIGTERM: it drains and flushes its last window, to PostgreSQL too)"
+    stop_agent
+    if ((agent_status != 0)); then
+        echo "quickstart: the agent exited with status $agent_status on SIGTERM" >&2
+        echo "--- last lines of $dir/agent.log:" >&2
+        tail -n 20 "$dir/agent.log" >&2 || true
+        exit 1
+    fi
+    say "PostgreSQL: the rollups the agent stored (schema plugmon)"
+    show_rollups || exit 1
+    say "done; run with --keep to leave the agent and PostgreSQL running"
 fi
