@@ -437,6 +437,10 @@ void writer::write(const batch& b) {
     if (claimed.affected_rows() == 0) {
         tx.commit();
         totals_.batches_duplicate.fetch_add(1);
+        totals_.rows_duplicate[0].fetch_add(w.queries.size());
+        totals_.rows_duplicate[1].fetch_add(w.executions.size());
+        totals_.rows_duplicate[2].fetch_add(w.slow.size());
+        totals_.rows_duplicate[3].fetch_add(w.resources.size());
         spdlog::info("store: batch {}/{} was already written (a replay after an unacknowledged commit); skipped",
                      b.run_id, b.seq);
         return;
@@ -546,8 +550,11 @@ nlohmann::json writer::status() const {
         error = last_error_;
         success = last_success_;
     }
-    nlohmann::json rows = nlohmann::json::object();
-    for (std::size_t i = 0; i < tables.size(); ++i) rows[tables[i]] = totals_.rows_written[i].load();
+    nlohmann::json rows = nlohmann::json::object(), duplicate_rows = nlohmann::json::object();
+    for (std::size_t i = 0; i < tables.size(); ++i) {
+        rows[tables[i]] = totals_.rows_written[i].load();
+        duplicate_rows[tables[i]] = totals_.rows_duplicate[i].load();
+    }
     return {
         {"state", state()},
         {"breaker", to_string(breaker_state(breaker_.load()))},
@@ -557,7 +564,8 @@ nlohmann::json writer::status() const {
         {"submitted", {{"batches", totals_.batches_submitted.load()}, {"rows", totals_.rows_submitted.load()},
                        {"calls", totals_.calls_submitted.load()}}},
         {"written", {{"batches", totals_.batches_written.load()}, {"duplicates", totals_.batches_duplicate.load()},
-                     {"calls", totals_.calls_written.load()}, {"rows", rows}}},
+                     {"calls", totals_.calls_written.load()}, {"rows", rows},
+                     {"duplicate_rows", duplicate_rows}}},
         {"spool", {{"dir", spool_->dir()}, {"batches", spool_->batches()}, {"bytes", spool_->bytes()},
                    {"dropped", {{"full", {{"batches", spool_->dropped_batches(drop_reason::full)},
                                           {"rows", spool_->dropped_rows(drop_reason::full)}}},

@@ -91,7 +91,10 @@ public:
     struct totals {
         std::atomic<std::uint64_t> batches_submitted{0}, rows_submitted{0}, calls_submitted{0};
         std::atomic<std::uint64_t> batches_written{0}, batches_duplicate{0}, calls_written{0};
-        std::array<std::atomic<std::uint64_t>, 4> rows_written{};  ///< by table_index
+        std::array<std::atomic<std::uint64_t>, 4> rows_written{};  ///< by tables[]
+        /// Rows of the batches found already committed (by an earlier attempt whose
+        /// acknowledgement was lost, or by a previous run), by tables[].
+        std::array<std::atomic<std::uint64_t>, 4> rows_duplicate{};
         std::atomic<std::uint64_t> failures{0}, connects{0}, maintenance_runs{0};
         std::atomic<std::uint64_t> queue_dropped_batches{0}, queue_dropped_rows{0};
         std::atomic<std::uint64_t> spool_failed_batches{0}, spool_failed_rows{0};

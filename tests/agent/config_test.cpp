@@ -215,7 +215,7 @@ TEST_F(config_file, rejects_out_of_range_values_naming_the_key) {
     EXPECT_THAT(error_of([] {
                     parse({"--flush-interval", "25h"});
                 }).what(),
-                HasSubstr("flush_interval: 25h is out of range (100ms..24h)"));
+                HasSubstr("flush_interval: 25h is out of range (100ms..1d)"));
 }
 
 TEST(config, reports_unreadable_file_with_path_and_reason) {
@@ -487,6 +487,49 @@ TEST(config, validates_leak_detection_settings) {
                 HasSubstr("leak_min_r2: 1.5 is out of range (0..1)"));
     EXPECT_THAT(error_of([] { parse({"--leak-window", "1s"}); }).what(), HasSubstr("leak_window: 1s is out of range"));
     EXPECT_EQ(parse({"--series-expiry-windows", "0"}).series_expiry_windows, 0u);
+}
+
+TEST(config, reads_the_store_settings_with_sizes_and_day_durations) {
+    const config c = parse({"--postgres", "postgresql://u@h/db", "--spool-dir", "/var/tmp/sp", "--spool-max-bytes",
+                            "64MiB", "--postgres-retention", "90d", "--postgres-downsample-after", "36h",
+                            "--postgres-backoff-max", "5s", "--host", "edge-7"});
+    EXPECT_EQ(c.spool_dir, "/var/tmp/sp");
+    EXPECT_EQ(c.spool_max_bytes, 64u << 20);
+    EXPECT_EQ(c.postgres_retention, std::chrono::hours(24 * 90));
+    EXPECT_EQ(c.postgres_downsample_after, std::chrono::hours(36));
+    EXPECT_EQ(c.postgres_backoff_max, std::chrono::seconds(5));
+    EXPECT_EQ(c.host, "edge-7");
+    EXPECT_EQ(c.command, "run");
+    EXPECT_EQ(format_duration(c.postgres_retention), "90d");
+    EXPECT_EQ(parse_size("1GiB"), std::optional<std::uint64_t>(1ull << 30));
+    EXPECT_EQ(parse_size("2 MB"), std::optional<std::uint64_t>(2'000'000));
+    EXPECT_EQ(parse_size("12"), std::optional<std::uint64_t>(12));
+    EXPECT_FALSE(parse_size("12 parsecs"));
+    EXPECT_FALSE(parse_size("MiB"));
+    EXPECT_FALSE(parse_size("99999999999999999999GiB"));
+}
+
+TEST(config, refuses_bad_store_settings_naming_the_key) {
+    EXPECT_THAT(error_of([] { parse({"--spool-max-bytes", "lots"}); }).what(),
+                HasSubstr("spool_max_bytes: is not a size"));
+    EXPECT_THAT(error_of([] { parse({"--spool-max-bytes", "1KiB"}); }).what(),
+                HasSubstr("spool_max_bytes: 1024 is out of range (1MiB..1TiB)"));
+    EXPECT_THAT(error_of([] { parse({"--postgres-retention", "2h"}); }).what(),
+                HasSubstr("postgres_retention: 2h is out of range"));
+    EXPECT_THAT(error_of([] { parse({"--postgres-retention", "3d", "--postgres-downsample-after", "3d"}); }).what(),
+                HasSubstr("postgres_downsample_after: 3d is not shorter than postgres_retention (3d)"));
+    EXPECT_EQ(error_of([] { parse({"migrate"}); }).key(), "postgres");
+    EXPECT_THAT(error_of([] { parse({"migrate", "--dry-run"}); }).what(), HasSubstr("migrate needs a database"));
+}
+
+TEST(config, migrate_is_a_subcommand_taking_the_daemons_options_before_or_after_it) {
+    const config a = parse({"migrate", "--dry-run", "--postgres", "host=db"});
+    EXPECT_EQ(a.command, "migrate");
+    EXPECT_TRUE(a.dry_run);
+    EXPECT_EQ(a.postgres, "host=db");
+    const config b = parse({"--postgres", "host=db", "migrate"});
+    EXPECT_EQ(b.command, "migrate");
+    EXPECT_FALSE(b.dry_run);
 }
 
 }  // namespace
