@@ -96,6 +96,9 @@ public:
         /// acknowledgement was lost, or by a previous run), by tables[].
         std::array<std::atomic<std::uint64_t>, 4> rows_duplicate{};
         std::atomic<std::uint64_t> failures{0}, connects{0}, maintenance_runs{0};
+        /// Batches whose rollups met rows of the same keys (another batch of the same window)
+        /// and were added into them.
+        std::atomic<std::uint64_t> merged_batches{0};
         std::atomic<std::uint64_t> queue_dropped_batches{0}, queue_dropped_rows{0};
         std::atomic<std::uint64_t> spool_failed_batches{0}, spool_failed_rows{0};
         std::atomic<std::uint64_t> rejected_batches{0}, rejected_rows{0};
