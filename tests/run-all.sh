@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs the dependencies, builds plugmon, runs the unit, multi-process and
-# integration tests, then the unit and multi-process tests again under ASan+UBSan and TSan.
+# integration tests, then the unit and multi-process tests and the in-process store writer test
+# (label sanitize) again under ASan+UBSan and TSan, then short libFuzzer runs.
 #
 #   bash tests/run-all.sh                  # everything
 #   bash tests/run-all.sh --quick          # default build only (no sanitizer or fuzz builds)
@@ -100,17 +101,17 @@ run_stage() {
 start=$SECONDS
 run_stage default 'unit|multiproc|integration' "${PLUGMON_TEST_JOBS:-2}"
 if ((sanitizers)); then
-    run_stage asan 'unit|multiproc' "${PLUGMON_SAN_TEST_JOBS:-1}"
+    run_stage asan 'unit|multiproc|sanitize' "${PLUGMON_SAN_TEST_JOBS:-1}"
     # TSan needs a predictable address space; without ASLR its shadow mapping always fits.
     tsan_prefix=()
     if setarch "$(uname -m)" -R true 2>/dev/null; then
         tsan_prefix=(setarch "$(uname -m)" -R)
     fi
-    run_stage tsan 'unit|multiproc' "${PLUGMON_SAN_TEST_JOBS:-1}" "${tsan_prefix[@]}"
+    run_stage tsan 'unit|multiproc|sanitize' "${PLUGMON_SAN_TEST_JOBS:-1}" "${tsan_prefix[@]}"
     # libFuzzer over what parses untrusted or user bytes: segment validation and slot decoding,
-    # sketch decoding, statement normalisation. Only the fuzz targets are built; each runs 30 s
+    # sketch decoding, statement normalisation, spool records and batches. Only the fuzz targets are built; each runs 30 s
     # (longer runs: see tests/fuzz/tests.cmake).
-    stage_targets="segment_fuzz sketch_fuzz fingerprint_fuzz" run_stage fuzz 'fuzz' 1
+    stage_targets="segment_fuzz sketch_fuzz fingerprint_fuzz spool_fuzz" run_stage fuzz 'fuzz' 1
 else
     summary+=("$(printf '%-9s %-28s SKIP  (--quick / --no-sanitizers)' 'asan,tsan' 'unit|multiproc')")
 fi

@@ -556,6 +556,7 @@ void writer::write(const batch& b) {
                 l.number(x.errors).number(x.wall_ns).number(x.cpu_ns);
             });
     };
+    bool merged = false;
     const auto write_rollups = [&](bool queries, const char* target, const char* stage, const std::string& upsert) {
         if (queries ? w.queries.empty() : w.executions.empty()) return;
         try {
@@ -564,7 +565,7 @@ void writer::write(const batch& b) {
             direct.commit();
             return;
         } catch (const pqxx::unique_violation&) {
-            totals_.merged_batches.fetch_add(1);
+            merged = true;
         }
         copy_rows(tx, stage, queries);
         tx.exec(upsert);
@@ -592,6 +593,7 @@ void writer::write(const batch& b) {
     totals_.rows_written[2].fetch_add(w.slow.size());
     totals_.rows_written[3].fetch_add(w.resources.size());
     totals_.calls_written.fetch_add(b.calls());
+    if (merged) totals_.merged_batches.fetch_add(1);
 }
 
 void writer::failed(const std::string& what, bool connection_lost) {

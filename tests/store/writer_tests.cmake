@@ -14,3 +14,14 @@ if(TARGET plugmon_store AND TARGET plugmon-agent AND TARGET plugmon-loadgen)
   gtest_discover_tests(store_e2e_test DISCOVERY_MODE PRE_TEST
     PROPERTIES LABELS integration TIMEOUT 300 RUN_SERIAL TRUE)
 endif()
+
+# The writer in-process (label integration; also "sanitize": the ASan and TSan stages run it to
+# check the spooler and writer threads).
+if(TARGET plugmon_store)
+  add_executable(store_writer_test ${CMAKE_CURRENT_LIST_DIR}/writer_test.cpp)
+  target_link_libraries(store_writer_test PRIVATE plugmon_store GTest::gtest_main nlohmann_json::nlohmann_json
+    plugmon_warnings)
+  target_compile_definitions(store_writer_test PRIVATE PLUGMON_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
+  gtest_discover_tests(store_writer_test DISCOVERY_MODE PRE_TEST
+    PROPERTIES LABELS "integration;sanitize" TIMEOUT 300)
+endif()
