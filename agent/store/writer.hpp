@@ -56,10 +56,12 @@ struct writer_options {
 /// spool's cap; what the cap evicts is counted). The writer thread replays the spool oldest
 /// first; each batch is one transaction: claim (host, run_id, seq) in plugmon.write_batches
 /// (ON CONFLICT DO NOTHING: a batch already there was committed before, e.g. by a commit whose
-/// acknowledgement was lost, and is skipped), COPY the rollups into temporary staging tables,
-/// INSERT … ON CONFLICT into the partitioned targets (adding into a row that another batch of
-/// the same key wrote, e.g. after an agent restart within one window), COPY the slow queries and
-/// resource samples, COMMIT. Only then is the record popped from the spool.
+/// acknowledgement was lost, and is skipped), COPY the rollups straight into their partitioned
+/// tables, COPY the slow queries and resource samples, COMMIT. Only then is the record popped
+/// from the spool. Should a rollup's key exist already (another batch of this host wrote the same
+/// window: the agent restarted within it, or the clock stepped back), that COPY is rolled back to
+/// a savepoint and the rows go through a temporary staging table and INSERT … ON CONFLICT DO
+/// UPDATE, which adds the counts and merges the sketches.
 ///
 /// Thread safety: submit() from one thread (the drain) at a time; the statistics, status() and
 /// render_metrics() from any thread. Nothing here blocks the caller of submit() beyond a mutex.
