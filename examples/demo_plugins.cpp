@@ -2,6 +2,8 @@
 
 #include <plugmon/probe.hpp>
 
+#include "config.hpp"  // parse_duration, mask_password: the agent's own
+
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
@@ -38,6 +40,8 @@ namespace {
 using steady = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 using std::chrono::nanoseconds;
+using plugmon::agent::mask_password;
+using plugmon::agent::parse_duration;
 
 constexpr int exit_failed = 1;
 constexpr int exit_usage = 2;
@@ -60,123 +64,10 @@ struct options {
 
 // ---- small utilities ----
 
-/// "30s", "500ms", "2m", "1h", "1.5s"; a bare number is seconds.
-std::optional<nanoseconds> parse_duration(std::string_view text) {
-    double value = 0;
-    const char* first = text.data();
-    const char* last = first + text.size();
-    const auto [end, ec] = std::from_chars(first, last, value);
-    if (ec != std::errc{} || end == first) return std::nullopt;
-    const std::string_view unit(end, std::size_t(last - end));
-    double scale = 0;
-    if (unit.empty() || unit == "s")
-        scale = 1e9;
-    else if (unit == "ms")
-        scale = 1e6;
-    else if (unit == "m" || unit == "min")
-        scale = 60e9;
-    else if (unit == "h")
-        scale = 3600e9;
-    else
-        return std::nullopt;
-    const double ns = value * scale;
-    if (!std::isfinite(ns) || ns < 0 || ns > 1e18) return std::nullopt;
-    return nanoseconds(std::int64_t(ns));
-}
-
-/// Where the password sits in a libpq connection string, URL or key=value form (byte ranges).
-std::vector<std::pair<std::size_t, std::size_t>> password_ranges(std::string_view s) {
-    std::vector<std::pair<std::size_t, std::size_t>> out;
-    constexpr auto npos = std::string_view::npos;
-    if (s.starts_with("postgresql://") || s.starts_with("postgres://")) {
-        const std::size_t authority = s.find("://") + 3;
-        const std::size_t query = s.find('?', authority);
-        const std::size_t limit = query == npos ? s.size() : query;
-        // The last '@' before the parameters ends the user info, even when an unescaped '@'
-        // sits in the password (libpq rejects that, but it must still not be printed).
-        const std::size_t at = s.substr(0, limit).rfind('@');
-        if (at != npos && at > authority) {
-            const std::size_t colon = s.find(':', authority);
-            if (colon < at) out.emplace_back(colon + 1, at);
-        }
-        for (std::size_t p = query; p != npos && p < s.size();) {
-            const std::size_t key = p + 1;
-            const std::size_t amp = s.find('&', key);
-            const std::size_t end = amp == npos ? s.size() : amp;
-            constexpr std::string_view name = "password=";
-            if (s.substr(key, end - key).starts_with(name))
-                out.emplace_back(key + name.size(), end);
-            p = amp;
-        }
-        return out;
-    }
-    // key = value pairs; a value is a word or a single-quoted string with backslash escapes.
-    const auto space = [&](std::size_t i) {
-        return i < s.size() && std::isspace((unsigned char)s[i]);
-    };
-    std::size_t i = 0;
-    while (i < s.size()) {
-        while (space(i)) ++i;
-        const std::size_t key = i;
-        while (i < s.size() && s[i] != '=' && !space(i)) ++i;
-        const std::string_view name = s.substr(key, i - key);
-        while (space(i)) ++i;
-        if (i >= s.size() || s[i] != '=') break;
-        ++i;
-        while (space(i)) ++i;
-        std::size_t begin = i, end = i;
-        if (i < s.size() && s[i] == '\'') {
-            begin = ++i;
-            while (i < s.size() && s[i] != '\'') i += (s[i] == '\\' && i + 1 < s.size()) ? 2 : 1;
-            end = std::min(i, s.size());
-            if (i < s.size()) ++i;
-        } else {
-            while (i < s.size() && !space(i)) ++i;
-            end = i;
-        }
-        if (name == "password") out.emplace_back(begin, end);
-    }
-    return out;
-}
-
-/// The connection string with its password replaced by ***, safe to print.
-std::string mask_password(std::string_view conninfo) {
-    std::string out(conninfo);
-    auto ranges = password_ranges(conninfo);
-    std::sort(ranges.begin(), ranges.end(), std::greater<>());
-    for (const auto& [begin, end] : ranges) out.replace(begin, end - begin, "***");
-    return out;
-}
-
-std::string percent_decoded(std::string_view s) {
-    std::string out;
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        unsigned v = 0;
-        if (s[i] == '%' && i + 2 < s.size() &&
-            std::from_chars(s.data() + i + 1, s.data() + i + 3, v, 16).ptr == s.data() + i + 3) {
-            out += char(v);
-            i += 2;
-        } else {
-            out += s[i];
-        }
-    }
-    return out;
-}
-
-/// A message (a libpq error, say) with every occurrence of the connection's password, as
-/// written and percent-decoded, replaced by ***.
-std::string scrub(std::string message, std::string_view conninfo) {
-    for (const auto& [begin, end] : password_ranges(conninfo)) {
-        const std::string raw(conninfo.substr(begin, end - begin));
-        for (const std::string& secret : {raw, percent_decoded(raw)}) {
-            if (secret.empty()) continue;
-            for (std::size_t p = message.find(secret); p != std::string::npos;
-                 p = message.find(secret, p + 3))
-                message.replace(p, secret.size(), "***");
-        }
-    }
-    // libpq's messages span lines ("...failed: Connection refused\n\tIs the server running..."):
-    // one line reads better in a log.
+/// A libpq error message on one line ("...failed: Connection refused\n\tIs the server running..."
+/// reads better in a log). libpq never puts the password into its messages; the URL shown next
+/// to them is masked with mask_password().
+std::string one_line(const std::string& message) {
     std::string line;
     for (char ch : message) {
         if (ch == '\n' || ch == '\t') {
@@ -576,10 +467,10 @@ struct plugin_state {
     plugin_state(const plugin_spec& s, unsigned workers)
         : spec(s), handle(s.name), tallies(workers) {}
 
-    void log_unexpected(const std::string& what, const std::string& url) {
+    void log_unexpected(const std::string& what) {
         const unsigned n = logged.fetch_add(1, std::memory_order_relaxed);
         if (n < log_limit)
-            log_line(std::string(spec.name) + ": " + scrub(what, url));
+            log_line(std::string(spec.name) + ": " + one_line(what));
         else if (n == log_limit)
             log_line(std::string(spec.name) + ": further errors are counted, not printed");
     }
@@ -619,24 +510,23 @@ void run_worker(plugin_state& p, const options& o, const shared_data& data, unsi
                 // The scope saw the exception leave it: the execution is recorded as failed.
                 ++w.t.failed_executions;
                 ++w.t.connection_errors;
-                p.log_unexpected(std::string("connection lost: ") + e.what(), o.postgres);
+                p.log_unexpected(std::string("connection lost: ") + e.what());
                 sleep_until(steady::now() + milliseconds(500));
             } catch (const planned_failure&) {
                 ++w.t.failed_executions;  // the scope saw the exception: recorded as failed
             } catch (const pqxx::sql_error& e) {
                 ++w.t.failed_executions;
                 ++w.t.unexpected_errors;
-                p.log_unexpected(std::string(e.what()) + " (statement: " + e.query() + ")",
-                                 o.postgres);
+                p.log_unexpected(std::string(e.what()) + " (statement: " + e.query() + ")");
             } catch (const std::exception& e) {
                 ++w.t.failed_executions;
                 ++w.t.unexpected_errors;
-                p.log_unexpected(e.what(), o.postgres);
+                p.log_unexpected(e.what());
             }
         }
     } catch (const std::exception& e) {
         ++w.t.unexpected_errors;
-        p.log_unexpected(std::string("worker stopped: ") + e.what(), o.postgres);
+        p.log_unexpected(std::string("worker stopped: ") + e.what());
     }
     p.tallies[index] = w.t;
     running.fetch_sub(1);
@@ -766,11 +656,11 @@ int run(const options& o, const sigset_t& stops) {
             plugins.push_back(std::move(p));
         }
     } catch (const pqxx::broken_connection& e) {
-        log_line("cannot connect to PostgreSQL at " + shown + ": " + scrub(e.what(), o.postgres));
+        log_line("cannot connect to PostgreSQL at " + shown + ": " + one_line(e.what()));
         return exit_failed;
     } catch (const std::exception& e) {
         log_line("setting up the demo schema in " + shown +
-                 " failed: " + scrub(e.what(), o.postgres));
+                 " failed: " + one_line(e.what()));
         return exit_failed;
     }
 
@@ -940,7 +830,7 @@ int main(int argc, char** argv) {
                    "how long to run, e.g. 30s, 500ms, 2m (0 = until a signal)")
         ->check(CLI::Validator(
             [](std::string& s) {
-                return parse_duration(s) ? std::string{}
+                return s == "0" || parse_duration(s) ? std::string{}
                                          : "not a duration (like 30s, 500ms, 2m, 0): " + s;
             },
             "DURATION"))
@@ -967,7 +857,7 @@ int main(int argc, char** argv) {
         const int rc = app.exit(e);
         return rc == 0 ? 0 : exit_usage;
     }
-    o.duration = *parse_duration(duration_text);
+    o.duration = duration_text == "0" ? nanoseconds{0} : *parse_duration(duration_text);
     if (o.postgres.empty()) {
         std::fprintf(stderr, "plugmon-demo: --postgres: empty connection string\n");
         return exit_usage;

@@ -65,6 +65,13 @@ db_figures read_db(const std::string& url) {
     return f;
 }
 
+/// `url` with its port replaced: the same database through the fault proxy.
+std::string with_port(std::string url, int port) {
+    const auto colon = url.rfind(':');
+    url.replace(colon + 1, url.find('/', colon) - colon - 1, std::to_string(port));
+    return url;
+}
+
 /// recorded - dropped over the load generator's children: what the agent must have aggregated.
 std::uint64_t delivered(const loadgen_run& lg) {
     std::uint64_t n = 0;
@@ -202,8 +209,7 @@ TEST(store, connection_cut_during_copy_is_retried_without_loss) {
     pg_server& pg = pg_server::shared();
     const std::string url = pg.create_database("cutcopy");
     fault_proxy proxy(pg.port());
-    std::string via = url;
-    via.replace(via.rfind(':') + 1, via.find('/', via.rfind(':')) - via.rfind(':') - 1, std::to_string(proxy.port()));
+    const std::string via = with_port(url, proxy.port());
     const json status = run_disturbed(
         url, via, "cutcopy",
         [&](agent&) {
@@ -220,8 +226,7 @@ TEST(store, connection_cut_after_commit_leaves_an_in_doubt_batch_that_is_not_wri
     pg_server& pg = pg_server::shared();
     const std::string url = pg.create_database("cutcommit");
     fault_proxy proxy(pg.port());
-    std::string via = url;
-    via.replace(via.rfind(':') + 1, via.find('/', via.rfind(':')) - via.rfind(':') - 1, std::to_string(proxy.port()));
+    const std::string via = with_port(url, proxy.port());
     const json status = run_disturbed(
         url, via, "cutcommit",
         [&](agent&) {
