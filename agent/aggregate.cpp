@@ -6,6 +6,17 @@
 
 namespace plugmon::agent {
 
+void query_rollup::set_durations(const dd_sketch& s) {
+    calls = s.count();
+    total_ns = s.sum();
+    min_ns = s.min();
+    max_ns = s.max();
+    p50_ns = s.quantile(0.50);
+    p95_ns = s.quantile(0.95);
+    p99_ns = s.quantile(0.99);
+    sketch = s.encode();
+}
+
 histogram::histogram(const std::vector<std::uint64_t>& bounds_ns, const std::vector<std::uint16_t>& by_index)
     : bounds_(bounds_ns), by_index_(by_index), n_(bounds_ns.size() + 1), buckets_(new cell[bounds_ns.size() + 1]) {}
 
@@ -205,16 +216,9 @@ window_batch series_store::close_window(std::chrono::system_clock::time_point st
         r.op = s->op;
         r.table = s->table;
         r.tenant = s->tenant;
-        r.calls = s->window.count();
+        r.set_durations(s->window);
         r.errors = s->window_errors;
         r.rows = s->window_rows;
-        r.total_ns = s->window.sum();
-        r.min_ns = s->window.min();
-        r.max_ns = s->window.max();
-        r.p50_ns = s->window.quantile(0.50);
-        r.p95_ns = s->window.quantile(0.95);
-        r.p99_ns = s->window.quantile(0.99);
-        r.sketch = s->window.encode();
         plugin_window& pw = per_plugin[s->plugin];
         pw.sketch.merge(s->window);
         pw.errors += s->window_errors;

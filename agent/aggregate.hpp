@@ -170,6 +170,10 @@ struct query_rollup {
     std::uint64_t calls = 0, errors = 0, rows = 0, total_ns = 0, min_ns = 0, max_ns = 0;
     std::uint64_t p50_ns = 0, p95_ns = 0, p99_ns = 0;
     std::string sketch;  ///< dd_sketch encoding (version 1)
+
+    /// calls, total_ns, min_ns, max_ns, the three percentiles and `sketch`, all from the
+    /// sketch of the window's durations.
+    void set_durations(const dd_sketch& s);
 };
 
 /// One execution series over one window (calls, wall and CPU time: the usage figures).

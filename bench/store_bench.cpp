@@ -1,7 +1,9 @@
 // Rollup rows per second through the store's whole write path, on a real PostgreSQL 15 started
 // for the run: window → spool (fsync'ed) → ledger claim, COPY to staging, INSERT … ON CONFLICT
 // into the partitioned table, COMMIT → spool pop.
-// Usage: store_bench [rows_per_window] [windows] [repetitions]; prints each run and the median.
+// Usage: store_bench [rows_per_window] [windows] [repetitions] [min_calls] [max_calls]; each series
+// has min_calls ≤ n < max_calls calls per window (default 20..220: sketches of ~1.2 KB; 1 21 gives
+// ~170 B). Prints each run and the median.
 #include "store/writer.hpp"
 
 #include "../tests/support/pg_server.hpp"
@@ -25,33 +27,24 @@ namespace {
 
 /// A window of `rows` query rollups (distinct labels) with realistic sketches, plus one
 /// execution rollup per plugin and tenant.
-pa::window_batch make_window(std::size_t rows, std::chrono::system_clock::time_point start, std::mt19937_64& rng) {
+pa::window_batch make_window(std::size_t rows, std::chrono::system_clock::time_point start, std::mt19937_64& rng,
+                             std::uint64_t min_calls, std::uint64_t max_calls) {
     pa::window_batch w;
     w.bucket_start = start;
     w.length = std::chrono::seconds(10);
     std::lognormal_distribution<double> latency(std::log(2e6), 1.0);
     for (std::size_t i = 0; i < rows; ++i) {
         pa::dd_sketch s;
-        const std::uint64_t calls = std::getenv("CALLS") ? 1 + rng() % std::strtoull(std::getenv("CALLS"), nullptr, 10) : 20 + rng() % 200;
+        const std::uint64_t calls = min_calls + rng() % (max_calls - min_calls);
         pa::query_rollup q;
-        for (std::uint64_t c = 0; c < calls; ++c) {
-            const auto v = std::uint64_t(latency(rng));
-            s.add(v);
-            q.total_ns += v;
-        }
+        for (std::uint64_t c = 0; c < calls; ++c) s.add(std::uint64_t(latency(rng)));
         q.plugin = "plugin-" + std::to_string(i % 20);
         q.op = i % 4 == 0 ? "SELECT" : i % 4 == 1 ? "INSERT" : i % 4 == 2 ? "UPDATE" : "DELETE";
         q.table = "table-" + std::to_string((i / 20) % 25);
         q.tenant = "tenant-" + std::to_string(i / 500);
-        q.calls = calls;
+        q.set_durations(s);
         q.errors = calls / 50;
         q.rows = calls * 3;
-        q.min_ns = s.min();
-        q.max_ns = s.max();
-        q.p50_ns = s.quantile(0.5);
-        q.p95_ns = s.quantile(0.95);
-        q.p99_ns = s.quantile(0.99);
-        q.sketch = s.encode();
         w.queries.push_back(std::move(q));
     }
     for (int p = 0; p < 20; ++p)
@@ -65,13 +58,19 @@ int main(int argc, char** argv) {
     const std::size_t rows = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 10000;
     const std::size_t windows = argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 20;
     const int reps = argc > 3 ? std::atoi(argv[3]) : 5;
+    const std::uint64_t min_calls = argc > 4 ? std::strtoull(argv[4], nullptr, 10) : 20;
+    const std::uint64_t max_calls = argc > 5 ? std::strtoull(argv[5], nullptr, 10) : 220;
+    if (rows == 0 || windows == 0 || reps < 1 || min_calls == 0 || max_calls <= min_calls) {
+        std::fprintf(stderr, "store_bench: want rows, windows, repetitions >= 1 and 0 < min_calls < max_calls\n");
+        return 2;
+    }
 
     std::printf("store_bench: %zu query rollup rows per window, %zu windows per run, %d runs\n", rows, windows, reps);
     plugmon::test::pg_server pg;
     std::mt19937_64 rng(42);
     // One set of windows, re-stamped per run (distinct buckets: every run inserts new rows).
     std::vector<pa::window_batch> base;
-    for (std::size_t i = 0; i < windows; ++i) base.push_back(make_window(rows, {}, rng));
+    for (std::size_t i = 0; i < windows; ++i) base.push_back(make_window(rows, {}, rng, min_calls, max_calls));
     std::size_t sketch_bytes = 0;
     for (const auto& q : base[0].queries) sketch_bytes += q.sketch.size();
     std::printf("mean sketch: %.0f bytes\n", double(sketch_bytes) / double(rows));

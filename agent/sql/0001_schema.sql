@@ -34,26 +34,9 @@ COMMENT ON COLUMN plugmon.query_rollups.sketch IS
     'DDSketch of the durations in ns, encoding version 1 (agent/sketch.hpp); merge with plugmon.sketch_merge()';
 
 -- The same series downsampled to hours: the sums of a day's windows and their merged sketch.
-CREATE TABLE plugmon.query_rollups_1h (
-    bucket_start   timestamptz NOT NULL,
-    bucket_seconds integer     NOT NULL,
-    host           text        NOT NULL,
-    plugin         text        NOT NULL,
-    op             text        NOT NULL,
-    tbl            text        NOT NULL,
-    tenant         text        NOT NULL,
-    calls          bigint      NOT NULL,
-    errors         bigint      NOT NULL,
-    rows           bigint      NOT NULL,
-    total_ns       bigint      NOT NULL,
-    min_ns         bigint      NOT NULL,
-    max_ns         bigint      NOT NULL,
-    p50_ns         bigint      NOT NULL,
-    p95_ns         bigint      NOT NULL,
-    p99_ns         bigint      NOT NULL,
-    sketch         bytea       NOT NULL,
-    PRIMARY KEY (bucket_start, host, plugin, op, tbl, tenant)
-) PARTITION BY RANGE (bucket_start);
+-- Same columns, key and comments (LIKE … INCLUDING ALL), so the two cannot drift apart.
+CREATE TABLE plugmon.query_rollups_1h (LIKE plugmon.query_rollups INCLUDING ALL)
+    PARTITION BY RANGE (bucket_start);
 COMMENT ON TABLE plugmon.query_rollups_1h IS
     'Hourly query rollups (bucket_seconds = 3600) written by plugmon.maintain(); monthly partitions';
 
@@ -73,18 +56,8 @@ CREATE TABLE plugmon.execution_rollups (
 COMMENT ON TABLE plugmon.execution_rollups IS
     'Plugin execution rollups per window; daily partitions; moved into execution_rollups_1h by plugmon.maintain()';
 
-CREATE TABLE plugmon.execution_rollups_1h (
-    bucket_start   timestamptz NOT NULL,
-    bucket_seconds integer     NOT NULL,
-    host           text        NOT NULL,
-    plugin         text        NOT NULL,
-    tenant         text        NOT NULL,
-    calls          bigint      NOT NULL,
-    errors         bigint      NOT NULL,
-    wall_ns        bigint      NOT NULL,
-    cpu_ns         bigint      NOT NULL,
-    PRIMARY KEY (bucket_start, host, plugin, tenant)
-) PARTITION BY RANGE (bucket_start);
+CREATE TABLE plugmon.execution_rollups_1h (LIKE plugmon.execution_rollups INCLUDING ALL)
+    PARTITION BY RANGE (bucket_start);
 COMMENT ON TABLE plugmon.execution_rollups_1h IS
     'Hourly execution rollups (bucket_seconds = 3600) written by plugmon.maintain(); monthly partitions';
 

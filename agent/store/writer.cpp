@@ -19,7 +19,6 @@
 #include <future>
 #include <limits>
 #include <random>
-#include <tuple>
 #include <vector>
 
 namespace plugmon::agent::store {
@@ -213,6 +212,14 @@ const std::string upsert_executions =
     " ON CONFLICT (bucket_start, host, plugin, tenant) DO UPDATE SET"
     " calls = t.calls + excluded.calls, errors = t.errors + excluded.errors,"
     " wall_ns = t.wall_ns + excluded.wall_ns, cpu_ns = t.cpu_ns + excluded.cpu_ns";
+
+/// Adds a window's rows to per-table counters, in the order of writer::tables.
+void count_rows(std::array<std::atomic<std::uint64_t>, 4>& by_table, const window_batch& w) {
+    by_table[0].fetch_add(w.queries.size());
+    by_table[1].fetch_add(w.executions.size());
+    by_table[2].fetch_add(w.slow.size());
+    by_table[3].fetch_add(w.resources.size());
+}
 
 constexpr std::int64_t maintenance_lock_key = 0x706c75676d6f6e01;  // "plugmon" + 1
 
@@ -529,10 +536,7 @@ void writer::write(const batch& b) {
     if (claimed.affected_rows() == 0) {
         tx.commit();
         totals_.batches_duplicate.fetch_add(1);
-        totals_.rows_duplicate[0].fetch_add(w.queries.size());
-        totals_.rows_duplicate[1].fetch_add(w.executions.size());
-        totals_.rows_duplicate[2].fetch_add(w.slow.size());
-        totals_.rows_duplicate[3].fetch_add(w.resources.size());
+        count_rows(totals_.rows_duplicate, w);
         spdlog::info("store: batch {}/{} was already written (a replay after an unacknowledged commit); skipped",
                      b.run_id, b.seq);
         return;
@@ -588,10 +592,7 @@ void writer::write(const batch& b) {
 
     observe_latency(std::chrono::duration<double>(clock::now() - t0).count());
     totals_.batches_written.fetch_add(1);
-    totals_.rows_written[0].fetch_add(w.queries.size());
-    totals_.rows_written[1].fetch_add(w.executions.size());
-    totals_.rows_written[2].fetch_add(w.slow.size());
-    totals_.rows_written[3].fetch_add(w.resources.size());
+    count_rows(totals_.rows_written, w);
     totals_.calls_written.fetch_add(b.calls());
     if (merged) totals_.merged_batches.fetch_add(1);
 }

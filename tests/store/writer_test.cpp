@@ -58,24 +58,14 @@ pa::query_rollup rollup(const std::string& plugin, int n, std::uint64_t seed, pa
     std::lognormal_distribution<double> d(std::log(3e6), 0.8);
     pa::dd_sketch s;
     pa::query_rollup q;
-    for (int i = 0; i < n; ++i) {
-        const auto v = std::uint64_t(d(rng));
-        s.add(v);
-        q.total_ns += v;
-    }
+    for (int i = 0; i < n; ++i) s.add(std::uint64_t(d(rng)));
     q.plugin = plugin;
     q.op = "SELECT";
     q.table = "orders";
     q.tenant = "acme";
-    q.calls = std::uint64_t(n);
+    q.set_durations(s);
     q.errors = 1;
     q.rows = 7;
-    q.min_ns = s.min();
-    q.max_ns = s.max();
-    q.p50_ns = s.quantile(0.5);
-    q.p95_ns = s.quantile(0.95);
-    q.p99_ns = s.quantile(0.99);
-    q.sketch = s.encode();
     sketch.merge(s);
     return q;
 }
