@@ -3,11 +3,11 @@
 // Usage: drain_bench [events_per_thread] [threads] [repetitions]; prints each run and the median.
 #include <plugmon/probe.hpp>
 
-#include "aggregate.hpp"
-#include "config.hpp"
-#include "drain.hpp"
-#include "intake.hpp"
-#include "tsc.hpp"
+#include "aggregate/series.hpp"
+#include "config/config.hpp"
+#include "ingest/drainer.hpp"
+#include "ingest/intake.hpp"
+#include "common/tsc.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>

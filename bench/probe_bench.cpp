@@ -12,11 +12,11 @@
 //                        7/8 of a lane, so a lane never fills; 0: never wait, lanes may fill)
 #include <plugmon/probe.hpp>
 
-#include "aggregate.hpp"
-#include "config.hpp"
-#include "drain.hpp"
-#include "intake.hpp"
-#include "tsc.hpp"
+#include "aggregate/series.hpp"
+#include "config/config.hpp"
+#include "ingest/drainer.hpp"
+#include "ingest/intake.hpp"
+#include "common/tsc.hpp"
 #include "../tests/support/inproc_agent.hpp"
 
 #include <benchmark/benchmark.h>

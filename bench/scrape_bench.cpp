@@ -4,12 +4,12 @@
 // bench/RESULTS.md; --dump writes the last /metrics body to FILE (for promtool or a diff).
 // Exits 1 when the exposition lacks one status="ok" line per query series. S is the sigma of
 // the lognormal query durations (median 2 ms): it sets how wide the window sketches grow.
-#include "aggregate.hpp"
-#include "api.hpp"
-#include "config.hpp"
-#include "drain.hpp"
-#include "http.hpp"
-#include "prometheus.hpp"
+#include "aggregate/series.hpp"
+#include "web/api/api.hpp"
+#include "config/config.hpp"
+#include "ingest/drainer.hpp"
+#include "web/server/http.hpp"
+#include "export/prometheus/prometheus.hpp"
 
 #include <nlohmann/json.hpp>
 

@@ -1,7 +1,7 @@
 // Micro-benchmarks of the DDSketch: add (and the floor of reading its input), merge, quantile,
 // encode and decode. Run with --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 // and compare the medians of BM_sketch_add and BM_sketch_add_floor.
-#include "sketch.hpp"
+#include "aggregate/sketch.hpp"
 
 #include <benchmark/benchmark.h>
 

@@ -4,7 +4,8 @@
 // Usage: store_bench [rows_per_window] [windows] [repetitions] [min_calls] [max_calls]; each series
 // has min_calls ≤ n < max_calls calls per window (default 20..220: sketches of ~1.2 KB; 1 21 gives
 // ~170 B). Prints each run and the median.
-#include "store/writer.hpp"
+#include "aggregate/series.hpp"
+#include "store/write/writer.hpp"
 
 #include "../tests/support/pg_server.hpp"
 
@@ -42,7 +43,7 @@ pa::window_batch make_window(std::size_t rows, std::chrono::system_clock::time_p
         q.op = i % 4 == 0 ? "SELECT" : i % 4 == 1 ? "INSERT" : i % 4 == 2 ? "UPDATE" : "DELETE";
         q.table = "table-" + std::to_string((i / 20) % 25);
         q.tenant = "tenant-" + std::to_string(i / 500);
-        q.set_durations(s);
+        fill_durations(q, s);
         q.errors = calls / 50;
         q.rows = calls * 3;
         w.queries.push_back(std::move(q));

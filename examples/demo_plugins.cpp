@@ -2,7 +2,8 @@
 
 #include <plugmon/probe.hpp>
 
-#include "config.hpp"  // parse_duration, mask_password: the agent's own
+#include "common/conninfo.hpp"  // the agent's own password masking
+#include "common/duration.hpp"  // and duration parser
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>

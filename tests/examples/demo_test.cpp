@@ -1,5 +1,5 @@
 // plugmon-demo against a real PostgreSQL, no agent: what it reports is what the database holds.
-#include "../support/pg_server.hpp"
+#include "support/pg_server.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>

@@ -1,7 +1,7 @@
 // libFuzzer target: arbitrary bytes over a producer segment (header fields, lane indices, name
 // table, slots), then attach + drain every lane + resolve names, as the agent would. Sanitizers
 // turn any out-of-bounds read, overflow or crash into a finding.
-#include "segment.hpp"
+#include "ingest/segment.hpp"
 
 #include <plugmon/layout.hpp>
 

@@ -1,7 +1,7 @@
 // libFuzzer target for the DDSketch encoding: arbitrary bytes through try_decode (anything it
 // accepts must re-encode to the same bytes and answer quantiles), and the same bytes read as
 // values through add, merge, encode and decode (whatever is recorded must survive a round trip).
-#include "sketch.hpp"
+#include "aggregate/sketch.hpp"
 
 #include <cstdint>
 #include <cstring>

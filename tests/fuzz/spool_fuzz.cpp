@@ -1,7 +1,7 @@
 // libFuzzer target for the store's untrusted bytes: arbitrary input through decode_batch (anything
 // it accepts must re-encode to the same bytes) and through the spool's record-frame parser.
-#include "store/batch.hpp"
-#include "store/spool.hpp"
+#include "store/write/batch.hpp"
+#include "store/write/spool.hpp"
 
 #include <cstdint>
 #include <string>

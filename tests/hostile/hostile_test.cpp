@@ -2,8 +2,8 @@
 // speak the socket protocol themselves (no probe library) to register incompatible layouts,
 // malformed hellos, a scribbler beside honest producers, a truncation attempt and a silent
 // connection. The agent must refuse, count, quarantine, and keep serving everyone else exactly.
-#include "harness.hpp"
-#include "../support/hand_segment.hpp"
+#include "support/harness.hpp"
+#include "support/hand_segment.hpp"
 
 #include <plugmon/layout.hpp>
 

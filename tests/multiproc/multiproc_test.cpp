@@ -1,7 +1,7 @@
 // Real processes end to end: plugmon-loadgen children record through the probe, a real
 // plugmon-agent drains them, and the tests compare what /metrics and the API say with what every
 // child counted. Producers and the agent are killed with SIGKILL where the scenario says so.
-#include "harness.hpp"
+#include "support/harness.hpp"
 
 #include <plugmon/probe.hpp>
 

@@ -2,10 +2,10 @@
 // the same process register over the real socket and are drained by the real drain thread.
 #pragma once
 
-#include "aggregate.hpp"
-#include "config.hpp"
-#include "drain.hpp"
-#include "intake.hpp"
+#include "aggregate/series.hpp"
+#include "config/config.hpp"
+#include "ingest/drainer.hpp"
+#include "ingest/intake.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>

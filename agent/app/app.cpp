@@ -1,0 +1,271 @@
+// plugmon-agent's wiring: config -> store writer -> fan-out -> series -> drain -> intake -> HTTP,
+// signals, reload and the ordered shutdown.
+#include "app/app.hpp"
+
+#include "aggregate/series.hpp"
+#include "aggregate/statements.hpp"
+#include "common/tsc.hpp"
+#include "common/version.hpp"
+#include "config/config.hpp"
+#include "ingest/drainer.hpp"
+#include "ingest/intake.hpp"
+#include "pipeline/metrics_source.hpp"
+#include "pipeline/window_sink.hpp"
+#include "store/schema/migrations.hpp"
+#include "store/write/writer.hpp"
+#include "web/api/api.hpp"
+#include "web/server/http.hpp"
+
+#include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+
+namespace plugmon::agent {
+
+namespace {
+
+/// `plugmon-agent migrate [--dry-run]`: applies (or lists) the schema migrations and exits.
+int run_migrate(const config& cfg) {
+    try {
+        pqxx::connection c(cfg.postgres);
+        const auto r = store::migrate(c, cfg.dry_run, version,
+                                      [](const std::string& line) { std::printf("%s\n", line.c_str()); });
+        if (cfg.dry_run)
+            std::printf("schema at version %d; %zu migration(s) pending (dry run: nothing applied)\n",
+                        r.from_version, r.applied.size());
+        else if (r.applied.empty())
+            std::printf("schema at version %d: up to date\n", r.to_version);
+        else
+            std::printf("schema migrated from version %d to %d\n", r.from_version, r.to_version);
+        return 0;
+    } catch (const store::schema_error& e) {
+        std::fprintf(stderr, "plugmon-agent: migrate: %s\n", e.what());
+        return 1;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "plugmon-agent: migrate: cannot use %s: %s\n", mask_password(cfg.postgres).c_str(),
+                     e.what());
+        return 1;
+    }
+}
+
+/// At start, with the database reachable: migrate now, so a schema the agent cannot use stops it
+/// with a clear message instead of a retry loop. Unreachable: the writer keeps trying (and spools).
+void check_schema_at_start(const config& cfg) {
+    std::unique_ptr<pqxx::connection> c;
+    try {
+        c = std::make_unique<pqxx::connection>(cfg.postgres);
+    } catch (const std::exception& e) {
+        spdlog::warn("store: PostgreSQL is not reachable yet ({}); windows go to the spool until it is",
+                     e.what());
+        return;
+    }
+    const auto r = store::migrate(*c, false, version, [](const std::string& line) {
+        spdlog::info("store: {}", line);
+    });
+    spdlog::info("store: schema at version {}", r.to_version);
+}
+
+std::shared_ptr<store::writer> make_writer(const config& cfg) {
+    if (cfg.postgres.empty()) return nullptr;
+    check_schema_at_start(cfg);
+    store::writer_options wopt;
+    wopt.conninfo = cfg.postgres;
+    wopt.host = cfg.host;
+    wopt.agent_version = version;
+    wopt.spooling.dir = cfg.spool_dir;
+    wopt.spooling.max_bytes = cfg.spool_max_bytes;
+    wopt.backoff_max = cfg.postgres_backoff_max;
+    wopt.retention = cfg.postgres_retention;
+    wopt.downsample_after = cfg.postgres_downsample_after;
+    return std::make_shared<store::writer>(std::move(wopt));
+}
+
+drain::options drain_options(const config& cfg, window_fanout& windows,
+                             statement_book& statements) {
+    drain::options o;
+    o.idle_sleep = cfg.drain_interval;
+    o.ns_per_tick = measure_ns_per_tick();
+    spdlog::debug("TSC: {:.6f} ns per tick", o.ns_per_tick);
+    o.flush_interval = cfg.flush_interval;
+    o.expiry_windows = cfg.series_expiry_windows;
+    o.leak = leak_settings{cfg.leak_window, cfg.leak_min_growth, cfg.leak_min_r2};
+    o.statements = &statements;
+    o.windows = &windows;
+    return o;
+}
+
+/// The running agent. Members are constructed in data-flow order and destroyed in reverse.
+class agent_app {
+public:
+    agent_app(config cfg, int argc, char** argv)
+        : cfg_(std::move(cfg)), argc_(argc), argv_(argv), writer_(make_writer(cfg_)),
+          series_(bucket_bounds::from_seconds(cfg_.query_buckets, cfg_.execution_buckets),
+                  series_store::limits{cfg_.series_budget, cfg_.series_budget_per_plugin}),
+          statements_(cfg_.slow_query_samples),
+          drainer_(series_, drain_options(cfg_, windows_, statements_)),
+          intake_(io_, intake_options(cfg_), drainer_),
+          ctx_{series_, drainer_, &intake_, version, {}, &statements_, cfg_.top_statements},
+          http_(io_, split_listen(cfg_.listen).first, split_listen(cfg_.listen).second,
+                [this](const http_request& r) { return handle_request(ctx_, r); }),
+          signals_(io_, SIGTERM, SIGINT, SIGHUP) {
+        series_.set_slow_threshold([this](const std::string& plugin) {
+            return std::uint64_t(cfg_.slow_threshold_for(plugin).count());
+        });
+        register_sinks_and_sources();
+    }
+
+    int run() {
+        if (writer_) writer_->start();
+        windows_.start();
+        drainer_.start();
+        intake_.start();
+        const auto host = split_listen(cfg_.listen).first;
+        spdlog::info("listening: producers on {}, HTTP on http://{}:{}/metrics",
+                     intake_.socket_path(),
+                     host.find(':') != std::string::npos ? "[" + host + "]" : host, http_.port());
+        wait_for_signal();
+        io_.run();
+        return exit_status_;
+    }
+
+private:
+    static intake::options intake_options(const config& cfg) {
+        intake::options o;
+        o.runtime_dir = cfg.runtime_dir;
+        o.socket_mode = cfg.socket_mode;
+        o.max_producers = cfg.max_producers;
+        return o;
+    }
+
+    /// Every consumer of closed windows is a sink; every component renders its own families.
+    void register_sinks_and_sources() {
+        metrics_.add([this](std::string& out) { windows_.render_metrics(out); });
+        if (writer_) {
+            windows_.add(writer_);
+            metrics_.add([w = writer_](std::string& out) { w->render_metrics(out); });
+            ctx_.store_state = [w = writer_] { return w->state(); };
+            ctx_.store_json = [w = writer_] { return w->status().dump(); };
+        }
+        ctx_.extra_metrics = [this](std::string& out) {
+            for (const auto& s : metrics_.sources()) s->render(out);
+        };
+    }
+
+    void wait_for_signal() {
+        signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
+            if (ec) return;
+            if (sig == SIGHUP) {
+                reload();
+                wait_for_signal();
+                return;
+            }
+            shutdown(sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        });
+    }
+
+    void reload() {
+        try {
+            config fresh = parse_command_line(argc_, argv_);
+            spdlog::set_level(fresh.log_level);
+            spdlog::info("configuration reloaded (log level; other keys apply at restart)");
+        } catch (const std::exception& e) {
+            spdlog::error("reload refused, keeping the running configuration: {}", e.what());
+        }
+    }
+
+    /// Stops intake, drains everything once more (the final window goes to the sinks), lets the
+    /// sinks finish, then stops the store writer and the HTTP listener.
+    void shutdown(const char* why) {
+        spdlog::info("{}: draining and stopping", why);
+        intake_.stop();
+        if (!drainer_.stop(cfg_.exit_drain_timeout)) {
+            spdlog::error("the final drain did not finish within exit_drain_timeout ({}); "
+                          "exiting without it",
+                          format_duration(cfg_.exit_drain_timeout));
+            std::_Exit(1);  // events were lost; the drain thread still uses what destructors free
+        }
+        const auto& t = drainer_.totals();
+        spdlog::info("stopped: drained {}, dropped full {}, torn {}, invalid {}", t.drained.get(),
+                     t.full.get(), t.torn.get(), t.invalid.get());
+        windows_.stop(cfg_.exit_drain_timeout);
+        if (writer_ && !stop_writer()) std::_Exit(0);  // all safe in the spool; threads still run
+        http_.stop();
+        io_.stop();
+    }
+
+    /// The final window is queued by now: write what time allows, spool the rest.
+    bool stop_writer() {
+        if (!writer_->stop(cfg_.exit_drain_timeout)) {
+            spdlog::warn("store: a database call outlived exit_drain_timeout; exiting, the "
+                         "unwritten batches stay in the spool {}",
+                         cfg_.spool_dir);
+            return false;
+        }
+        spdlog::info("store: {} batches written, {} left in the spool for the next start",
+                     writer_->stats().batches_written.load(), writer_->spooled().batches());
+        return true;
+    }
+
+    config cfg_;
+    int argc_;
+    char** argv_;
+    std::shared_ptr<store::writer> writer_;
+    window_fanout windows_;
+    metrics_registry metrics_;
+    series_store series_;
+    statement_book statements_;
+    drain drainer_;
+    boost::asio::io_context io_;
+    intake intake_;
+    api_context ctx_;
+    http_server http_;
+    boost::asio::signal_set signals_;
+    int exit_status_ = 0;
+};
+
+}  // namespace
+
+int run_agent(int argc, char** argv) {
+    std::signal(SIGPIPE, SIG_IGN);
+    config cfg;
+    try {
+        cfg = parse_command_line(argc, argv);
+    } catch (const help_requested& h) {
+        std::cout << h.text();
+        if (!h.text().empty() && h.text().back() != '\n') std::cout << '\n';
+        return 0;
+    } catch (const config_error& e) {
+        std::fprintf(stderr, "plugmon-agent: %s\n", e.what());
+        return 2;
+    }
+    spdlog::set_level(cfg.log_level);
+    spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+    // libpq defaults the connection string may override: who we are, and no endless connect.
+    ::setenv("PGAPPNAME", "plugmon-agent", 0);
+    ::setenv("PGCONNECT_TIMEOUT", "10", 0);
+    if (cfg.command == "migrate") return run_migrate(cfg);
+    try {
+        spdlog::info("plugmon-agent {} starting: {}", version, describe(cfg));
+        agent_app app(std::move(cfg), argc, argv);
+        return app.run();
+    } catch (const config_error& e) {
+        std::fprintf(stderr, "plugmon-agent: %s\n", e.what());
+        return 2;
+    } catch (const std::exception& e) {
+        spdlog::critical("{}", e.what());
+        std::fprintf(stderr, "plugmon-agent: %s\n", e.what());
+        return 1;
+    }
+}
+
+}  // namespace plugmon::agent

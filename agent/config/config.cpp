@@ -1,0 +1,796 @@
+// Reads and validates the agent's configuration from a TOML file and command-line flags.
+#include "config/config.hpp"
+
+#include "common/version.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <limits>
+#include <system_error>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <toml++/toml.h>
+#include <CLI/CLI.hpp>
+
+
+namespace plugmon::agent {
+
+namespace {
+
+using std::chrono::nanoseconds;
+
+constexpr std::size_t max_config_bytes = 1 << 20;
+
+/// `text` in double quotes with control characters escaped, shortened when long.
+std::string quote(std::string_view text) {
+    constexpr std::size_t max_shown = 80;
+    std::string out = "\"";
+    for (std::size_t i = 0; i < text.size() && i < max_shown; ++i) {
+        const auto c = static_cast<unsigned char>(text[i]);
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += static_cast<char>(c);
+        } else if (c < 0x20 || c == 0x7f) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\x%02x", c);
+            out += buf;
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    if (text.size() > max_shown) out += "...";
+    out += '"';
+    return out;
+}
+
+/// Shortest text that reads back as the same double.
+std::string format_number(double x) {
+    char buf[64];
+    const auto r = std::to_chars(buf, buf + sizeof buf, x, std::chars_format::general);
+    return std::string(buf, r.ptr);
+}
+
+std::string kebab(std::string_view name) {
+    std::string out(name);
+    std::replace(out.begin(), out.end(), '_', '-');
+    return out;
+}
+
+std::string type_name(const toml::node& node) {
+    switch (node.type()) {
+        case toml::node_type::string:
+            return "a string";
+        case toml::node_type::integer:
+            return "an integer";
+        case toml::node_type::floating_point:
+            return "a floating-point number";
+        case toml::node_type::boolean:
+            return "a boolean";
+        case toml::node_type::array:
+            return "an array";
+        case toml::node_type::table:
+            return "a table";
+        case toml::node_type::date:
+            return "a date";
+        case toml::node_type::time:
+            return "a time";
+        case toml::node_type::date_time:
+            return "a date-time";
+        case toml::node_type::none:
+            break;
+    }
+    return "nothing";
+}
+
+std::string location(const std::string& path, const toml::source_region& where) {
+    return path + ":" + std::to_string(where.begin.line) + ":" +
+           std::to_string(where.begin.column) + ": ";
+}
+
+/// One value for one key: a TOML node from the file, or the text of a flag.
+struct value_in {
+    std::string_view key;
+    const toml::node* node = nullptr;  // null: the value came from a flag
+    std::string_view text;             // the flag's text
+    std::string where;                 // "file:line:col: " for file values, else empty
+
+    [[noreturn]] void fail(const std::string& problem, std::string_view key_suffix = {}) const {
+        throw config_error(std::string(key),
+                           where + std::string(key) + std::string(key_suffix) + ": " + problem);
+    }
+};
+
+std::string read_string(const value_in& v) {
+    if (v.node == nullptr) return std::string(v.text);
+    if (const auto* s = v.node->as_string()) return s->get();
+    v.fail("expected a string, got " + type_name(*v.node));
+}
+
+/// True when the whole of `text` is a number (used to explain a missing unit).
+bool is_bare_number(std::string_view text) {
+    double x = 0;
+    const auto r = std::from_chars(text.data(), text.data() + text.size(), x);
+    return !text.empty() && r.ec == std::errc{} && r.ptr == text.data() + text.size();
+}
+
+std::int64_t read_integer(const value_in& v, std::int64_t lo, std::int64_t hi) {
+    std::int64_t x = 0;
+    if (v.node != nullptr) {
+        const auto* i = v.node->as_integer();
+        if (i == nullptr) v.fail("expected an integer, got " + type_name(*v.node));
+        x = i->get();
+    } else {
+        const auto* end = v.text.data() + v.text.size();
+        const auto r = std::from_chars(v.text.data(), end, x);
+        if (v.text.empty() || r.ptr != end || r.ec == std::errc::invalid_argument)
+            v.fail(quote(v.text) + " is not an integer");
+        if (r.ec == std::errc::result_out_of_range)
+            v.fail(quote(v.text) + " is out of range (" + std::to_string(lo) + ".." +
+                   std::to_string(hi) + ")");
+    }
+    if (x < lo || x > hi)
+        v.fail(std::to_string(x) + " is out of range (" + std::to_string(lo) + ".." +
+               std::to_string(hi) + ")");
+    return x;
+}
+
+nanoseconds read_duration(const value_in& v, nanoseconds lo, nanoseconds hi) {
+    static const std::string no_unit =
+        " has no unit: durations are strings such as \"10s\" or \"500ms\" (a bare number of "
+        "milliseconds is not accepted)";
+    std::string text;
+    if (v.node != nullptr) {
+        if (const auto* i = v.node->as_integer()) v.fail(std::to_string(i->get()) + no_unit);
+        if (const auto* f = v.node->as_floating_point()) v.fail(format_number(f->get()) + no_unit);
+        text = read_string(v);
+    } else {
+        text = std::string(v.text);
+    }
+    const auto d = parse_duration(text);
+    if (!d) {
+        if (is_bare_number(text)) v.fail(quote(text) + no_unit);
+        v.fail(quote(text) + " is not a duration (use e.g. \"10s\", \"500ms\")");
+    }
+    if (*d < lo || *d > hi)
+        v.fail(format_duration(*d) + " is out of range (" + format_duration(lo) + ".." +
+               format_duration(hi) + ")");
+    return *d;
+}
+
+double read_fraction(const value_in& v) {
+    double x = 0;
+    if (v.node != nullptr) {
+        if (const auto* i = v.node->as_integer()) {
+            x = static_cast<double>(i->get());
+        } else if (const auto* f = v.node->as_floating_point()) {
+            x = f->get();
+        } else {
+            v.fail("expected a number between 0 and 1, got " + type_name(*v.node));
+        }
+    } else {
+        const auto* end = v.text.data() + v.text.size();
+        const auto r = std::from_chars(v.text.data(), end, x);
+        if (v.text.empty() || r.ptr != end || r.ec != std::errc{})
+            v.fail(quote(v.text) + " is not a number");
+    }
+    if (!(x >= 0.0 && x <= 1.0)) v.fail(format_number(x) + " is out of range (0..1)");
+    return x;
+}
+
+/// "plugin=DURATION,..." from a flag, or a TOML table { plugin = "DURATION" }.
+std::vector<std::pair<std::string, nanoseconds>> read_thresholds(const value_in& v) {
+    std::vector<std::pair<std::string, nanoseconds>> out;
+    const auto one = [&](std::string_view plugin, std::string_view text, const toml::node* node) {
+        if (plugin.empty()) v.fail("a plugin name is empty");
+        // errors name the entry: "slow_query_thresholds.billing: ..."
+        const std::string key = std::string(v.key) + "." + std::string(plugin);
+        const value_in item{key, node, text, v.where};
+        out.emplace_back(std::string(plugin),
+                         read_duration(item, std::chrono::microseconds{1}, std::chrono::hours{1}));
+    };
+    if (v.node != nullptr) {
+        const auto* table = v.node->as_table();
+        if (table == nullptr)
+            v.fail("expected a table of plugin = \"DURATION\", got " + type_name(*v.node));
+        for (const auto& [k, node] : *table) one(k.str(), {}, &node);
+        return out;
+    }
+    std::string_view rest = v.text;
+    while (!rest.empty()) {
+        const auto comma = rest.find(',');
+        const std::string_view item = rest.substr(0, comma);
+        rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+        const auto eq = item.find('=');
+        if (eq == std::string_view::npos) v.fail(quote(item) + " is not PLUGIN=DURATION");
+        one(item.substr(0, eq), item.substr(eq + 1), nullptr);
+    }
+    return out;
+}
+
+std::vector<double> read_buckets(const value_in& v) {
+    std::vector<double> out;
+    if (v.node != nullptr) {
+        const auto* arr = v.node->as_array();
+        if (arr == nullptr)
+            v.fail("expected an array of bucket bounds in seconds, got " + type_name(*v.node));
+        for (std::size_t i = 0; i < arr->size(); ++i) {
+            const toml::node& e = *arr->get(i);
+            if (const auto* n = e.as_integer()) {
+                out.push_back(static_cast<double>(n->get()));
+            } else if (const auto* f = e.as_floating_point()) {
+                out.push_back(f->get());
+            } else {
+                v.fail("expected a number of seconds, got " + type_name(e),
+                       "[" + std::to_string(i) + "]");
+            }
+        }
+    } else {
+        std::string_view rest = v.text;
+        while (!rest.empty()) {
+            const auto comma = rest.find(',');
+            std::string_view item = rest.substr(0, comma);
+            rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+            while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+            while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+            double x = 0;
+            const auto r = std::from_chars(item.data(), item.data() + item.size(), x);
+            if (item.empty() || r.ec != std::errc{} || r.ptr != item.data() + item.size())
+                v.fail(quote(item) +
+                       " is not a number of seconds (give a comma-separated list, "
+                       "e.g. \"0.001,0.01,0.1\")");
+            out.push_back(x);
+        }
+    }
+    if (out.empty()) v.fail("must list at least one bucket bound");
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        if (!std::isfinite(out[i]) || out[i] <= 0)
+            v.fail(format_number(out[i]) + " is not a positive number of seconds");
+        if (i > 0 && out[i] <= out[i - 1])
+            v.fail(format_number(out[i]) + " does not follow " + format_number(out[i - 1]) +
+                   " (bounds must be strictly increasing)");
+    }
+    return out;
+}
+
+std::string check_runtime_dir(const value_in& v, std::string dir) {
+    // agent.sock must fit in sockaddr_un::sun_path, NUL included.
+    constexpr std::size_t max_dir = sizeof(sockaddr_un{}.sun_path) - 1 - sizeof("/agent.sock") + 1;
+    if (dir.empty() || dir.front() != '/') v.fail(quote(dir) + " is not an absolute path");
+    while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+    if (dir.size() > max_dir)
+        v.fail("path is " + std::to_string(dir.size()) +
+               " bytes; a Unix socket path allows at most " + std::to_string(max_dir) + " here");
+    return dir;
+}
+
+std::optional<std::pair<std::string, std::uint16_t>> try_split_listen(std::string_view s,
+                                                                      std::string& problem) {
+    std::string_view host;
+    std::string_view port;
+    if (!s.empty() && s.front() == '[') {
+        const auto close = s.find(']');
+        if (close == std::string_view::npos) {
+            problem = "has an unclosed '['";
+            return std::nullopt;
+        }
+        host = s.substr(1, close - 1);
+        const auto rest = s.substr(close + 1);
+        if (rest.empty() || rest.front() != ':') {
+            problem = "needs a port after ']' (e.g. \"[::1]:9464\")";
+            return std::nullopt;
+        }
+        port = rest.substr(1);
+        in6_addr addr{};
+        if (inet_pton(AF_INET6, std::string(host).c_str(), &addr) != 1) {
+            problem = "has no valid IPv6 address between the brackets";
+            return std::nullopt;
+        }
+    } else {
+        const auto colon = s.rfind(':');
+        if (colon == std::string_view::npos) {
+            problem = "is not host:port (e.g. \"127.0.0.1:9464\" or \"[::1]:9464\")";
+            return std::nullopt;
+        }
+        host = s.substr(0, colon);
+        port = s.substr(colon + 1);
+        if (host.find(':') != std::string_view::npos) {
+            problem = "looks like an IPv6 address: put it in brackets (e.g. \"[::1]:9464\")";
+            return std::nullopt;
+        }
+        if (host.empty()) {
+            problem = "has no host (use \"0.0.0.0:PORT\" to listen on all interfaces)";
+            return std::nullopt;
+        }
+        const bool valid_host =
+            host.size() <= 253 && std::all_of(host.begin(), host.end(), [](char c) {
+                return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                       c == '.' || c == '-';
+            });
+        if (!valid_host) {
+            problem = "has an invalid host name";
+            return std::nullopt;
+        }
+    }
+    unsigned value = 0;
+    const auto r = std::from_chars(port.data(), port.data() + port.size(), value);
+    if (port.empty() || r.ec != std::errc{} || r.ptr != port.data() + port.size() ||
+        value > 65535 || port.front() == '+') {
+        problem = "has an invalid port (want 0..65535; 0 picks a free port)";
+        return std::nullopt;
+    }
+    return std::pair{std::string(host), static_cast<std::uint16_t>(value)};
+}
+
+constexpr std::array<std::pair<std::string_view, spdlog::level::level_enum>, 6> log_levels{{
+    {"trace", spdlog::level::trace},
+    {"debug", spdlog::level::debug},
+    {"info", spdlog::level::info},
+    {"warn", spdlog::level::warn},
+    {"error", spdlog::level::err},
+    {"off", spdlog::level::off},
+}};
+
+std::string_view log_level_name(spdlog::level::level_enum level) {
+    for (const auto& [name, value] : log_levels)
+        if (value == level) return name;
+    return "info";
+}
+
+/// A configuration key: its name, what --help says about it, and how to apply a value.
+struct key_spec {
+    std::string_view name;
+    std::string_view value_name;
+    std::string_view help;
+    void (*apply)(config&, const value_in&);
+};
+
+const key_spec keys[] = {
+    {"runtime_dir", "DIR",
+     "directory of agent.sock (default $PLUGMON_RUNTIME_DIR, else /run/plugmon for root, else "
+     "$XDG_RUNTIME_DIR/plugmon, else /tmp/plugmon-<uid>)",
+     [](config& c, const value_in& v) { c.runtime_dir = check_runtime_dir(v, read_string(v)); }},
+    {"listen", "HOST:PORT",
+     "HTTP listener, e.g. 127.0.0.1:9464 or [::1]:9464; port 0 picks one "
+     "(default 127.0.0.1:9464)",
+     [](config& c, const value_in& v) {
+         auto s = read_string(v);
+         std::string problem;
+         if (!try_split_listen(s, problem)) v.fail(quote(s) + " " + problem);
+         c.listen = std::move(s);
+     }},
+    {"postgres", "CONNINFO",
+     "PostgreSQL URL (postgresql://user@host/db) or key=value string; empty: no store",
+     [](config& c, const value_in& v) {
+         auto s = read_string(v);
+         const bool url = s.starts_with("postgresql://") || s.starts_with("postgres://");
+         if (!s.empty() && !url && s.find('=') == std::string::npos)
+             v.fail(
+                 "is neither a postgresql:// URL nor a key=value connection string (value not "
+                 "shown: it may hold a password)");
+         c.postgres = std::move(s);
+     }},
+    {"flush_interval", "DURATION", "how often aggregates go to PostgreSQL, e.g. 10s (default 10s)",
+     [](config& c, const value_in& v) {
+         c.flush_interval =
+             read_duration(v, std::chrono::milliseconds{100}, std::chrono::hours{24});
+     }},
+    {"drain_interval", "DURATION", "idle poll period of the drain loop, e.g. 1ms (default 1ms)",
+     [](config& c, const value_in& v) {
+         c.drain_interval = read_duration(v, std::chrono::microseconds{1}, std::chrono::seconds{1});
+     }},
+    {"exit_drain_timeout", "DURATION", "at exit, how long to drain and flush (default 5s)",
+     [](config& c, const value_in& v) {
+         c.exit_drain_timeout = read_duration(v, nanoseconds{0}, std::chrono::minutes{10});
+     }},
+    {"log_level", "LEVEL", "trace, debug, info, warn, error or off (default info)",
+     [](config& c, const value_in& v) {
+         const auto s = read_string(v);
+         for (const auto& [name, level] : log_levels) {
+             if (s == name) {
+                 c.log_level = level;
+                 return;
+             }
+         }
+         v.fail(quote(s) + " is not one of trace, debug, info, warn, error, off");
+     }},
+    {"max_producers", "N", "plugin processes registered at once, 1..65536 (default 1024)",
+     [](config& c, const value_in& v) {
+         c.max_producers = static_cast<std::uint32_t>(read_integer(v, 1, 65536));
+     }},
+    {"socket_mode", "MODE", "permissions of agent.sock as octal, e.g. 0660 (default 0666)",
+     [](config& c, const value_in& v) {
+         if (v.node != nullptr && !v.node->is_string())
+             v.fail("expected a string of octal digits such as \"0660\", got " +
+                    type_name(*v.node));
+         const auto s = read_string(v);
+         unsigned mode = 0;
+         const auto r = std::from_chars(s.data(), s.data() + s.size(), mode, 8);
+         if (s.size() < 3 || s.size() > 4 || r.ec != std::errc{} || r.ptr != s.data() + s.size() ||
+             mode > 0777)
+             v.fail(quote(s) + " is not an octal permission mode (e.g. \"0660\")");
+         c.socket_mode = mode;
+     }},
+    {"query_buckets", "SECONDS,...",
+     "query duration histogram bounds in seconds, strictly increasing (default 0.0001..10)",
+     [](config& c, const value_in& v) { c.query_buckets = read_buckets(v); }},
+    {"execution_buckets", "SECONDS,...",
+     "execution duration histogram bounds in seconds, strictly increasing (default 0.0001..10)",
+     [](config& c, const value_in& v) { c.execution_buckets = read_buckets(v); }},
+    {"api_token", "TOKEN",
+     "bearer token for state-changing API calls; empty disables them (prefer the config file: "
+     "flags are visible to other users)",
+     [](config& c, const value_in& v) {
+         auto s = read_string(v);
+         const bool clean = std::none_of(s.begin(), s.end(), [](char ch) {
+             return static_cast<unsigned char>(ch) <= ' ' || ch == 0x7f;
+         });
+         if (!clean) v.fail("must not contain spaces or control characters (value not shown)");
+         c.api_token = std::move(s);
+     }},
+    {"series_budget", "N", "live label sets across all plugins, 1..100000000 (default 100000)",
+     [](config& c, const value_in& v) {
+         c.series_budget = static_cast<std::uint64_t>(read_integer(v, 1, 100'000'000));
+     }},
+    {"series_budget_per_plugin", "N",
+     "live label sets for any one plugin, 1..series_budget (default 10000)",
+     [](config& c, const value_in& v) {
+         c.series_budget_per_plugin = static_cast<std::uint64_t>(read_integer(v, 1, 100'000'000));
+     }},
+    {"series_expiry_windows", "N",
+     "forget a series after N flush windows without events, 0 = never (default 30)",
+     [](config& c, const value_in& v) {
+         c.series_expiry_windows = static_cast<std::uint32_t>(read_integer(v, 0, 1'000'000));
+     }},
+    {"slow_query_threshold", "DURATION", "a query at least this long is slow (default 1s)",
+     [](config& c, const value_in& v) {
+         c.slow_query_threshold = read_duration(v, std::chrono::microseconds{1}, std::chrono::hours{1});
+     }},
+    {"slow_query_thresholds", "PLUGIN=DURATION,...",
+     "per-plugin slow-query thresholds, e.g. billing=200ms,search=2s (TOML: a table)",
+     [](config& c, const value_in& v) { c.slow_query_thresholds = read_thresholds(v); }},
+    {"slow_query_samples", "N", "most recent slow queries kept, 1..100000 (default 256)",
+     [](config& c, const value_in& v) {
+         c.slow_query_samples = static_cast<std::uint32_t>(read_integer(v, 1, 100'000));
+     }},
+    {"top_statements", "N", "statements ranked per plugin by total time, 1..10000 (default 20)",
+     [](config& c, const value_in& v) {
+         c.top_statements = static_cast<std::uint32_t>(read_integer(v, 1, 10'000));
+     }},
+    {"leak_window", "DURATION",
+     "leak detection looks for steady growth over this window, e.g. 10m (default 10m)",
+     [](config& c, const value_in& v) {
+         c.leak_window = read_duration(v, std::chrono::seconds{5}, std::chrono::hours{24 * 7});
+     }},
+    {"leak_min_growth", "BYTES", "growth over leak_window that counts as a leak (default 1048576)",
+     [](config& c, const value_in& v) {
+         c.leak_min_growth = static_cast<std::uint64_t>(read_integer(v, 1, std::int64_t(1) << 50));
+     }},
+    {"leak_min_r2", "R2", "how straight the growth must be: linear fit R^2, 0..1 (default 0.8)",
+     [](config& c, const value_in& v) { c.leak_min_r2 = read_fraction(v); }},
+    {"host", "NAME", "host name written with every stored row (default: this machine's hostname)",
+     [](config& c, const value_in& v) {
+         auto s = read_string(v);
+         if (s.empty() || s.size() > 255) v.fail("must be 1..255 bytes long");
+         c.host = std::move(s);
+     }},
+    {"spool_dir", "DIR",
+     "where batches wait for PostgreSQL, kept across restarts (default $STATE_DIRECTORY/spool, "
+     "else /var/lib/plugmon/spool for root, else ~/.local/state/plugmon/spool)",
+     [](config& c, const value_in& v) {
+         auto s = read_string(v);
+         if (s.empty()) v.fail("is empty");
+         c.spool_dir = std::move(s);
+     }},
+    {"spool_max_bytes", "SIZE",
+     "spool size cap, e.g. 256MiB; beyond it the oldest batches are dropped and counted "
+     "(default 256MiB)",
+     [](config& c, const value_in& v) {
+         std::optional<std::uint64_t> n;
+         if (v.node != nullptr && v.node->as_integer() != nullptr) {
+             const auto i = v.node->as_integer()->get();
+             if (i >= 0) n = std::uint64_t(i);
+         } else {
+             n = parse_size(read_string(v));
+         }
+         if (!n) v.fail("is not a size (use e.g. \"256MiB\", \"1GiB\" or a number of bytes)");
+         if (*n < (1u << 20) || *n > (1ull << 40))
+             v.fail(std::to_string(*n) + " is out of range (1MiB..1TiB)");
+         c.spool_max_bytes = *n;
+     }},
+    {"postgres_retention", "DURATION",
+     "stored rows older than this are dropped, a whole partition at a time (default 30d)",
+     [](config& c, const value_in& v) {
+         c.postgres_retention = read_duration(v, std::chrono::hours{24}, std::chrono::hours{24 * 3660});
+     }},
+    {"postgres_downsample_after", "DURATION",
+     "rollups older than this are merged into 1 h buckets (default 2d)",
+     [](config& c, const value_in& v) {
+         c.postgres_downsample_after =
+             read_duration(v, std::chrono::hours{24}, std::chrono::hours{24 * 3660});
+     }},
+    {"postgres_backoff_max", "DURATION",
+     "longest wait between reconnection attempts to PostgreSQL (default 30s)",
+     [](config& c, const value_in& v) {
+         c.postgres_backoff_max = read_duration(v, std::chrono::milliseconds{100}, std::chrono::hours{1});
+     }},
+};
+
+const key_spec* find_key(std::string_view name) {
+    for (const auto& k : keys)
+        if (k.name == name) return &k;
+    return nullptr;
+}
+
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+    std::vector<std::size_t> row(b.size() + 1);
+    for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+    for (std::size_t i = 1; i <= a.size(); ++i) {
+        std::size_t diagonal = row[0];
+        row[0] = i;
+        for (std::size_t j = 1; j <= b.size(); ++j) {
+            const std::size_t above = row[j];
+            row[j] =
+                std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+            diagonal = above;
+        }
+    }
+    return row[b.size()];
+}
+
+/// The known key nearest to `name`, when it is at most two edits away.
+std::optional<std::string_view> closest_key(std::string_view name) {
+    std::optional<std::string_view> best;
+    std::size_t best_distance = 3;
+    for (const auto& k : keys) {
+        const auto d = edit_distance(name, k.name);
+        if (d < best_distance) {
+            best_distance = d;
+            best = k.name;
+        }
+    }
+    return best;
+}
+
+std::string read_file(const std::string& path) {
+    const auto cannot = [&](int err) {
+        return config_error("config", "config: cannot read " + quote(path) + ": " +
+                                          std::generic_category().message(err));
+    };
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw cannot(errno);
+    struct closer {
+        int fd;
+        ~closer() { ::close(fd); }
+    } guard{fd};
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) throw cannot(errno);
+    if (S_ISDIR(st.st_mode)) throw cannot(EISDIR);
+    std::string text;
+    char buf[16384];
+    for (;;) {
+        const auto n = ::read(fd, buf, sizeof buf);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            throw cannot(errno);
+        }
+        if (n == 0) break;
+        text.append(buf, static_cast<std::size_t>(n));
+        if (text.size() > max_config_bytes)
+            throw config_error("config", "config: " + quote(path) + " is larger than 1 MiB");
+    }
+    return text;
+}
+
+void apply_file(config& c, const std::string& path) {
+    const std::string text = read_file(path);
+    toml::table table;
+    try {
+        table = toml::parse(text, path);
+    } catch (const toml::parse_error& e) {
+        throw config_error("config", location(path, e.source()) +
+                                         "TOML syntax error: " + std::string(e.description()));
+    }
+    for (auto&& [k, node] : table) {
+        const key_spec* spec = find_key(k.str());
+        if (spec == nullptr) {
+            std::string message = location(path, k.source()) + "unknown key " + quote(k.str());
+            if (const auto near = closest_key(k.str()))
+                message += " (did you mean " + quote(*near) + "?)";
+            throw config_error(std::string(k.str()), message);
+        }
+        spec->apply(c, value_in{spec->name, &node, {}, location(path, node.source())});
+    }
+}
+
+[[noreturn]] void unknown_argument(const std::vector<std::string>& extras) {
+    const std::string arg = extras.empty() ? std::string{} : extras.front();
+    if (arg.starts_with("--")) {
+        const std::string option = arg.substr(0, arg.find('='));
+        std::string name = option.substr(2);
+        std::replace(name.begin(), name.end(), '-', '_');
+        std::string message = "unknown option " + quote(option);
+        if (const auto near = closest_key(name))
+            message += " (did you mean \"--" + kebab(*near) + "\"?)";
+        throw config_error("command line", message);
+    }
+    throw config_error("command line", "unexpected argument " + quote(arg) +
+                                           " (settings are --flags or keys in the --config file)");
+}
+
+}  // namespace
+
+config_error::config_error(std::string key, const std::string& message)
+    : std::runtime_error(message), key_(std::move(key)) {}
+
+std::vector<double> config::default_buckets() {
+    return {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+            0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
+}
+
+std::string default_runtime_dir() {
+    if (const char* env = std::getenv("PLUGMON_RUNTIME_DIR"); env != nullptr && *env != '\0')
+        return env;
+    if (::geteuid() == 0) return "/run/plugmon";
+    if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg != nullptr && *xdg != '\0')
+        return std::string(xdg) + "/plugmon";
+    return "/tmp/plugmon-" + std::to_string(::geteuid());
+}
+
+std::string default_spool_dir() {
+    const auto env = [](const char* name) -> std::string {
+        const char* v = std::getenv(name);
+        return v != nullptr ? std::string(v) : std::string();
+    };
+    if (auto state = env("STATE_DIRECTORY"); !state.empty())
+        return state.substr(0, state.find(':')) + "/spool";  // the first of a list
+    if (::geteuid() == 0) return "/var/lib/plugmon/spool";
+    if (auto xdg = env("XDG_STATE_HOME"); !xdg.empty()) return xdg + "/plugmon/spool";
+    if (auto home = env("HOME"); !home.empty()) return home + "/.local/state/plugmon/spool";
+    return "/tmp/plugmon-" + std::to_string(::geteuid()) + "/spool";
+}
+
+std::pair<std::string, std::uint16_t> split_listen(std::string_view listen) {
+    std::string problem;
+    auto parts = try_split_listen(listen, problem);
+    if (!parts) throw config_error("listen", "listen: " + quote(listen) + " " + problem);
+    return std::move(*parts);
+}
+
+std::string describe(const config& c) {
+    const auto buckets = [](const std::vector<double>& b) {
+        if (b.empty()) return std::string("none");
+        return format_number(b.front()) + ".." + format_number(b.back()) + "s(" +
+               std::to_string(b.size()) + ")";
+    };
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(c.socket_mode));
+    std::string line;
+    line += "runtime_dir=" + c.runtime_dir;
+    line += " listen=" + c.listen;
+    line += " postgres=" + (c.postgres.empty() ? std::string("none") : mask_password(c.postgres));
+    line += " flush_interval=" + format_duration(c.flush_interval);
+    line += " drain_interval=" + format_duration(c.drain_interval);
+    line += " exit_drain_timeout=" + format_duration(c.exit_drain_timeout);
+    line += " log_level=" + std::string(log_level_name(c.log_level));
+    line += " max_producers=" + std::to_string(c.max_producers);
+    line += " socket_mode=" + std::string(mode);
+    line += " query_buckets=" + buckets(c.query_buckets);
+    line += " execution_buckets=" + buckets(c.execution_buckets);
+    line += " api_token=" + std::string(c.api_token.empty() ? "unset" : "set");
+    line += " series_budget=" + std::to_string(c.series_budget);
+    line += " series_budget_per_plugin=" + std::to_string(c.series_budget_per_plugin);
+    line += " series_expiry_windows=" + std::to_string(c.series_expiry_windows);
+    line += " slow_query_threshold=" + format_duration(c.slow_query_threshold);
+    for (const auto& [plugin, d] : c.slow_query_thresholds)
+        line += " slow_query_thresholds." + plugin + "=" + format_duration(d);
+    line += " slow_query_samples=" + std::to_string(c.slow_query_samples);
+    line += " top_statements=" + std::to_string(c.top_statements);
+    line += " leak_window=" + format_duration(c.leak_window);
+    line += " leak_min_growth=" + std::to_string(c.leak_min_growth);
+    line += " leak_min_r2=" + format_number(c.leak_min_r2);
+    if (!c.postgres.empty()) {
+        line += " host=" + c.host;
+        line += " spool_dir=" + c.spool_dir;
+        line += " spool_max_bytes=" + std::to_string(c.spool_max_bytes);
+        line += " postgres_retention=" + format_duration(c.postgres_retention);
+        line += " postgres_downsample_after=" + format_duration(c.postgres_downsample_after);
+        line += " postgres_backoff_max=" + format_duration(c.postgres_backoff_max);
+    }
+    if (!c.config_file.empty()) line += " config=" + c.config_file;
+    return line;
+}
+
+config parse_command_line(int argc, const char* const* argv) {
+    CLI::App app{
+        "plugmon-agent: drains plugin probes, aggregates, and exports to Prometheus and "
+        "PostgreSQL.\nDurations are written with a unit: 250us, 500ms, 10s, 2m, 1h.",
+        "plugmon-agent"};
+    app.set_version_flag("--version", std::string("plugmon-agent ") + version);
+    std::string config_path;
+    auto* config_option = app.add_option("--config", config_path,
+                                         "TOML file with any of the keys below (snake_case); "
+                                         "flags override it")
+                              ->type_name("FILE");
+    constexpr std::size_t key_count = std::size(keys);
+    std::array<std::string, key_count> flag_values;
+    std::array<CLI::Option*, key_count> flag_options{};
+    for (std::size_t i = 0; i < key_count; ++i) {
+        flag_options[i] =
+            app.add_option("--" + kebab(keys[i].name), flag_values[i], std::string(keys[i].help))
+                ->type_name(std::string(keys[i].value_name));
+    }
+    // The options above are the daemon's; the subcommand takes them too (before or after it).
+    auto* migrate = app.add_subcommand(
+        "migrate",
+        "apply the PostgreSQL schema migrations (needs --postgres) and exit; the daemon also "
+        "applies them at start");
+    migrate->fallthrough();
+    bool dry_run = false;
+    migrate->add_flag("--dry-run", dry_run, "list the pending migrations, change nothing");
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp&) {
+        throw help_requested(app.help());
+    } catch (const CLI::CallForAllHelp&) {
+        throw help_requested(app.help());
+    } catch (const CLI::CallForVersion& e) {
+        throw help_requested(std::string(e.what()) + "\n");
+    } catch (const CLI::ExtrasError&) {
+        unknown_argument(app.remaining());
+    } catch (const CLI::ParseError& e) {
+        throw config_error("command line", e.what());
+    }
+
+    config c;
+    c.runtime_dir = default_runtime_dir();
+    c.spool_dir = default_spool_dir();
+    {
+        char name[256] = {};
+        if (::gethostname(name, sizeof name - 1) == 0 && name[0] != '\0') c.host = name;
+        else c.host = "localhost";
+    }
+    if (migrate->parsed()) {
+        c.command = "migrate";
+        c.dry_run = dry_run;
+    }
+    if (config_option->count() > 0) {
+        c.config_file = config_path;
+        apply_file(c, config_path);
+    }
+    for (std::size_t i = 0; i < key_count; ++i) {
+        if (flag_options[i]->count() == 0) continue;
+        keys[i].apply(c, value_in{keys[i].name, nullptr, flag_values[i], {}});
+    }
+    if (c.series_budget_per_plugin > c.series_budget)
+        throw config_error(
+            "series_budget_per_plugin",
+            "series_budget_per_plugin: " + std::to_string(c.series_budget_per_plugin) +
+                " exceeds series_budget (" + std::to_string(c.series_budget) + ")");
+    if (c.command == "migrate" && c.postgres.empty())
+        throw config_error("postgres", "postgres: migrate needs a database (--postgres URL)");
+    if (c.postgres_downsample_after >= c.postgres_retention)
+        throw config_error("postgres_downsample_after",
+                           "postgres_downsample_after: " + format_duration(c.postgres_downsample_after) +
+                               " is not shorter than postgres_retention (" +
+                               format_duration(c.postgres_retention) + ")");
+    return c;
+}
+
+std::chrono::nanoseconds config::slow_threshold_for(std::string_view plugin) const {
+    for (const auto& [name, d] : slow_query_thresholds)
+        if (name == plugin) return d;
+    return slow_query_threshold;
+}
+
+}  // namespace plugmon::agent

@@ -1,0 +1,132 @@
+// The agent's configuration: defaults, the TOML file, command-line flags, and their validation.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <spdlog/common.h>
+
+#include "common/conninfo.hpp"
+#include "common/duration.hpp"
+
+namespace plugmon::agent {
+
+/// Everything the agent can be told. Each member is a TOML key of the same name and a flag
+/// `--kebab-case` of it; flags override the file, the file overrides the defaults.
+struct config {
+    /// Where `agent.sock` lives; see default_runtime_dir().
+    std::string runtime_dir;
+    /// HTTP listener, "host:port" or "[v6]:port"; port 0 picks a free port.
+    std::string listen = "127.0.0.1:9464";
+    /// PostgreSQL connection string (URL or key=value form); empty means no store.
+    std::string postgres;
+    /// How often aggregates are flushed to the store.
+    std::chrono::nanoseconds flush_interval = std::chrono::seconds{10};
+    /// How long the drain loop sleeps when every lane was empty.
+    std::chrono::nanoseconds drain_interval = std::chrono::milliseconds{1};
+    /// At exit, how long to keep draining and flushing before giving up.
+    std::chrono::nanoseconds exit_drain_timeout = std::chrono::seconds{5};
+    spdlog::level::level_enum log_level = spdlog::level::info;
+    /// Producers (plugin processes) registered at once; more are refused.
+    std::uint32_t max_producers = 1024;
+    /// Permission bits of agent.sock (given as an octal string, e.g. "0660").
+    std::uint32_t socket_mode = 0666;
+    /// Histogram bucket upper bounds, in seconds: positive and strictly increasing.
+    std::vector<double> query_buckets = default_buckets();
+    std::vector<double> execution_buckets = default_buckets();
+    /// Bearer token required by state-changing API calls; empty disables them.
+    std::string api_token;
+    /// Live label sets across all plugins, and for any one plugin; beyond them events fold.
+    std::uint64_t series_budget = 100000;
+    std::uint64_t series_budget_per_plugin = 10000;
+    /// A series with no events for this many flush windows is forgotten (0: never).
+    std::uint32_t series_expiry_windows = 30;
+    /// A query at least this long is a slow query (kept as a sample with its statement).
+    std::chrono::nanoseconds slow_query_threshold = std::chrono::seconds{1};
+    /// Per-plugin thresholds that override slow_query_threshold.
+    std::vector<std::pair<std::string, std::chrono::nanoseconds>> slow_query_thresholds;
+    /// Most recent slow-query samples kept (all plugins), and statements ranked per plugin.
+    std::uint32_t slow_query_samples = 256;
+    std::uint32_t top_statements = 20;
+    /// Leak detection: live bytes (or RSS) growing steadily over this window by at least
+    /// leak_min_growth bytes, with a linear fit of at least leak_min_r2.
+    std::chrono::nanoseconds leak_window = std::chrono::minutes{10};
+    std::uint64_t leak_min_growth = 1u << 20;
+    double leak_min_r2 = 0.8;
+    /// The host name written with every row (default: gethostname()).
+    std::string host;
+    /// Where batches wait for PostgreSQL: a write-ahead spool that survives agent restarts
+    /// (default: see default_spool_dir()).
+    std::string spool_dir;
+    /// Spool size cap in bytes; beyond it the oldest batches are dropped and counted.
+    std::uint64_t spool_max_bytes = 256ull << 20;
+    /// PostgreSQL retention: partitions older than this are dropped.
+    std::chrono::nanoseconds postgres_retention = std::chrono::hours{24 * 30};
+    /// Rollups older than this are merged from flush windows into 1 h buckets.
+    std::chrono::nanoseconds postgres_downsample_after = std::chrono::hours{48};
+    /// Longest wait between reconnection attempts (exponential backoff with jitter up to it).
+    std::chrono::nanoseconds postgres_backoff_max = std::chrono::seconds{30};
+    /// The file the configuration was read from (empty: none). Not a key; set by --config.
+    std::string config_file;
+    /// The subcommand: "run" (the daemon) or "migrate" (apply the schema and exit). Not a key.
+    std::string command = "run";
+    /// migrate --dry-run: list the pending migrations, change nothing. Not a key.
+    bool dry_run = false;
+
+    /// 100 µs … 10 s, the usual latency spread of database queries.
+    static std::vector<double> default_buckets();
+    /// The slow-query threshold of one plugin.
+    std::chrono::nanoseconds slow_threshold_for(std::string_view plugin) const;
+};
+
+/// Bad configuration. what() names the key (or the file) and the problem; the agent prints it
+/// and exits with status 2.
+class config_error : public std::runtime_error {
+public:
+    config_error(std::string key, const std::string& message);
+    /// The key at fault ("config" for the file itself, "command line" for unparseable flags).
+    const std::string& key() const noexcept { return key_; }
+
+private:
+    std::string key_;
+};
+
+/// --help or --version was given: print text() to stdout and exit with status 0.
+class help_requested : public std::exception {
+public:
+    explicit help_requested(std::string text) : text_(std::move(text)) {}
+    const std::string& text() const noexcept { return text_; }
+    const char* what() const noexcept override { return text_.c_str(); }
+
+private:
+    std::string text_;
+};
+
+/// Parses `--config FILE` and the per-key flags into a validated config.
+/// Throws config_error on any problem, help_requested for --help / --version. Reads the file
+/// again on each call, so calling it again with the same arguments is a reload.
+config parse_command_line(int argc, const char* const* argv);
+
+/// The runtime directory the probe and the agent agree on: $PLUGMON_RUNTIME_DIR, else
+/// /run/plugmon for root, else $XDG_RUNTIME_DIR/plugmon, else /tmp/plugmon-<uid>.
+std::string default_runtime_dir();
+
+/// The spool directory by default: $STATE_DIRECTORY/spool (systemd StateDirectory=), else
+/// /var/lib/plugmon/spool for root, else $XDG_STATE_HOME/plugmon/spool, else
+/// ~/.local/state/plugmon/spool.
+std::string default_spool_dir();
+
+/// Splits and checks "host:port" / "[v6]:port"; the host comes back without brackets.
+/// Throws config_error naming `listen`.
+std::pair<std::string, std::uint16_t> split_listen(std::string_view listen);
+
+/// One line summarising a config for the startup log; secrets are masked.
+std::string describe(const config& c);
+
+}  // namespace plugmon::agent

@@ -1,0 +1,448 @@
+// The drain loop and the per-event aggregation.
+#include "ingest/drainer.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <bit>
+
+namespace plugmon::agent {
+
+drain::drain(series_store& store, options opt) : store_(store), opt_(opt) {}
+
+drain::~drain() {
+    stop_.store(true);
+    if (thread_.joinable()) thread_.join();
+}
+
+void drain::start() {
+    running_.store(true);
+    thread_ = std::thread([this] {
+        try {
+            loop();
+        } catch (const std::exception& e) {
+            spdlog::critical("drain thread stopped: {}", e.what());
+        }
+        running_.store(false);
+    });
+}
+
+bool drain::stop(std::chrono::nanoseconds timeout) {
+    stop_.store(true);
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (running_.load() && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    if (running_.load()) return false;
+    if (thread_.joinable()) thread_.join();
+    return true;
+}
+
+void drain::add(std::shared_ptr<producer> p) {
+    totals_.producers_registered.add(1);
+    std::lock_guard<std::mutex> lock(mu_);
+    registry_.push_back(std::move(p));
+    ++generation_;
+}
+
+std::vector<std::shared_ptr<producer>> drain::producers() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return registry_;
+}
+
+std::vector<std::shared_ptr<producer>> drain::finished() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return {finished_.begin(), finished_.end()};
+}
+
+void drain::loop() {
+    std::vector<std::shared_ptr<producer>> list;
+    std::uint64_t seen_generation = ~0ull;
+    auto last_housekeeping = std::chrono::steady_clock::now();
+    for (;;) {
+        const bool stopping = stop_.load();
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            if (generation_ != seen_generation) {
+                list = registry_;
+                seen_generation = generation_;
+            }
+        }
+        std::uint64_t n = 0;
+        bool removed = false;
+        for (auto& p : list) {
+            if (p->state() == producer_state::finished) continue;
+            const bool gone = p->gone();  // before draining: everything it wrote is visible
+            if (p->state() == producer_state::attached) n += drain_producer(*p, gone);
+            if (gone) {
+                finish(*p);
+                removed = true;
+            }
+        }
+        const auto now = std::chrono::steady_clock::now();
+        if (stopping || now - last_housekeeping >= std::chrono::milliseconds(10)) {
+            const auto wall = std::chrono::system_clock::now();
+            if (stopping || wall >= window_start_ + opt_.flush_interval || wall < window_start_)
+                close_window(wall, list);
+            // Four times a second: probes sample once a second, so a 5 s window still holds
+            // the dozen points a fit needs (repeated values form steps; the fit copes).
+            if (now - last_resource_check_ >= std::chrono::milliseconds(250)) {
+                last_resource_check_ = now;
+                observe_resources(list, std::chrono::duration<double>(now.time_since_epoch()).count());
+            }
+            last_housekeeping = now;
+            std::uint64_t backlog = 0, worst_ppm = 0;
+            for (auto& p : list) {
+                if (p->state() != producer_state::attached) continue;
+                collect_drops(*p);
+                std::uint64_t pending = 0;
+                double ratio = 0;
+                p->seg_->backlog(pending, ratio);
+                backlog += pending;
+                worst_ppm = std::max<std::uint64_t>(worst_ppm, std::uint64_t(ratio * 1e6));
+            }
+            totals_.backlog.store(backlog, std::memory_order_relaxed);
+            totals_.ring_used_ppm.store(worst_ppm, std::memory_order_relaxed);
+        }
+        if (removed) {
+            std::lock_guard<std::mutex> lock(mu_);
+            std::erase_if(registry_, [this](const std::shared_ptr<producer>& p) {
+                if (p->state() != producer_state::finished) return false;
+                finished_.push_back(p);
+                if (finished_.size() > finished_kept) finished_.pop_front();
+                return true;
+            });
+            ++generation_;
+        }
+        totals_.passes.fetch_add(1, std::memory_order_relaxed);
+        if (stopping) break;  // that was the final pass over every producer
+        if (n == 0) std::this_thread::sleep_for(opt_.idle_sleep);
+    }
+}
+
+namespace {
+std::chrono::system_clock::time_point align_down(std::chrono::system_clock::time_point t,
+                                                 std::chrono::nanoseconds step) {
+    const auto since = std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch());
+    return std::chrono::system_clock::time_point(
+        std::chrono::duration_cast<std::chrono::system_clock::duration>(since - since % step));
+}
+}  // namespace
+
+// Windows are aligned to multiples of the flush interval in wall-clock time, so every agent's
+// buckets line up. Events belong to the window in which they were drained.
+void drain::close_window(std::chrono::system_clock::time_point now,
+                         const std::vector<std::shared_ptr<producer>>& list) {
+    const auto start = window_start_;
+    window_start_ = align_down(now, opt_.flush_interval);
+    if (start.time_since_epoch().count() == 0) return;  // the first call opens the first window
+    std::size_t expired = 0;
+    window_batch b = store_.close_window(start, opt_.flush_interval, opt_.expiry_windows, expired);
+    totals_.windows.add(1);
+    if (expired != 0) forget_series(list);
+    if (opt_.windows != nullptr) {
+        b.slow = std::move(window_slow_);
+        window_slow_.clear();
+        add_resource_rows(b, list);
+        opt_.windows->publish(std::move(b));  // never waits for a sink
+    }
+}
+
+/// The resource figures at a window's close: each sampled producer's latest process sample and
+/// each plugin's heap totals.
+void drain::add_resource_rows(window_batch& b, const std::vector<std::shared_ptr<producer>>& list) {
+    const auto at = b.bucket_start + std::chrono::duration_cast<std::chrono::system_clock::duration>(b.length);
+    for (const auto& p : list) {
+        const producer::process_resources& r = p->resources_;
+        if (p->state() != producer_state::attached || !r.sampled.load(std::memory_order_acquire)) continue;
+        resource_row row;
+        row.at = at;
+        row.pid = p->pid();
+        row.process = p->name();
+        row.rss_bytes = r.rss_bytes.get();
+        row.cpu_ns = r.cpu_ns.get();
+        row.open_fds = r.open_fds.get();
+        row.threads = r.threads.get();
+        row.read_bytes = r.read_bytes.get();
+        row.write_bytes = r.write_bytes.get();
+        b.resources.push_back(std::move(row));
+    }
+    for (const auto& m : store_.snapshot().memories) {
+        if (m->allocated.get() == 0) continue;
+        resource_row row;
+        row.at = at;
+        row.plugin = m->plugin;
+        row.heap_allocated_bytes = m->allocated.get();
+        row.heap_freed_bytes = m->freed.get();
+        b.resources.push_back(std::move(row));
+    }
+}
+
+/// RSS of every producer and live heap bytes of every plugin, into their leak detectors.
+void drain::observe_resources(const std::vector<std::shared_ptr<producer>>& list, double t) {
+    for (const auto& p : list) {
+        if (p->state() != producer_state::attached || !p->resources_.sampled.load(std::memory_order_acquire)) continue;
+        p->resources_.leak.observe(t, double(p->resources_.rss_bytes.get()), opt_.leak);
+    }
+    store_.observe_memory(t, opt_.leak);
+}
+
+/// Series expired: no producer may keep a pointer to one. Their caches refill on the next event.
+void drain::forget_series(const std::vector<std::shared_ptr<producer>>& list) {
+    for (const auto& p : list) {
+        p->query_front_.fill({});
+        p->queries_.clear();
+        p->executions_.clear();
+        p->counters_.clear();
+        p->pools_.clear();  // the expired pool series took this producer's last sample with it
+        p->memories_.clear();
+    }
+}
+
+std::uint64_t drain::drain_producer(producer& p, bool final) {
+    mapped_segment& seg = *p.seg_;
+    const std::uint32_t lanes = seg.geometry().lane_count + 1;
+    const double npt = seg.tsc_clock() ? opt_.ns_per_tick : 1.0;
+    std::uint64_t n = 0;
+    for (std::uint32_t i = 0; i < lanes; ++i) {
+        const lane_result r =
+            seg.drain_lane(i, final, npt, [&](const event& e) { return consume(p, e); });
+        if (r.corrupt) {
+            quarantine(p, "impossible lane indices");
+            return n;
+        }
+        // The probe's own samples are not events the plugin recorded. Read after the lane: the
+        // probe publishes helper_lane before its first sample, and drain_lane's acquire of head
+        // made that store visible if any sample was read here.
+        if (r.drained && i == seg.helper_lane()) {
+            p.counts_.resource_samples.add(r.drained);
+            totals_.resource_samples.add(r.drained);
+        } else if (r.drained) {
+            p.counts_.drained.add(r.drained);
+            totals_.drained.add(r.drained);
+        }
+        if (r.invalid) {
+            const std::uint64_t before = p.counts_.invalid.get();
+            p.counts_.invalid.add(r.invalid);
+            totals_.invalid.add(r.invalid);
+            // Logged each time the producer's count doubles, not per pass: a producer that
+            // writes garbage without end must not be able to flood the agent's log.
+            if (std::bit_width(before) != std::bit_width(before + r.invalid))
+                spdlog::warn("producer pid {}: {} invalid slot(s) so far, latest on lane {}",
+                             p.pid(), before + r.invalid, i);
+        }
+        if (r.torn) {
+            p.counts_.torn.add(r.torn);
+            totals_.torn.add(r.torn);
+        }
+        n += r.drained + r.invalid + r.torn;
+    }
+    return n;
+}
+
+void drain::collect_drops(producer& p) {
+    bool corrupt = false;
+    const std::uint64_t d = p.seg_->take_new_drops(corrupt);
+    if (d) {
+        p.counts_.full.add(d);
+        totals_.full.add(d);
+    }
+    if (corrupt) quarantine(p, "drop counters went backwards");
+}
+
+void drain::quarantine(producer& p, const char* why) {
+    if (p.state() != producer_state::attached) return;
+    p.state_.store(int(producer_state::quarantined), std::memory_order_relaxed);
+    totals_.producers_quarantined.add(1);
+    p.counts_.invalid.add(1);
+    totals_.invalid.add(1);
+    spdlog::error("producer pid {} quarantined: {}; its segment is no longer read", p.pid(), why);
+}
+
+void drain::finish(producer& p) {
+    if (p.state() == producer_state::attached) collect_drops(p);
+    for (auto& [plugin, last] : p.pools_) {
+        last.series->in_use.set(last.series->in_use.get() - last.in_use);
+        last.series->idle.set(last.series->idle.get() - last.idle);
+        last.series->waiting.set(last.series->waiting.get() - last.waiting);
+    }
+    p.pools_.clear();
+    // The process is gone and its heap with it: what it still held counts as freed.
+    for (auto& [plugin, last] : p.memories_) last.series->freed.add(last.allocated - last.freed);
+    p.memories_.clear();
+    spdlog::info("producer pid {} {}: drained {}, dropped full {}, torn {}, invalid {}", p.pid(),
+                 p.clean_.load() ? "exited" : "is gone", p.counts_.drained.get(),
+                 p.counts_.full.get(), p.counts_.torn.get(), p.counts_.invalid.get());
+    p.seg_.reset();
+    if (p.memfd_ >= 0) ::close(p.memfd_);
+    p.memfd_ = -1;
+    p.state_.store(int(producer_state::finished), std::memory_order_relaxed);
+    totals_.producers_finished.add(1);
+}
+
+namespace {
+constexpr std::uint64_t pack(std::uint32_t a, std::uint32_t b, std::uint32_t c, std::uint32_t d) {
+    // Name ids are below layout::max_name_capacity (2^16): four fit in one key.
+    return std::uint64_t(a) | std::uint64_t(b) << 16 | std::uint64_t(c) << 32 | std::uint64_t(d) << 48;
+}
+static_assert(layout::max_name_capacity <= (1u << 16));
+}  // namespace
+
+// A query with a statement, or a slow one: per-statement totals and the slow-query ring. Every
+// id here was validated when the event's series was first looked up.
+void drain::note_statement(producer& p, const event& e, const statement_text* st, bool slow) {
+    mapped_segment& seg = *p.seg_;
+    const auto text_of = [&seg](std::uint32_t id) {
+        const std::string* n = seg.name(id);
+        return n != nullptr ? *n : std::string();
+    };
+    const bool failed = (e.flags & layout::flag_error) != 0;
+    if (st != nullptr) {
+        const std::uint64_t key = std::uint64_t(e.plugin) << 32 | e.aux;
+        auto it = p.statements_.find(key);
+        if (it == p.statements_.end())
+            it = p.statements_.emplace(key, opt_.statements->find_or_create(text_of(e.plugin), st->text, st->fingerprint))
+                     .first;
+        statement_book::record(*it->second, e.duration_ns, e.value, failed, slow);
+    }
+    if (slow) {
+        slow_sample sample;
+        sample.at = std::chrono::system_clock::now();
+        sample.plugin = text_of(e.plugin);
+        sample.op = text_of(e.op);
+        sample.table = text_of(e.table);
+        sample.tenant = text_of(e.tenant);
+        if (st != nullptr) {
+            sample.statement = st->text;
+            sample.fingerprint = st->fingerprint;
+        }
+        sample.duration_ns = e.duration_ns;
+        sample.rows = e.value;
+        sample.error = failed;
+        sample.pid = p.pid();
+        // The window's slow queries go to the store too (bounded; beyond, counted as unstored).
+        if (opt_.windows != nullptr) {
+            if (window_slow_.size() < max_slow_per_window)
+                window_slow_.push_back(sample);
+            else
+                totals_.slow_unstored.add(1);
+        }
+        opt_.statements->add_slow(std::move(sample));
+    }
+}
+
+bool drain::consume(producer& p, const event& e) {
+    mapped_segment& seg = *p.seg_;
+    switch (e.kind) {
+        case layout::event_kind::query: {
+            // checked before anything is counted: an event is either aggregated or invalid
+            const statement_text* st = e.aux != 0 ? seg.statement(e.aux) : nullptr;
+            if (e.aux != 0 && st == nullptr) return false;  // a statement never published
+            const std::uint64_t key = pack(e.plugin, e.op, e.table, e.tenant);
+            auto& front = p.query_front_[(key * 0x9e3779b97f4a7c15ull) >> 56];
+            query_series* s = front.series;
+            if (s == nullptr || front.key != key) {
+                auto it = p.queries_.find(key);
+                if (it == p.queries_.end()) {
+                    const std::string* pl = seg.name(e.plugin);
+                    const std::string* op = seg.name(e.op);
+                    const std::string* tb = seg.name(e.table);
+                    const std::string* tn = seg.name(e.tenant);
+                    if (!pl || !op || !tb || !tn) return false;
+                    it = p.queries_.emplace(key, store_.query(*pl, *op, *tb, *tn)).first;
+                }
+                s = it->second;
+                front = {key, s};
+            }
+            s->record(e.duration_ns, (e.flags & layout::flag_error) != 0, e.value);
+            if (s->folded) totals_.folded.add(1);
+            const bool slow = e.duration_ns >= s->slow_ns;
+            if (slow) totals_.slow.add(1);
+            if ((st != nullptr || slow) && opt_.statements != nullptr) note_statement(p, e, st, slow);
+            return true;
+        }
+        case layout::event_kind::execution: {
+            const std::uint64_t key = pack(e.plugin, 0, 0, e.tenant);
+            auto it = p.executions_.find(key);
+            if (it == p.executions_.end()) {
+                const std::string* pl = seg.name(e.plugin);
+                const std::string* tn = seg.name(e.tenant);
+                if (!pl || !tn) return false;
+                it = p.executions_.emplace(key, store_.execution(*pl, *tn)).first;
+            }
+            execution_series* s = it->second;
+            s->record(e.duration_ns, e.value2, (e.flags & layout::flag_error) != 0);
+            if (s->folded) totals_.folded.add(1);
+            return true;
+        }
+        case layout::event_kind::counter: {
+            const std::uint64_t key = pack(e.plugin, e.op, 0, 0);
+            auto it = p.counters_.find(key);
+            if (it == p.counters_.end()) {
+                const std::string* pl = seg.name(e.plugin);
+                const std::string* ev = seg.name(e.op);
+                if (!pl || !ev || ev->empty()) return false;
+                it = p.counters_.emplace(key, store_.counter(*pl, *ev)).first;
+            }
+            counter_series* s = it->second;
+            s->total.add(e.value);
+            s->active = true;
+            if (s->folded) totals_.folded.add(1);
+            return true;
+        }
+        case layout::event_kind::pool: {
+            auto it = p.pools_.find(e.plugin);
+            if (it == p.pools_.end()) {
+                const std::string* pl = seg.name(e.plugin);
+                if (!pl) return false;
+                it = p.pools_.emplace(e.plugin, producer::pool_last{store_.pool(*pl), 0, 0, 0}).first;
+            }
+            auto& last = it->second;
+            const std::uint64_t in_use = e.value & 0xffffffffu, idle = e.value >> 32,
+                                waiting = e.value2;
+            last.series->in_use.set(last.series->in_use.get() - last.in_use + in_use);
+            last.series->idle.set(last.series->idle.get() - last.idle + idle);
+            last.series->waiting.set(last.series->waiting.get() - last.waiting + waiting);
+            last.in_use = in_use;
+            last.idle = idle;
+            last.waiting = waiting;
+            last.series->active = true;
+            if (last.series->folded) totals_.folded.add(1);
+            return true;
+        }
+        case layout::event_kind::resource: {
+            const auto field = layout::resource_field(e.aux);
+            if (field == layout::resource_field::alloc_bytes) {
+                auto it = p.memories_.find(e.plugin);
+                if (it == p.memories_.end()) {
+                    const std::string* pl = seg.name(e.plugin);
+                    if (pl == nullptr || e.plugin == layout::name_empty) return false;
+                    it = p.memories_.emplace(e.plugin, producer::memory_last{store_.memory(*pl), 0, 0}).first;
+                }
+                producer::memory_last& last = it->second;
+                // totals since the producer started: they only grow
+                if (e.value < last.allocated || e.value2 < last.freed || e.value2 > e.value) return false;
+                last.series->allocated.add(e.value - last.allocated);
+                last.series->freed.add(e.value2 - last.freed);
+                last.allocated = e.value;
+                last.freed = e.value2;
+                last.series->active = true;
+                return true;
+            }
+            producer::process_resources& r = p.resources_;
+            switch (field) {
+                case layout::resource_field::rss_bytes: r.rss_bytes.set(e.value); break;
+                case layout::resource_field::cpu_ns: r.cpu_ns.set(e.value); break;
+                case layout::resource_field::open_fds: r.open_fds.set(e.value); break;
+                case layout::resource_field::threads: r.threads.set(e.value); break;
+                case layout::resource_field::read_bytes: r.read_bytes.set(e.value); break;
+                case layout::resource_field::write_bytes: r.write_bytes.set(e.value); break;
+                case layout::resource_field::alloc_bytes: break;
+            }
+            r.sampled.store(true, std::memory_order_release);
+            return true;
+        }
+        case layout::event_kind::none: break;
+    }
+    return false;
+}
+
+}  // namespace plugmon::agent

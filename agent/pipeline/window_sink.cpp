@@ -1,0 +1,187 @@
+// The window fan-out: one bounded queue and one thread per sink; see window_sink.hpp.
+#include "pipeline/window_sink.hpp"
+
+#include "common/exposition.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+namespace plugmon::agent {
+
+struct window_fanout::runner {
+    std::shared_ptr<window_sink> sink;
+    std::string name;
+    std::size_t capacity;
+
+    std::mutex mu;
+    std::condition_variable wake;  // a window was queued, or stopping
+    std::condition_variable idle;  // the thread finished (stop() waits on it)
+    std::deque<window_ptr> queue;  // guarded by mu
+    bool stopping = false;         // guarded by mu
+    bool finished = false;         // guarded by mu
+    std::atomic<std::uint64_t> delivered{0}, failed{0}, dropped{0};
+    std::chrono::steady_clock::time_point last_log{};  // sink thread
+    std::thread thread;
+
+    void run() {
+        for (;;) {
+            window_ptr w;
+            {
+                std::unique_lock<std::mutex> lock(mu);
+                wake.wait(lock, [&] { return stopping || !queue.empty(); });
+                if (queue.empty()) break;  // stopping, and everything was delivered
+                w = std::move(queue.front());
+                queue.pop_front();
+            }
+            deliver(w);
+        }
+        std::lock_guard<std::mutex> lock(mu);
+        finished = true;
+        idle.notify_all();
+    }
+
+    void deliver(const window_ptr& w) {
+        try {
+            sink->consume(w);
+            delivered.fetch_add(1, std::memory_order_relaxed);
+        } catch (const std::exception& e) {
+            failed.fetch_add(1, std::memory_order_relaxed);
+            // one line per 10 s at most: a sink that fails on every window must not flood the log
+            const auto now = std::chrono::steady_clock::now();
+            if (now - last_log >= std::chrono::seconds(10)) {
+                last_log = now;
+                spdlog::error("window sink {}: {} ({} windows failed so far)", name, e.what(),
+                              failed.load(std::memory_order_relaxed));
+            }
+        }
+    }
+};
+
+window_fanout::window_fanout() = default;
+
+window_fanout::~window_fanout() { stop(std::chrono::nanoseconds{0}); }
+
+void window_fanout::add(std::shared_ptr<window_sink> sink, std::size_t capacity) {
+    auto r = std::make_shared<runner>();
+    r->name = sink->name();
+    r->sink = std::move(sink);
+    r->capacity = capacity == 0 ? 1 : capacity;
+    runners_.push_back(std::move(r));
+}
+
+void window_fanout::start() {
+    if (started_) return;
+    started_ = true;
+    for (const auto& r : runners_)
+        r->thread = std::thread([r] { r->run(); });  // the thread owns its runner: see stop()
+}
+
+void window_fanout::publish(window_batch&& w) {
+    published_.fetch_add(1, std::memory_order_relaxed);
+    if (runners_.empty()) return;
+    const window_ptr shared = std::make_shared<const window_batch>(std::move(w));
+    for (const auto& r : runners_) {
+        {
+            std::lock_guard<std::mutex> lock(r->mu);
+            if (r->stopping) {
+                r->dropped.fetch_add(1, std::memory_order_relaxed);
+                continue;
+            }
+            r->queue.push_back(shared);
+            if (r->queue.size() > r->capacity) {  // the slow sink loses its oldest window
+                r->queue.pop_front();
+                r->dropped.fetch_add(1, std::memory_order_relaxed);
+            }
+        }
+        r->wake.notify_one();
+    }
+}
+
+bool window_fanout::stop(std::chrono::nanoseconds timeout) {
+    if (stopped_) return true;
+    stopped_ = true;
+    const auto deadline =
+        std::chrono::steady_clock::now() +
+        std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout);
+    for (const auto& r : runners_) {
+        std::lock_guard<std::mutex> lock(r->mu);
+        r->stopping = true;
+        if (!started_) {
+            r->dropped.fetch_add(r->queue.size(), std::memory_order_relaxed);
+            r->queue.clear();
+        }
+        r->wake.notify_all();
+    }
+    bool all = true;
+    for (const auto& r : runners_) {
+        if (!r->thread.joinable()) continue;
+        bool done;
+        {
+            std::unique_lock<std::mutex> lock(r->mu);
+            done = r->idle.wait_until(lock, deadline, [&] { return r->finished; });
+            if (!done) {  // what it has not started on is dropped; what it is in stays its own
+                r->dropped.fetch_add(r->queue.size(), std::memory_order_relaxed);
+                r->queue.clear();
+            }
+        }
+        if (done) {
+            r->thread.join();
+        } else {
+            spdlog::warn("window sink {}: still busy at exit; leaving it", r->name);
+            r->thread.detach();  // it holds its own runner (and sink) until it returns
+            all = false;
+        }
+    }
+    return all;
+}
+
+std::vector<window_fanout::sink_stats> window_fanout::stats() const {
+    std::vector<sink_stats> out;
+    out.reserve(runners_.size());
+    for (const auto& r : runners_) {
+        sink_stats s;
+        s.name = r->name;
+        s.delivered = r->delivered.load(std::memory_order_relaxed);
+        s.failed = r->failed.load(std::memory_order_relaxed);
+        s.dropped = r->dropped.load(std::memory_order_relaxed);
+        s.capacity = r->capacity;
+        {
+            std::lock_guard<std::mutex> lock(r->mu);
+            s.queued = r->queue.size();
+        }
+        out.push_back(std::move(s));
+    }
+    return out;
+}
+
+void window_fanout::render_metrics(std::string& out) const {
+    namespace x = exposition;
+    const auto all = stats();
+    x::family(out, "plugmon_window_sink_windows_total", "counter",
+              "Closed flush windows per sink, by result: delivered, failed (the sink threw), "
+              "dropped (its queue overflowed).");
+    for (const auto& s : all) {
+        x::sample(out, "plugmon_window_sink_windows_total", {{"sink", s.name}, {"result", "delivered"}},
+                  s.delivered);
+        x::sample(out, "plugmon_window_sink_windows_total", {{"sink", s.name}, {"result", "failed"}},
+                  s.failed);
+        x::sample(out, "plugmon_window_sink_windows_total", {{"sink", s.name}, {"result", "dropped"}},
+                  s.dropped);
+    }
+    x::family(out, "plugmon_window_sink_queue_windows", "gauge",
+              "Windows waiting in a sink's queue.");
+    for (const auto& s : all)
+        x::sample(out, "plugmon_window_sink_queue_windows", {{"sink", s.name}},
+                  std::uint64_t(s.queued));
+    x::family(out, "plugmon_window_sink_queue_capacity", "gauge",
+              "Windows a sink's queue holds before it drops the oldest.");
+    for (const auto& s : all)
+        x::sample(out, "plugmon_window_sink_queue_capacity", {{"sink", s.name}},
+                  std::uint64_t(s.capacity));
+}
+
+}  // namespace plugmon::agent

@@ -1,0 +1,77 @@
+// The store's unit of writing (one flush window plus its replay identity) and its binary codec.
+#pragma once
+
+#include "pipeline/window.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace plugmon::agent::store {
+
+/// A payload or spool record that failed validation. The message starts with "batch: " (the
+/// payload) or "spool: " (the spool and its record frame) and names the bad field, e.g.
+/// "batch: queries[2].sketch: length 4000 exceeds the 12 bytes left".
+class spool_error : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+/// One unit of writing: a window's rows plus the identity that makes replay idempotent
+/// ((host, run_id, seq) names a batch uniquely, so writing it twice can be detected).
+///
+/// Thread safety: a plain value; the usual rules for standard containers apply.
+struct batch {
+    std::string host;          ///< the agent's host name
+    std::uint64_t run_id = 0;  ///< random per agent start
+    std::uint64_t seq = 0;     ///< 1, 2, ... per run
+    window_batch window;
+
+    /// Rows the window would write: queries + executions + slow samples + resource rows.
+    std::size_t rows() const;
+    /// The sum of the query rollups' calls (wraps modulo 2^64, like the counters it sums).
+    std::uint64_t calls() const;
+};
+
+/// The payload format (version 1). Every integer is little-endian and fixed width; a `str` is a
+/// u32 byte length followed by that many bytes (any bytes: the sketch is binary); time points and
+/// durations are i64 nanoseconds (time points since the Unix epoch). Nothing may follow the last
+/// resource row, so a payload has exactly one encoding.
+///
+///    0       4         6        8
+///   +-------+---------+--------+----------+--------+--------+--------------+--------+
+///   | PMBA  | ver = 1 | flags  | host     | run_id | seq    | bucket_start | length |
+///   | 4 B   | u16     | u16 = 0| str      | u64    | u64    | i64 ns       | i64 ns |
+///   +-------+---------+--------+----------+--------+--------+--------------+--------+
+///   | u32 n | n × query_rollup:     str plugin, op, table, tenant;                       |
+///   |       |                       u64 calls, errors, rows, total_ns, min_ns, max_ns,   |
+///   |       |                           p50_ns, p95_ns, p99_ns; str sketch             |
+///   | u32 n | n × execution_rollup: str plugin, tenant; u64 calls, errors, wall_ns,     |
+///   |       |                           cpu_ns                                           |
+///   | u32 n | n × slow_sample:      i64 at; str plugin, op, table, tenant, statement;    |
+///   |       |                       u64 fingerprint, duration_ns, rows; u8 error (0|1);  |
+///   |       |                       i32 pid                                              |
+///   | u32 n | n × resource_row:     i64 at; i32 pid; str process, plugin; u64 rss_bytes, |
+///   |       |                       cpu_ns, open_fds, threads, read_bytes, write_bytes,  |
+///   |       |                       heap_allocated_bytes, heap_freed_bytes               |
+///   +-------+--------------------------------------------------------------------------+
+///
+/// A reader of a later version must refuse a payload whose version it does not know.
+inline constexpr char batch_magic[4] = {'P', 'M', 'B', 'A'};
+inline constexpr std::uint16_t batch_format_version = 1;
+
+/// Encodes `b` as a self-contained payload (see the format above). Throws spool_error if a
+/// string is longer than 4 GiB - 1 or a vector has more than 2^32 - 1 elements, std::bad_alloc
+/// if memory runs out. Thread safety: reentrant.
+std::string encode_batch(const batch& b);
+
+/// Decodes and validates a payload made by encode_batch. Throws spool_error naming the first
+/// bad field (magic, version, flags, a truncated field, a count or length larger than the bytes
+/// left, an error flag other than 0 or 1, trailing bytes). Never reads outside `payload`, and
+/// checks every count and length against the bytes left before allocating, so memory use is
+/// bounded by a small multiple of the payload's size. Thread safety: reentrant.
+batch decode_batch(std::string_view payload);
+
+}  // namespace plugmon::agent::store

@@ -1,0 +1,32 @@
+// Routes of the agent's HTTP listener: /metrics, /healthz, /readyz and the JSON API.
+#pragma once
+
+#include "aggregate/series.hpp"
+#include "ingest/drainer.hpp"
+#include "web/server/http.hpp"
+#include "ingest/intake.hpp"
+#include "aggregate/statements.hpp"
+
+#include <functional>
+#include <string>
+
+namespace plugmon::agent {
+
+struct api_context {
+    const series_store& store;
+    const drain& drainer;
+    const intake* in;
+    std::string version;
+    std::function<std::string()> store_state;  ///< "disabled", "connected", ... (empty: disabled)
+    const statement_book* statements = nullptr;
+    std::size_t top_statements = 20;
+    /// More /metrics families (the store writer's); empty: none.
+    std::function<void(std::string&)> extra_metrics{};
+    /// GET /api/v1/store: the store writer's state as JSON; empty: 404 (no store configured).
+    std::function<std::string()> store_json{};
+};
+
+/// Answers one request; never throws for a bad request (4xx instead).
+http_response handle_request(const api_context& ctx, const http_request& req);
+
+}  // namespace plugmon::agent

@@ -1,0 +1,422 @@
+// The HTTP/1.1 listener on Boost.Beast: accept loop, keep-alive sessions, limits, error mapping.
+#include "web/server/http.hpp"
+
+#include <array>
+#include <optional>
+#include <stdexcept>
+#include <system_error>
+#include <unordered_map>
+
+#include <spdlog/spdlog.h>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+namespace plugmon::agent {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using error_code = boost::system::error_code;
+
+namespace {
+
+/// After an error response on a connection whose request was not read whole, keep reading (and
+/// discarding) this long or this much before closing: closing with unread input sends a reset,
+/// which can destroy the response before the client reads it.
+constexpr auto linger_time = std::chrono::seconds{2};
+constexpr std::size_t linger_bytes = 1 << 20;
+
+/// Logs at most one message per period and says how many were held back in between.
+class rate_limited_log {
+public:
+    explicit rate_limited_log(std::chrono::seconds period) : period_(period) {}
+
+    void log(spdlog::level::level_enum level, const std::string& message) noexcept {
+        try {
+            const auto now = std::chrono::steady_clock::now();
+            if (last_ && now - *last_ < period_) {
+                ++suppressed_;
+                return;
+            }
+            if (suppressed_ > 0)
+                spdlog::log(level, "{} ({} similar messages suppressed)", message, suppressed_);
+            else
+                spdlog::log(level, "{}", message);
+            suppressed_ = 0;
+            last_ = now;
+        } catch (...) {
+            // Logging must not take the server down.
+        }
+    }
+
+private:
+    std::chrono::seconds period_;
+    std::optional<std::chrono::steady_clock::time_point> last_;
+    std::uint64_t suppressed_ = 0;
+};
+
+bool is_parse_error(const error_code& ec) {
+    return ec.category() == make_error_code(http::error::bad_method).category();
+}
+
+/// Throws when a handler's response cannot be sent as it is.
+void check_response(const http_response& r) {
+    if (r.status < 200 || r.status > 599)
+        throw std::invalid_argument("status " + std::to_string(r.status) +
+                                    " is not a final status");
+    const auto clean = [](const std::string& s) {
+        return s.find_first_of(std::string_view("\r\n\0", 3)) == std::string::npos;
+    };
+    if (!clean(r.content_type)) throw std::invalid_argument("content type holds a line break");
+    for (const auto& [name, value] : r.headers) {
+        if (name.empty() || !clean(name) || !clean(value) || name.find(':') != std::string::npos)
+            throw std::invalid_argument("malformed header " + name);
+        if (beast::iequals(name, "content-length") || beast::iequals(name, "transfer-encoding") ||
+            beast::iequals(name, "connection"))
+            throw std::invalid_argument("header " + name + " is set by the server");
+    }
+    if ((r.status == 204 || r.status == 304) && !r.body.empty())
+        throw std::invalid_argument("status " + std::to_string(r.status) + " must have no body");
+}
+
+std::error_code to_std(const error_code& ec) {
+    if (ec.category() == boost::system::system_category())
+        return {ec.value(), std::system_category()};
+    if (ec.category() == boost::system::generic_category())
+        return {ec.value(), std::generic_category()};
+    return ec;
+}
+
+}  // namespace
+
+namespace detail {
+
+class http_session;
+
+/// What the server object, its accept loop and its sessions share. Pending operations hold it,
+/// so it outlives the http_server until they have completed.
+struct http_server_state : std::enable_shared_from_this<http_server_state> {
+    http_server_state(asio::io_context& io, http_handler handler, http_limits limits)
+        : acceptor_(io), retry_timer_(io), handler_(std::move(handler)), limits_(limits) {}
+
+    void accept();
+    void on_accept(const error_code& ec, tcp::socket socket);
+    void stop() noexcept;
+
+    tcp::acceptor acceptor_;
+    asio::steady_timer retry_timer_;  // re-arms accept after an error such as EMFILE
+    http_handler handler_;
+    http_limits limits_;
+    http_stats stats_;
+    std::uint16_t port_ = 0;
+    bool stopped_ = false;
+    std::unordered_map<http_session*, std::weak_ptr<http_session>> sessions_;
+    rate_limited_log handler_log_{std::chrono::seconds{10}};
+    rate_limited_log network_log_{std::chrono::seconds{10}};
+};
+
+/// One connection: read a request, answer it, repeat while the client keeps the connection.
+class http_session : public std::enable_shared_from_this<http_session> {
+public:
+    http_session(tcp::socket socket, std::shared_ptr<http_server_state> server)
+        : stream_(std::move(socket)), server_(std::move(server)) {}
+    ~http_session() { server_->sessions_.erase(this); }
+    http_session(const http_session&) = delete;
+    http_session& operator=(const http_session&) = delete;
+
+    void start() { read_header(); }
+
+    void close() noexcept {
+        error_code ignored;
+        stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+        stream_.close();
+    }
+
+private:
+    void read_header() {
+        parser_.emplace();
+        parser_->body_limit(server_->limits_.body_limit);
+        stream_.expires_after(server_->limits_.timeout);
+        http::async_read_header(stream_, buffer_, *parser_,
+                                [self = shared_from_this()](error_code ec, std::size_t) {
+                                    self->guarded([&] { self->on_header(ec); });
+                                });
+    }
+
+    void on_header(const error_code& ec) {
+        if (ec) return on_error(ec);
+        const auto expect = parser_->get()[http::field::expect];
+        if (!expect.empty()) {
+            if (!beast::iequals(expect, "100-continue"))
+                return send_error(http::status::expectation_failed, "unsupported Expect header\n");
+            // The client waits for this before it sends the body.
+            continue_.emplace(http::status::continue_, 11);
+            http::async_write(stream_, *continue_,
+                              [self = shared_from_this()](error_code wec, std::size_t) {
+                                  self->guarded([&] {
+                                      if (wec) return self->on_error(wec);
+                                      self->read_body();
+                                  });
+                              });
+            return;
+        }
+        read_body();
+    }
+
+    void read_body() {
+        http::async_read(stream_, buffer_, *parser_,
+                         [self = shared_from_this()](error_code ec, std::size_t) {
+                             self->guarded([&] {
+                                 if (ec) return self->on_error(ec);
+                                 self->respond();
+                             });
+                         });
+    }
+
+    void on_error(const error_code& ec) {
+        if (ec == asio::error::operation_aborted || server_->stopped_) return;
+        if (ec == http::error::end_of_stream) {
+            error_code ignored;
+            stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+            return;
+        }
+        if (ec == beast::error::timeout) {
+            // basic_stream has closed the socket already. An idle keep-alive connection that
+            // times out before a new request begins is a normal end, not a rejection.
+            if (parser_ && parser_->got_some()) ++server_->stats_.rejected;
+            return;
+        }
+        if (ec == http::error::body_limit) {
+            ++server_->stats_.rejected;
+            return send_error(
+                http::status::payload_too_large,
+                "request body exceeds " + std::to_string(server_->limits_.body_limit) + " bytes\n");
+        }
+        if (ec == http::error::header_limit) {
+            ++server_->stats_.rejected;
+            return send_error(http::status::request_header_fields_too_large,
+                              "request header too large\n");
+        }
+        if (is_parse_error(ec)) {
+            ++server_->stats_.rejected;
+            return send_error(http::status::bad_request,
+                              "malformed request: " + ec.message() + "\n");
+        }
+        // The peer went away (reset, broken pipe): nothing to answer.
+        spdlog::debug("http: connection error: {}", ec.message());
+    }
+
+    void respond() {
+        if (server_->stopped_) return;
+        auto& req = parser_->get();
+        const bool head = req.method() == http::verb::head;
+        http_request in;
+        in.method = head ? std::string("GET") : std::string(req.method_string());
+        in.target = std::string(req.target());
+        in.authorization = std::string(req[http::field::authorization]);
+        in.accept_encoding = std::string(req[http::field::accept_encoding]);
+        in.body = std::move(req.body());
+        ++server_->stats_.requests;
+
+        http_response out;
+        try {
+            out = server_->handler_(in);
+            check_response(out);
+        } catch (const std::exception& e) {
+            out = handler_failed(in, e.what());
+        } catch (...) {
+            out = handler_failed(in, "unknown exception");
+        }
+
+        response_.emplace();
+        response_->version(req.version());
+        response_->result(out.status);
+        response_->set(http::field::server, "plugmon-agent");
+        const bool no_content = out.status == 204 || out.status == 304;
+        if (!no_content) response_->set(http::field::content_type, out.content_type);
+        for (const auto& [name, value] : out.headers) response_->insert(name, value);
+        response_->body() = std::move(out.body);
+        response_->keep_alive(req.keep_alive());
+        if (!no_content) response_->prepare_payload();
+        // HEAD: the Content-Length of the GET answer, and no body.
+        if (head) response_->body().clear();
+        send(!response_->keep_alive(), false);
+    }
+
+    http_response handler_failed(const http_request& in, const char* what) {
+        ++server_->stats_.handler_errors;
+        server_->handler_log_.log(spdlog::level::err, "http: handler failed on " + in.method + " " +
+                                                          in.target + ": " + what);
+        return http_response{500, "text/plain; charset=utf-8", "internal error\n"};
+    }
+
+    /// Answers a request that was not read whole, then closes the connection.
+    void send_error(http::status status, std::string text) {
+        response_.emplace(status, 11);
+        response_->set(http::field::server, "plugmon-agent");
+        response_->set(http::field::content_type, "text/plain; charset=utf-8");
+        response_->body() = std::move(text);
+        response_->keep_alive(false);
+        response_->prepare_payload();
+        send(true, true);
+    }
+
+    void send(bool close_after, bool linger_after) {
+        stream_.expires_after(server_->limits_.timeout);
+        http::async_write(
+            stream_, *response_,
+            [self = shared_from_this(), close_after, linger_after](error_code ec, std::size_t) {
+                self->guarded([&] { self->on_write(ec, close_after, linger_after); });
+            });
+    }
+
+    void on_write(const error_code& ec, bool close_after, bool linger_after) {
+        if (ec) return on_error(ec);
+        if (server_->stopped_) return;
+        if (linger_after) return linger();
+        if (close_after) {
+            error_code ignored;
+            stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+            return;
+        }
+        read_header();
+    }
+
+    void linger() {
+        error_code ec;
+        stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+        if (ec) return;
+        stream_.expires_after(linger_time);
+        discard_more();
+    }
+
+    void discard_more() {
+        stream_.async_read_some(
+            asio::buffer(discard_), [self = shared_from_this()](error_code ec, std::size_t n) {
+                self->guarded([&] {
+                    self->discarded_ += n;
+                    if (ec || self->server_->stopped_ || self->discarded_ > linger_bytes)
+                        return self->close();
+                    self->discard_more();
+                });
+            });
+    }
+
+    /// Runs a completion step; anything it throws is logged and ends this connection only.
+    template <typename Step>
+    void guarded(Step&& step) noexcept {
+        try {
+            step();
+        } catch (const std::exception& e) {
+            server_->network_log_.log(spdlog::level::warn,
+                                      std::string("http: connection dropped: ") + e.what());
+            close();
+        } catch (...) {
+            server_->network_log_.log(spdlog::level::warn, "http: connection dropped");
+            close();
+        }
+    }
+
+    beast::tcp_stream stream_;
+    beast::flat_buffer buffer_;
+    std::optional<http::request_parser<http::string_body>> parser_;
+    std::optional<http::response<http::empty_body>> continue_;
+    std::optional<http::response<http::string_body>> response_;
+    std::array<char, 4096> discard_{};
+    std::size_t discarded_ = 0;
+    std::shared_ptr<http_server_state> server_;
+};
+
+}  // namespace detail
+
+void detail::http_server_state::accept() {
+    acceptor_.async_accept([self = shared_from_this()](error_code ec, tcp::socket socket) {
+        self->on_accept(ec, std::move(socket));
+    });
+}
+
+void detail::http_server_state::on_accept(const error_code& ec, tcp::socket socket) {
+    if (stopped_ || ec == asio::error::operation_aborted) return;
+    try {
+        if (ec) {
+            // Typically out of file descriptors: wait a little rather than spin.
+            network_log_.log(spdlog::level::warn, "http: accept failed: " + ec.message());
+            retry_timer_.expires_after(std::chrono::milliseconds{100});
+            retry_timer_.async_wait([self = shared_from_this()](error_code wec) {
+                if (!wec && !self->stopped_) self->accept();
+            });
+            return;
+        }
+        ++stats_.connections;
+        error_code ignored;
+        socket.set_option(tcp::no_delay(true), ignored);
+        auto s = std::make_shared<http_session>(std::move(socket), shared_from_this());
+        sessions_.emplace(s.get(), s);
+        s->start();
+    } catch (const std::exception& e) {
+        network_log_.log(spdlog::level::warn,
+                         std::string("http: cannot serve a connection: ") + e.what());
+    }
+    accept();
+}
+
+void detail::http_server_state::stop() noexcept {
+    if (stopped_) return;
+    stopped_ = true;
+    error_code ignored;
+    acceptor_.close(ignored);
+    retry_timer_.cancel();
+    const auto open = std::move(sessions_);
+    sessions_.clear();
+    for (const auto& [raw, weak] : open)
+        if (const auto s = weak.lock()) s->close();
+}
+
+http_server::http_server(asio::io_context& io, const std::string& host, std::uint16_t port,
+                         http_handler handler, http_limits limits)
+    : state_(std::make_shared<detail::http_server_state>(io, std::move(handler), limits)) {
+    const std::string where = "listen " +
+                              (host.find(':') != std::string::npos ? "[" + host + "]" : host) +
+                              ":" + std::to_string(port);
+    const auto check = [&](const error_code& ec) {
+        if (ec) throw std::system_error(to_std(ec), where);
+    };
+    error_code ec;
+    tcp::endpoint endpoint;
+    const auto address = asio::ip::make_address(host, ec);
+    if (!ec) {
+        endpoint = tcp::endpoint(address, port);
+    } else {
+        tcp::resolver resolver(io);
+        const auto results =
+            resolver.resolve(host, std::to_string(port), tcp::resolver::passive, ec);
+        check(ec);
+        if (results.empty()) check(asio::error::host_not_found);
+        endpoint = results.begin()->endpoint();
+    }
+    auto& acceptor = state_->acceptor_;
+    acceptor.open(endpoint.protocol(), ec);
+    check(ec);
+    acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+    check(ec);
+    acceptor.bind(endpoint, ec);
+    check(ec);
+    acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    check(ec);
+    state_->port_ = acceptor.local_endpoint(ec).port();
+    check(ec);
+    state_->accept();
+}
+
+http_server::~http_server() { stop(); }
+
+std::uint16_t http_server::port() const { return state_->port_; }
+
+void http_server::stop() { state_->stop(); }
+
+http_stats http_server::stats() const { return state_->stats_; }
+
+}  // namespace plugmon::agent
