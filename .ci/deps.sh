@@ -8,7 +8,7 @@
 # PLUGMON_SKIP_DEPS=1 skips it (packages managed by other means).
 
 PLUGMON_DEB_PACKAGES=(
-    build-essential cmake pkg-config g++ clang libclang-rt-14-dev
+    build-essential cmake pkg-config g++ clang clang-format libclang-rt-14-dev
     libboost-dev libboost-system-dev libpqxx-dev prometheus-cpp-dev libspdlog-dev libfmt-dev
     libtomlplusplus-dev libcli11-dev nlohmann-json3-dev zlib1g-dev
     libgtest-dev libgmock-dev libbenchmark-dev

@@ -71,7 +71,9 @@ enum class kind : std::uint32_t {
     aligned_array = 0x71c8e92fu,
 };
 
-constexpr bool is_aligned_kind(kind k) noexcept { return k == kind::aligned || k == kind::aligned_array; }
+constexpr bool is_aligned_kind(kind k) noexcept {
+    return k == kind::aligned || k == kind::aligned_array;
+}
 
 #ifdef NDEBUG
 constexpr bool report_misuse = false;
@@ -130,7 +132,9 @@ void* try_aligned(std::size_t size, std::size_t align, kind k) noexcept {
     return finish(block, block + aligned_prefix + skip, size, k);
 }
 
-bool valid_alignment(std::size_t align) noexcept { return align != 0 && (align & (align - 1)) == 0; }
+bool valid_alignment(std::size_t align) noexcept {
+    return align != 0 && (align & (align - 1)) == 0;
+}
 
 // The throwing forms: retry through the new-handler until it gives up ([new.delete.single]).
 void* allocate(std::size_t size, std::size_t align, kind k) {
@@ -158,7 +162,8 @@ bool matches(char* user, const header& h, kind k, char*& block) noexcept {
     std::uint64_t offset = header_size;
     if (is_aligned_kind(k)) {
         std::memcpy(&offset, user - aligned_prefix, sizeof offset);
-        if (offset < aligned_prefix || offset > reinterpret_cast<std::uintptr_t>(user)) return false;
+        if (offset < aligned_prefix || offset > reinterpret_cast<std::uintptr_t>(user))
+            return false;
     }
     if ((h.check ^ mix(user, h, offset)) != std::uint32_t(k)) return false;
     block = user - offset;
@@ -185,14 +190,18 @@ void release(void* ptr, kind expected, bool has_size, std::size_t sized) noexcep
             }
         }
         if (!known) {
-            if (report_misuse) misuse("operator delete of a pointer not from this operator new (or a corrupted header)");
+            if (report_misuse)
+                misuse(
+                    "operator delete of a pointer not from this operator new (or a corrupted "
+                    "header)");
             std::free(ptr);  // most likely another operator new's block: malloc()ed as it is
             return;
         }
     }
     if (report_misuse && found != expected)
         misuse("mismatched operator delete (array/non-array or aligned/unaligned)");
-    if (report_misuse && has_size && sized != h.size) misuse("sized operator delete with a size other than allocated");
+    if (report_misuse && has_size && sized != h.size)
+        misuse("sized operator delete with a size other than allocated");
     if (h.plugin != 0) plugmon::detail::alloc_account(h.plugin, 0, h.size);
     // A second delete of the same pointer then finds no valid check word (debug: reported).
     const std::uint32_t cleared = 0;
@@ -230,12 +239,24 @@ void* operator new[](std::size_t size, std::align_val_t align, const std::nothro
 
 void operator delete(void* ptr) noexcept { release(ptr, kind::plain, false, 0); }
 void operator delete[](void* ptr) noexcept { release(ptr, kind::array, false, 0); }
-void operator delete(void* ptr, std::size_t size) noexcept { release(ptr, kind::plain, true, size); }
-void operator delete[](void* ptr, std::size_t size) noexcept { release(ptr, kind::array, true, size); }
-void operator delete(void* ptr, const std::nothrow_t&) noexcept { release(ptr, kind::plain, false, 0); }
-void operator delete[](void* ptr, const std::nothrow_t&) noexcept { release(ptr, kind::array, false, 0); }
-void operator delete(void* ptr, std::align_val_t) noexcept { release(ptr, kind::aligned, false, 0); }
-void operator delete[](void* ptr, std::align_val_t) noexcept { release(ptr, kind::aligned_array, false, 0); }
+void operator delete(void* ptr, std::size_t size) noexcept {
+    release(ptr, kind::plain, true, size);
+}
+void operator delete[](void* ptr, std::size_t size) noexcept {
+    release(ptr, kind::array, true, size);
+}
+void operator delete(void* ptr, const std::nothrow_t&) noexcept {
+    release(ptr, kind::plain, false, 0);
+}
+void operator delete[](void* ptr, const std::nothrow_t&) noexcept {
+    release(ptr, kind::array, false, 0);
+}
+void operator delete(void* ptr, std::align_val_t) noexcept {
+    release(ptr, kind::aligned, false, 0);
+}
+void operator delete[](void* ptr, std::align_val_t) noexcept {
+    release(ptr, kind::aligned_array, false, 0);
+}
 void operator delete(void* ptr, std::size_t size, std::align_val_t) noexcept {
     release(ptr, kind::aligned, true, size);
 }

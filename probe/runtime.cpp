@@ -4,6 +4,7 @@
 
 #include "fingerprint.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdarg>
@@ -11,7 +12,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
-#include <algorithm>
 #include <mutex>
 #include <new>
 #include <string>
@@ -42,15 +42,17 @@ using layout::lane_header;
 using layout::name_entry;
 using layout::segment_header;
 
-std::uint64_t env_u64(const char* name, std::uint64_t fallback, std::uint64_t lo, std::uint64_t hi) {
+std::uint64_t env_u64(const char* name, std::uint64_t fallback, std::uint64_t lo,
+                      std::uint64_t hi) {
     const char* v = std::getenv(name);
     if (v == nullptr || *v == '\0') return fallback;
     char* end = nullptr;
     errno = 0;
     const unsigned long long x = std::strtoull(v, &end, 10);
     if (errno != 0 || *end != '\0' || x < lo || x > hi) {
-        std::fprintf(stderr, "plugmon: ignoring %s=%s (expected an integer in [%llu, %llu])\n", name,
-                     v, static_cast<unsigned long long>(lo), static_cast<unsigned long long>(hi));
+        std::fprintf(stderr, "plugmon: ignoring %s=%s (expected an integer in [%llu, %llu])\n",
+                     name, v, static_cast<unsigned long long>(lo),
+                     static_cast<unsigned long long>(hi));
         return fallback;
     }
     return x;
@@ -59,7 +61,7 @@ std::uint64_t env_u64(const char* name, std::uint64_t fallback, std::uint64_t lo
 std::string runtime_dir_from_env() {
     if (const char* d = std::getenv("PLUGMON_RUNTIME_DIR"); d != nullptr && *d != '\0') return d;
     // The system agent's directory (systemd RuntimeDirectory=plugmon) exists whenever it runs.
-    struct stat st{};
+    struct stat st {};
     if (::stat("/run/plugmon", &st) == 0 && S_ISDIR(st.st_mode)) return "/run/plugmon";
     if (const char* x = std::getenv("XDG_RUNTIME_DIR"); x != nullptr && *x != '\0')
         return std::string(x) + "/plugmon";
@@ -155,20 +157,22 @@ struct runtime {
             while (p < lane_slots) p <<= 1;
             lane_slots = p;
         }
-        name_capacity = std::uint32_t(env_u64("PLUGMON_NAMES", 4096, 16, layout::max_name_capacity));
-        statement_capacity = std::uint32_t(env_u64("PLUGMON_STATEMENTS", layout::default_statement_capacity,
-                                                   0, layout::max_statement_capacity));
+        name_capacity =
+            std::uint32_t(env_u64("PLUGMON_NAMES", 4096, 16, layout::max_name_capacity));
+        statement_capacity =
+            std::uint32_t(env_u64("PLUGMON_STATEMENTS", layout::default_statement_capacity, 0,
+                                  layout::max_statement_capacity));
         // Never build a segment the agent would refuse as too large.
-        while (layout::make_geometry(lanes, lane_slots, name_capacity, statement_capacity).segment_size >
-                   layout::max_segment_size &&
+        while (layout::make_geometry(lanes, lane_slots, name_capacity, statement_capacity)
+                       .segment_size > layout::max_segment_size &&
                lane_slots > layout::min_lane_slots)
             lane_slots >>= 1;
         exit_wait_ms = env_u64("PLUGMON_EXIT_WAIT_MS", 100, 0, 60000);
         reconnect_ms = env_u64("PLUGMON_RECONNECT_MS", 200, 10, 60000);
         resource_sampling = env_u64("PLUGMON_RESOURCE_SAMPLES", 1, 0, 1) != 0;
         const char* clock = std::getenv("PLUGMON_CLOCK");
-        clock_is_tsc = !(clock != nullptr && std::strcmp(clock, "monotonic") == 0) &&
-                       cpu_has_invariant_tsc();
+        clock_is_tsc =
+            !(clock != nullptr && std::strcmp(clock, "monotonic") == 0) && cpu_has_invariant_tsc();
         texts.emplace_back("");
         texts.emplace_back(layout::overflow_label);
     }
@@ -201,7 +205,8 @@ struct runtime {
         if (seg == nullptr || id == 0 || id > geo.statement_capacity) return;
         const auto& [text, fingerprint] = statements[id - 1];
         auto* e = reinterpret_cast<layout::statement_entry*>(reinterpret_cast<char*>(seg) +
-                                                             geo.statements_offset) + (id - 1);
+                                                             geo.statements_offset) +
+                  (id - 1);
         std::memcpy(e->text, text.data(), text.size());
         e->fingerprint = fingerprint;
         // release: pairs with the agent's length.load(acquire) before it reads text and fingerprint.
@@ -270,8 +275,8 @@ struct runtime {
                 // Sealed against resizing, so a mapping of it can never SIGBUS the agent.
                 if (::fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) == 0) {
                     step = "mmap";
-                    base = ::mmap(nullptr, geo.segment_size, PROT_READ | PROT_WRITE, MAP_SHARED,
-                                  fd, 0);
+                    base = ::mmap(nullptr, geo.segment_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+                                  0);
                 }
             }
         }
@@ -360,12 +365,18 @@ bool send_all(int fd, const void* buf, std::size_t len, int pass_fd) {
 
 const char* status_text(std::uint32_t s) {
     switch (layout::welcome_status(s)) {
-        case layout::welcome_status::accepted: return "accepted";
-        case layout::welcome_status::bad_message: return "bad message";
-        case layout::welcome_status::bad_segment: return "incompatible segment";
-        case layout::welcome_status::too_many: return "too many producers";
-        case layout::welcome_status::duplicate: return "duplicate segment";
-        case layout::welcome_status::agent_closing: return "agent shutting down";
+        case layout::welcome_status::accepted:
+            return "accepted";
+        case layout::welcome_status::bad_message:
+            return "bad message";
+        case layout::welcome_status::bad_segment:
+            return "incompatible segment";
+        case layout::welcome_status::too_many:
+            return "too many producers";
+        case layout::welcome_status::duplicate:
+            return "duplicate segment";
+        case layout::welcome_status::agent_closing:
+            return "agent shutting down";
     }
     return "unknown status";
 }
@@ -390,10 +401,9 @@ bool runtime::register_now(int timeout_ms) {
             ::setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
             ::setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
             if (::connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-                const layout::hello_message hello{layout::hello_magic,
-                                                  std::uint32_t(layout::message_type::hello),
-                                                  layout::protocol_version,
-                                                  std::uint32_t(::getpid()), seg_size};
+                const layout::hello_message hello{
+                    layout::hello_magic, std::uint32_t(layout::message_type::hello),
+                    layout::protocol_version, std::uint32_t(::getpid()), seg_size};
                 layout::welcome_message w{};
                 if (send_all(s, &hello, sizeof hello, fd) &&
                     ::recv(s, &w, sizeof w, 0) == static_cast<ssize_t>(sizeof w) &&
@@ -403,7 +413,8 @@ bool runtime::register_now(int timeout_ms) {
                         ok = true;
                         refused.store(false);
                     } else {
-                        refused.store(w.status != std::uint32_t(layout::welcome_status::agent_closing));
+                        refused.store(w.status !=
+                                      std::uint32_t(layout::welcome_status::agent_closing));
                         log_once(said_refused, "agent at %s refused this process: %s",
                                  socket_path.c_str(), status_text(w.status));
                     }
@@ -455,14 +466,16 @@ void runtime::sample_resources() {
         if (w == nullptr) return;  // no lane that never held plugin events: skip sampling
     }
     const std::uint64_t t = now();
-    auto put = [&](layout::resource_field f, std::uint32_t plugin, std::uint64_t v, std::uint64_t v2) {
+    auto put = [&](layout::resource_field f, std::uint32_t plugin, std::uint64_t v,
+                   std::uint64_t v2) {
         emit(w, layout::event_kind::resource, 0, plugin, 0, 0, 0, std::uint32_t(f), t, 0, v, v2);
     };
     char buf[4096];
     if (read_proc("/proc/self/statm", buf, sizeof buf)) {
         const char* p = std::strchr(buf, ' ');
         if (p != nullptr)
-            put(layout::resource_field::rss_bytes, 0, std::strtoull(p + 1, nullptr, 10) * std::uint64_t(::sysconf(_SC_PAGESIZE)), 0);
+            put(layout::resource_field::rss_bytes, 0,
+                std::strtoull(p + 1, nullptr, 10) * std::uint64_t(::sysconf(_SC_PAGESIZE)), 0);
     }
     if (read_proc("/proc/self/stat", buf, sizeof buf)) {
         // fields after the ")" that ends the command name: 3 state ... 14 utime 15 stime ... 20 threads
@@ -483,18 +496,22 @@ void runtime::sample_resources() {
         while (const dirent* e = ::readdir(d))
             if (e->d_name[0] != '.') ++n;
         ::closedir(d);
-        put(layout::resource_field::open_fds, 0, n > 0 ? n - 1 : 0, 0);  // minus the directory's own
+        put(layout::resource_field::open_fds, 0, n > 0 ? n - 1 : 0,
+            0);  // minus the directory's own
     }
     if (read_proc("/proc/self/io", buf, sizeof buf)) {
-        const std::uint64_t rd = field_after(buf, "\nread_bytes: "), wr = field_after(buf, "\nwrite_bytes: ");
+        const std::uint64_t rd = field_after(buf, "\nread_bytes: "),
+                            wr = field_after(buf, "\nwrite_bytes: ");
         if (rd != ~0ull) put(layout::resource_field::read_bytes, 0, rd, 0);
         if (wr != ~0ull) put(layout::resource_field::write_bytes, 0, wr, 0);
     }
-    const std::uint32_t high = std::min(alloc_high.load(std::memory_order_relaxed), geo.name_capacity);
+    const std::uint32_t high =
+        std::min(alloc_high.load(std::memory_order_relaxed), geo.name_capacity);
     for (std::uint32_t id = layout::first_name_id; id < high; ++id) {
         const std::uint64_t a = alloc_counters[id].allocated.load(std::memory_order_relaxed);
         if (a != 0)
-            put(layout::resource_field::alloc_bytes, id, a, alloc_counters[id].freed.load(std::memory_order_relaxed));
+            put(layout::resource_field::alloc_bytes, id, a,
+                alloc_counters[id].freed.load(std::memory_order_relaxed));
     }
 }
 
@@ -553,8 +570,8 @@ void runtime::helper_loop() {
             if (!attached.load()) {
                 // An agent that refused this segment will refuse it again: ask every 10 s,
                 // not every reconnect interval, so neither side floods its log.
-                const std::uint64_t wait_ms = refused.load() ? std::max<std::uint64_t>(reconnect_ms, 10000)
-                                                             : reconnect_ms;
+                const std::uint64_t wait_ms =
+                    refused.load() ? std::max<std::uint64_t>(reconnect_ms, 10000) : reconnect_ms;
                 std::this_thread::sleep_for(std::chrono::milliseconds(wait_ms));
                 continue;
             }
@@ -592,7 +609,8 @@ void on_exit_handover() {
     if (!r->attached.load() && r->exit_wait_ms > 0)
         plugmon::flush_to_agent(std::chrono::milliseconds(r->exit_wait_ms));
     if (r->attached.load()) {
-        const layout::bye_message bye{layout::hello_magic, std::uint32_t(layout::message_type::bye)};
+        const layout::bye_message bye{layout::hello_magic,
+                                      std::uint32_t(layout::message_type::bye)};
         send_all(r->sock.load(), &bye, sizeof bye, -1);
     }
 }
@@ -724,7 +742,8 @@ std::uint32_t intern_miss(name_cache_entry* set, std::string_view name) noexcept
     const char* text = nullptr;
     const std::uint32_t id = intern_slow(name, &text);
     if (text != nullptr) {
-        for (std::size_t i = name_cache_ways - 1; i > 0; --i) set[i] = set[i - 1];  // least recent out
+        for (std::size_t i = name_cache_ways - 1; i > 0; --i)
+            set[i] = set[i - 1];  // least recent out
         set[0] = name_cache_entry{name.data(), text, std::uint32_t(name.size()), id};
     }
     return id;
@@ -745,7 +764,8 @@ void alloc_account(std::uint32_t plugin, std::uint64_t allocated, std::uint64_t 
     if (allocated != 0) c.allocated.fetch_add(allocated, std::memory_order_relaxed);
     if (freed != 0) c.freed.fetch_add(freed, std::memory_order_relaxed);
     std::uint32_t high = alloc_high.load(std::memory_order_relaxed);
-    while (high <= plugin && !alloc_high.compare_exchange_weak(high, plugin + 1, std::memory_order_relaxed)) {
+    while (high <= plugin &&
+           !alloc_high.compare_exchange_weak(high, plugin + 1, std::memory_order_relaxed)) {
     }
 }
 

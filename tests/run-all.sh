@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command: installs the dependencies, builds plugmon, runs the unit, multi-process and
+# The test command: installs the dependencies, checks the formatting, builds plugmon, runs the unit, multi-process and
 # integration tests, then the unit and multi-process tests and the in-process store writer test
 # (label sanitize) again under ASan+UBSan and TSan, then short libFuzzer runs.
 #
@@ -99,6 +99,13 @@ run_stage() {
 }
 
 start=$SECONDS
+echo "=================== format (.clang-format: agent/, probe/, include/) ==================="
+if bash .ci/check-format.sh; then
+    summary+=("$(printf '%-9s %-28s PASS' format 'agent probe include')")
+else
+    summary+=("$(printf '%-9s %-28s FAIL  run: bash .ci/check-format.sh --fix' format 'agent probe include')")
+    status=1
+fi
 run_stage default 'unit|multiproc|integration' "${PLUGMON_TEST_JOBS:-2}"
 if ((sanitizers)); then
     run_stage asan 'unit|multiproc|sanitize' "${PLUGMON_SAN_TEST_JOBS:-1}"

@@ -17,8 +17,10 @@ void fill_durations(query_rollup& r, const dd_sketch& s) {
     r.sketch = s.encode();
 }
 
-histogram::histogram(const std::vector<std::uint64_t>& bounds_ns, const std::vector<std::uint16_t>& by_index)
-    : bounds_(bounds_ns), by_index_(by_index), n_(bounds_ns.size() + 1), buckets_(new cell[bounds_ns.size() + 1]) {}
+histogram::histogram(const std::vector<std::uint64_t>& bounds_ns,
+                     const std::vector<std::uint16_t>& by_index)
+    : bounds_(bounds_ns), by_index_(by_index), n_(bounds_ns.size() + 1),
+      buckets_(new cell[bounds_ns.size() + 1]) {}
 
 namespace {
 std::vector<std::uint16_t> buckets_by_index(const std::vector<std::uint64_t>& bounds) {
@@ -30,7 +32,9 @@ std::vector<std::uint16_t> buckets_by_index(const std::vector<std::uint64_t>& bo
         const auto first = std::lower_bound(bounds.begin(), bounds.end(), lo);
         const auto inside = std::lower_bound(first, bounds.end(), hi) - first;
         const auto b = std::uint16_t(first - bounds.begin());
-        out[i] = inside == 0 ? b : inside == 1 ? std::uint16_t(b | histogram::bucket_straddles) : histogram::bucket_search;
+        out[i] = inside == 0   ? b
+                 : inside == 1 ? std::uint16_t(b | histogram::bucket_straddles)
+                               : histogram::bucket_search;
     }
     return out;
 }
@@ -108,44 +112,51 @@ T* series_store::get_or_create(family<T>& f, const std::string& plugin, std::str
 
 query_series* series_store::query(const std::string& plugin, const std::string& op,
                                   const std::string& table, const std::string& tenant) {
-    query_series* s = get_or_create(queries_, plugin, key_of({&plugin, &op, &table, &tenant}),
-                         key_of({&plugin, &overflow, &overflow, &overflow}),
-                         key_of({&overflow, &overflow, &overflow, &overflow}), [&](int fold) {
-                             if (fold == fold_none)
-                                 return new query_series(plugin, op, table, tenant, bounds_.query_ns, bounds_.query_by_index);
-                             return new query_series(fold == fold_plugin ? plugin : overflow, overflow,
-                                                     overflow, overflow, bounds_.query_ns, bounds_.query_by_index);
-                         });
+    query_series* s = get_or_create(
+        queries_, plugin, key_of({&plugin, &op, &table, &tenant}),
+        key_of({&plugin, &overflow, &overflow, &overflow}),
+        key_of({&overflow, &overflow, &overflow, &overflow}), [&](int fold) {
+            if (fold == fold_none)
+                return new query_series(plugin, op, table, tenant, bounds_.query_ns,
+                                        bounds_.query_by_index);
+            return new query_series(fold == fold_plugin ? plugin : overflow, overflow, overflow,
+                                    overflow, bounds_.query_ns, bounds_.query_by_index);
+        });
     if (slow_ns_) s->slow_ns = slow_ns_(plugin);  // drain thread: the only writer
     return s;
 }
 
 execution_series* series_store::execution(const std::string& plugin, const std::string& tenant) {
-    return get_or_create(executions_, plugin, key_of({&plugin, &tenant}), key_of({&plugin, &overflow}),
-                         key_of({&overflow, &overflow}), [&](int fold) {
-                             if (fold == fold_none)
-                                 return new execution_series(plugin, tenant, bounds_.execution_ns, bounds_.execution_by_index);
-                             return new execution_series(fold == fold_plugin ? plugin : overflow,
-                                                         overflow, bounds_.execution_ns, bounds_.execution_by_index);
-                         });
+    return get_or_create(
+        executions_, plugin, key_of({&plugin, &tenant}), key_of({&plugin, &overflow}),
+        key_of({&overflow, &overflow}), [&](int fold) {
+            if (fold == fold_none)
+                return new execution_series(plugin, tenant, bounds_.execution_ns,
+                                            bounds_.execution_by_index);
+            return new execution_series(fold == fold_plugin ? plugin : overflow, overflow,
+                                        bounds_.execution_ns, bounds_.execution_by_index);
+        });
 }
 
 counter_series* series_store::counter(const std::string& plugin, const std::string& event) {
     return get_or_create(counters_, plugin, key_of({&plugin, &event}), key_of({&plugin, &overflow}),
                          key_of({&overflow, &overflow}), [&](int fold) {
                              if (fold == fold_none) return new counter_series(plugin, event);
-                             return new counter_series(fold == fold_plugin ? plugin : overflow, overflow);
+                             return new counter_series(fold == fold_plugin ? plugin : overflow,
+                                                       overflow);
                          });
 }
 
 pool_series* series_store::pool(const std::string& plugin) {
-    return get_or_create(pools_, plugin, plugin, plugin, overflow,
-                         [&](int fold) { return new pool_series(fold == fold_total ? overflow : plugin); });
+    return get_or_create(pools_, plugin, plugin, plugin, overflow, [&](int fold) {
+        return new pool_series(fold == fold_total ? overflow : plugin);
+    });
 }
 
 memory_series* series_store::memory(const std::string& plugin) {
-    return get_or_create(memories_, plugin, plugin, plugin, overflow,
-                         [&](int fold) { return new memory_series(fold == fold_total ? overflow : plugin); });
+    return get_or_create(memories_, plugin, plugin, plugin, overflow, [&](int fold) {
+        return new memory_series(fold == fold_total ? overflow : plugin);
+    });
 }
 
 void series_store::observe_memory(double t_seconds, const leak_settings& s) {
@@ -156,7 +167,8 @@ void series_store::observe_memory(double t_seconds, const leak_settings& s) {
 
 namespace {
 template <class T>
-std::vector<std::shared_ptr<const T>> list_of(const std::unordered_map<std::string, std::shared_ptr<T>>& m) {
+std::vector<std::shared_ptr<const T>> list_of(
+    const std::unordered_map<std::string, std::shared_ptr<T>>& m) {
     std::vector<std::shared_ptr<const T>> out;
     out.reserve(m.size());
     for (const auto& [key, s] : m) out.push_back(s);
@@ -197,8 +209,8 @@ std::size_t series_store::expire(family<T>& f, std::uint32_t expiry_windows) {
 }
 
 window_batch series_store::close_window(std::chrono::system_clock::time_point start,
-                                        std::chrono::nanoseconds length, std::uint32_t expiry_windows,
-                                        std::size_t& expired) {
+                                        std::chrono::nanoseconds length,
+                                        std::uint32_t expiry_windows, std::size_t& expired) {
     window_batch b;
     b.bucket_start = start;
     b.length = length;
@@ -228,8 +240,8 @@ window_batch series_store::close_window(std::chrono::system_clock::time_point st
     }
     for (auto& [key, s] : executions_.by_key) {
         if (s->window_calls == 0) continue;
-        b.executions.push_back(
-            {s->plugin, s->tenant, s->window_calls, s->window_errors, s->window_wall_ns, s->window_cpu_ns});
+        b.executions.push_back({s->plugin, s->tenant, s->window_calls, s->window_errors,
+                                s->window_wall_ns, s->window_cpu_ns});
         s->window_calls = s->window_errors = s->window_wall_ns = s->window_cpu_ns = 0;
     }
     {

@@ -24,7 +24,9 @@ namespace plugmon::agent {
 /// A counter with one writer: load+store, no read-modify-write on the drain path.
 class cell {
 public:
-    void add(std::uint64_t d) { v_.store(v_.load(std::memory_order_relaxed) + d, std::memory_order_relaxed); }
+    void add(std::uint64_t d) {
+        v_.store(v_.load(std::memory_order_relaxed) + d, std::memory_order_relaxed);
+    }
     void set(std::uint64_t x) { v_.store(x, std::memory_order_relaxed); }
     std::uint64_t get() const { return v_.load(std::memory_order_relaxed); }
 
@@ -36,19 +38,22 @@ private:
 class histogram {
 public:
     /// `by_index`: the bucket of every dd_sketch index (see bucket_bounds), or empty.
-    histogram(const std::vector<std::uint64_t>& bounds_ns, const std::vector<std::uint16_t>& by_index);
+    histogram(const std::vector<std::uint64_t>& bounds_ns,
+              const std::vector<std::uint16_t>& by_index);
     void observe(std::uint64_t ns);
     /// The same, for a value whose dd_sketch index the caller already has: a table lookup and at
     /// most one comparison instead of a binary search over the bounds.
     void observe_at(std::uint32_t sketch_index, std::uint64_t ns) {
-        const std::uint16_t e = by_index_.empty() ? std::uint16_t(bucket_search) : by_index_[sketch_index];
+        const std::uint16_t e =
+            by_index_.empty() ? std::uint16_t(bucket_search) : by_index_[sketch_index];
         if (e == bucket_search) return observe(ns);
         std::size_t b = e & bucket_mask;
         if (e & bucket_straddles) b += ns > bounds_[b];  // a bound lies inside this sketch bin
         buckets_[b].add(1);
         sum_ns_.add(ns);
     }
-    static constexpr std::uint16_t bucket_mask = 0x3fff, bucket_straddles = 0x4000, bucket_search = 0xffff;
+    static constexpr std::uint16_t bucket_mask = 0x3fff, bucket_straddles = 0x4000,
+                                   bucket_search = 0xffff;
     /// Count in bucket i (not cumulative); i == bounds size is the +Inf overflow bucket.
     std::uint64_t bucket(std::size_t i) const { return buckets_[i].get(); }
     std::uint64_t sum_ns() const { return sum_ns_.get(); }
@@ -72,7 +77,8 @@ struct series_base {
 
 struct query_series : series_base {
     query_series(std::string pl, std::string o, std::string t, std::string tn,
-                 const std::vector<std::uint64_t>& bounds, const std::vector<std::uint16_t>& by_index)
+                 const std::vector<std::uint64_t>& bounds,
+                 const std::vector<std::uint16_t>& by_index)
         : plugin(std::move(pl)), op(std::move(o)), table(std::move(t)), tenant(std::move(tn)),
           duration(bounds, by_index) {}
     std::string plugin, op, table, tenant;
@@ -128,7 +134,8 @@ struct counter_series : series_base {
 
 /// A leak detector fed by the drain thread, with its latest verdict readable by anyone.
 struct leak_watch {
-    leak_detector history{512};  // drain thread only; thinned beyond 512 points (evaluation is O(n))
+    leak_detector history{
+        512};  // drain thread only; thinned beyond 512 points (evaluation is O(n))
     std::atomic<bool> suspected{false};
     std::atomic<double> slope{0}, r2{0};
     void observe(double t_seconds, double value, const leak_settings& s) {
@@ -162,7 +169,8 @@ struct bucket_bounds {
     /// histogram::bucket_straddles when a bucket bound falls inside the sketch bin (or
     /// histogram::bucket_search when more than one does).
     std::vector<std::uint16_t> query_by_index, execution_by_index;
-    static bucket_bounds from_seconds(const std::vector<double>& query, const std::vector<double>& execution);
+    static bucket_bounds from_seconds(const std::vector<double>& query,
+                                      const std::vector<double>& execution);
 };
 
 /// calls, total_ns, min_ns, max_ns, the three percentiles and the encoded sketch of `r`, all
@@ -185,13 +193,15 @@ struct plugin_latency {
 class series_store {
 public:
     struct limits {
-        std::uint64_t total = 100000;       ///< live series of all families and plugins
-        std::uint64_t per_plugin = 10000;   ///< live series of any one plugin
+        std::uint64_t total = 100000;      ///< live series of all families and plugins
+        std::uint64_t per_plugin = 10000;  ///< live series of any one plugin
     };
     series_store(bucket_bounds bounds, limits budget);
     explicit series_store(bucket_bounds bounds) : series_store(std::move(bounds), limits{}) {}
     /// The slow-query threshold of a plugin, in ns (applied to query series created afterwards).
-    void set_slow_threshold(std::function<std::uint64_t(const std::string& plugin)> f) { slow_ns_ = std::move(f); }
+    void set_slow_threshold(std::function<std::uint64_t(const std::string& plugin)> f) {
+        slow_ns_ = std::move(f);
+    }
 
     // Find or create (drain thread). Beyond the budget the label set folds into the plugin's
     // __overflow__ series (per-plugin budget) or the all-__overflow__ series (total budget);
@@ -223,8 +233,9 @@ public:
     /// latency figures, resets the window state, and forgets series idle for `expiry_windows`
     /// windows (0: never). `expired` tells how many were forgotten: callers must drop any raw
     /// pointers to series they cached.
-    window_batch close_window(std::chrono::system_clock::time_point start, std::chrono::nanoseconds length,
-                              std::uint32_t expiry_windows, std::size_t& expired);
+    window_batch close_window(std::chrono::system_clock::time_point start,
+                              std::chrono::nanoseconds length, std::uint32_t expiry_windows,
+                              std::size_t& expired);
 
     /// Drain thread: feeds every plugin's live heap bytes to its leak detector.
     void observe_memory(double t_seconds, const leak_settings& s);
@@ -240,8 +251,8 @@ private:
         std::unordered_map<std::string, std::shared_ptr<T>> by_key;
     };
     template <class T, class Make>
-    T* get_or_create(family<T>& f, const std::string& plugin, std::string key, std::string plugin_overflow_key,
-                     std::string total_overflow_key, Make&& make);
+    T* get_or_create(family<T>& f, const std::string& plugin, std::string key,
+                     std::string plugin_overflow_key, std::string total_overflow_key, Make&& make);
     template <class T>
     std::size_t expire(family<T>& f, std::uint32_t expiry_windows);
 
@@ -254,7 +265,7 @@ private:
     family<counter_series> counters_;
     family<pool_series> pools_;
     family<memory_series> memories_;
-    std::size_t live_ = 0;                                   // guarded by mu_
+    std::size_t live_ = 0;                                       // guarded by mu_
     std::unordered_map<std::string, std::uint64_t> per_plugin_;  // guarded by mu_
     std::atomic<std::uint64_t> folded_sets_{0}, expired_{0};
 

@@ -38,7 +38,8 @@ void statement_book::add_slow(slow_sample s) {
     samples_.push_back(std::move(s));
 }
 
-std::vector<slow_sample> statement_book::recent(const std::string* plugin, std::size_t limit) const {
+std::vector<slow_sample> statement_book::recent(const std::string* plugin,
+                                                std::size_t limit) const {
     std::vector<slow_sample> out;
     std::lock_guard<std::mutex> lock(mu_);
     for (auto it = samples_.rbegin(); it != samples_.rend() && out.size() < limit; ++it)
@@ -46,8 +47,8 @@ std::vector<slow_sample> statement_book::recent(const std::string* plugin, std::
     return out;
 }
 
-std::vector<std::shared_ptr<const statement_stats>> statement_book::top(const std::string* plugin,
-                                                                         std::size_t per_plugin) const {
+std::vector<std::shared_ptr<const statement_stats>> statement_book::top(
+    const std::string* plugin, std::size_t per_plugin) const {
     std::map<std::string, std::vector<std::shared_ptr<const statement_stats>>> by_plugin;
     {
         std::lock_guard<std::mutex> lock(mu_);
@@ -57,10 +58,12 @@ std::vector<std::shared_ptr<const statement_stats>> statement_book::top(const st
     std::vector<std::shared_ptr<const statement_stats>> out;
     for (auto& [name, list] : by_plugin) {
         const std::size_t n = std::min(per_plugin, list.size());
-        std::partial_sort(list.begin(), list.begin() + std::ptrdiff_t(n), list.end(), [](const auto& a, const auto& b) {
-            return a->total_ns.get() != b->total_ns.get() ? a->total_ns.get() > b->total_ns.get()
-                                                          : a->fingerprint < b->fingerprint;
-        });
+        std::partial_sort(list.begin(), list.begin() + std::ptrdiff_t(n), list.end(),
+                          [](const auto& a, const auto& b) {
+                              return a->total_ns.get() != b->total_ns.get()
+                                         ? a->total_ns.get() > b->total_ns.get()
+                                         : a->fingerprint < b->fingerprint;
+                          });
         out.insert(out.end(), list.begin(), list.begin() + std::ptrdiff_t(n));
     }
     return out;

@@ -31,9 +31,11 @@ public:
     statement_book(std::size_t max_samples, std::size_t max_statements = 10000);
 
     /// Drain thread: the entry of (plugin, statement), created on first use.
-    statement_stats* find_or_create(const std::string& plugin, const std::string& text, std::uint64_t fingerprint);
+    statement_stats* find_or_create(const std::string& plugin, const std::string& text,
+                                    std::uint64_t fingerprint);
     /// Drain thread: one query of the entry (duration in ns).
-    static void record(statement_stats& s, std::uint64_t duration_ns, std::uint64_t rows, bool error, bool slow) {
+    static void record(statement_stats& s, std::uint64_t duration_ns, std::uint64_t rows,
+                       bool error, bool slow) {
         s.calls.add(1);
         s.errors.add(error);
         s.rows.add(rows);
@@ -47,7 +49,8 @@ public:
     /// The most recent slow samples, newest first, optionally of one plugin.
     std::vector<slow_sample> recent(const std::string* plugin, std::size_t limit) const;
     /// Each plugin's statements by total time, at most `per_plugin` each.
-    std::vector<std::shared_ptr<const statement_stats>> top(const std::string* plugin, std::size_t per_plugin) const;
+    std::vector<std::shared_ptr<const statement_stats>> top(const std::string* plugin,
+                                                            std::size_t per_plugin) const;
     std::uint64_t slow_total() const { return slow_total_.get(); }
     std::size_t size() const;
 
@@ -55,7 +58,7 @@ private:
     std::size_t max_samples_, max_statements_;
     mutable std::mutex mu_;
     std::unordered_map<std::string, std::shared_ptr<statement_stats>> by_key_;  // guarded by mu_
-    std::deque<slow_sample> samples_;                                          // guarded by mu_
+    std::deque<slow_sample> samples_;                                           // guarded by mu_
     cell slow_total_;
 };
 

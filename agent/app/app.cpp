@@ -38,11 +38,13 @@ namespace {
 int run_migrate(const config& cfg) {
     try {
         pqxx::connection c(cfg.postgres);
-        const auto r = store::migrate(c, cfg.dry_run, version,
-                                      [](const std::string& line) { std::printf("%s\n", line.c_str()); });
+        const auto r = store::migrate(c, cfg.dry_run, version, [](const std::string& line) {
+            std::printf("%s\n", line.c_str());
+        });
         if (cfg.dry_run)
-            std::printf("schema at version %d; %zu migration(s) pending (dry run: nothing applied)\n",
-                        r.from_version, r.applied.size());
+            std::printf(
+                "schema at version %d; %zu migration(s) pending (dry run: nothing applied)\n",
+                r.from_version, r.applied.size());
         else if (r.applied.empty())
             std::printf("schema at version %d: up to date\n", r.to_version);
         else
@@ -52,8 +54,8 @@ int run_migrate(const config& cfg) {
         std::fprintf(stderr, "plugmon-agent: migrate: %s\n", e.what());
         return 1;
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "plugmon-agent: migrate: cannot use %s: %s\n", mask_password(cfg.postgres).c_str(),
-                     e.what());
+        std::fprintf(stderr, "plugmon-agent: migrate: cannot use %s: %s\n",
+                     mask_password(cfg.postgres).c_str(), e.what());
         return 1;
     }
 }
@@ -65,13 +67,13 @@ void check_schema_at_start(const config& cfg) {
     try {
         c = std::make_unique<pqxx::connection>(cfg.postgres);
     } catch (const std::exception& e) {
-        spdlog::warn("store: PostgreSQL is not reachable yet ({}); windows go to the spool until it is",
-                     e.what());
+        spdlog::warn(
+            "store: PostgreSQL is not reachable yet ({}); windows go to the spool until it is",
+            e.what());
         return;
     }
-    const auto r = store::migrate(*c, false, version, [](const std::string& line) {
-        spdlog::info("store: {}", line);
-    });
+    const auto r = store::migrate(*c, false, version,
+                                  [](const std::string& line) { spdlog::info("store: {}", line); });
     spdlog::info("store: schema at version {}", r.to_version);
 }
 
@@ -189,9 +191,10 @@ private:
         spdlog::info("{}: draining and stopping", why);
         intake_.stop();
         if (!drainer_.stop(cfg_.exit_drain_timeout)) {
-            spdlog::error("the final drain did not finish within exit_drain_timeout ({}); "
-                          "exiting without it",
-                          format_duration(cfg_.exit_drain_timeout));
+            spdlog::error(
+                "the final drain did not finish within exit_drain_timeout ({}); "
+                "exiting without it",
+                format_duration(cfg_.exit_drain_timeout));
             std::_Exit(1);  // events were lost; the drain thread still uses what destructors free
         }
         const auto& t = drainer_.totals();
@@ -206,9 +209,10 @@ private:
     /// The final window is queued by now: write what time allows, spool the rest.
     bool stop_writer() {
         if (!writer_->stop(cfg_.exit_drain_timeout)) {
-            spdlog::warn("store: a database call outlived exit_drain_timeout; exiting, the "
-                         "unwritten batches stay in the spool {}",
-                         cfg_.spool_dir);
+            spdlog::warn(
+                "store: a database call outlived exit_drain_timeout; exiting, the "
+                "unwritten batches stay in the spool {}",
+                cfg_.spool_dir);
             return false;
         }
         spdlog::info("store: {} batches written, {} left in the spool for the next start",

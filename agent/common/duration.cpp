@@ -23,9 +23,15 @@ std::optional<std::uint64_t> parse_size(std::string_view text) {
         std::string_view name;
         std::uint64_t factor;
     };
-    constexpr suffix suffixes[] = {{"", 1},          {"B", 1},           {"KiB", 1ull << 10},
-                                   {"MiB", 1ull << 20}, {"GiB", 1ull << 30}, {"TiB", 1ull << 40},
-                                   {"KB", 1000},     {"MB", 1000'000},   {"GB", 1000'000'000},
+    constexpr suffix suffixes[] = {{"", 1},
+                                   {"B", 1},
+                                   {"KiB", 1ull << 10},
+                                   {"MiB", 1ull << 20},
+                                   {"GiB", 1ull << 30},
+                                   {"TiB", 1ull << 40},
+                                   {"KB", 1000},
+                                   {"MB", 1000'000},
+                                   {"GB", 1000'000'000},
                                    {"TB", 1000'000'000'000}};
     for (const auto& s : suffixes) {
         if (unit != s.name) continue;
@@ -45,10 +51,14 @@ std::optional<nanoseconds> parse_duration(std::string_view text) {
         std::int64_t ns;
     };
     // Longer suffixes first, so "ms" is not read as "m" followed by "s".
-    constexpr unit units[] = {
-        {"ns", 1},         {"us", 1'000},        {"\xC2\xB5s", 1'000},  // µs
-        {"ms", 1'000'000}, {"s", 1'000'000'000}, {"m", 60'000'000'000}, {"h", 3'600'000'000'000},
-        {"d", 86'400'000'000'000}};
+    constexpr unit units[] = {{"ns", 1},
+                              {"us", 1'000},
+                              {"\xC2\xB5s", 1'000},  // µs
+                              {"ms", 1'000'000},
+                              {"s", 1'000'000'000},
+                              {"m", 60'000'000'000},
+                              {"h", 3'600'000'000'000},
+                              {"d", 86'400'000'000'000}};
     std::int64_t total = 0;
     while (!text.empty()) {
         std::int64_t whole = 0;
@@ -96,8 +106,13 @@ std::string format_duration(nanoseconds d) {
         std::int64_t ns;
         const char* suffix;
     };
-    constexpr unit units[] = {{86'400'000'000'000, "d"}, {3'600'000'000'000, "h"}, {60'000'000'000, "m"}, {1'000'000'000, "s"},
-                              {1'000'000, "ms"},        {1'000, "us"},         {1, "ns"}};
+    constexpr unit units[] = {{86'400'000'000'000, "d"},
+                              {3'600'000'000'000, "h"},
+                              {60'000'000'000, "m"},
+                              {1'000'000'000, "s"},
+                              {1'000'000, "ms"},
+                              {1'000, "us"},
+                              {1, "ns"}};
     for (const auto& u : units)
         if (n % u.ns == 0) return std::to_string(n / u.ns) + u.suffix;
     return std::to_string(n) + "ns";

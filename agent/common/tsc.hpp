@@ -2,10 +2,10 @@
 // itself against CLOCK_MONOTONIC_RAW, so no producer can skew another's durations.
 #pragma once
 
+#include <time.h>
 #include <chrono>
 #include <cstdint>
 #include <thread>
-#include <time.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <x86intrin.h>
 #endif
@@ -19,7 +19,8 @@ inline std::uint64_t raw_ns() {
 }
 
 /// Nanoseconds per TSC tick, measured over `window` (1.0 where there is no TSC).
-inline double measure_ns_per_tick(std::chrono::milliseconds window = std::chrono::milliseconds(50)) {
+inline double measure_ns_per_tick(
+    std::chrono::milliseconds window = std::chrono::milliseconds(50)) {
 #if defined(__x86_64__) || defined(__i386__)
     const std::uint64_t n0 = raw_ns();
     const std::uint64_t t0 = __rdtsc();

@@ -23,7 +23,6 @@
 #include <toml++/toml.h>
 #include <CLI/CLI.hpp>
 
-
 namespace plugmon::agent {
 
 namespace {
@@ -454,7 +453,8 @@ const key_spec keys[] = {
      }},
     {"slow_query_threshold", "DURATION", "a query at least this long is slow (default 1s)",
      [](config& c, const value_in& v) {
-         c.slow_query_threshold = read_duration(v, std::chrono::microseconds{1}, std::chrono::hours{1});
+         c.slow_query_threshold =
+             read_duration(v, std::chrono::microseconds{1}, std::chrono::hours{1});
      }},
     {"slow_query_thresholds", "PLUGIN=DURATION,...",
      "per-plugin slow-query thresholds, e.g. billing=200ms,search=2s (TOML: a table)",
@@ -511,7 +511,8 @@ const key_spec keys[] = {
     {"postgres_retention", "DURATION",
      "stored rows older than this are dropped, a whole partition at a time (default 30d)",
      [](config& c, const value_in& v) {
-         c.postgres_retention = read_duration(v, std::chrono::hours{24}, std::chrono::hours{24 * 3660});
+         c.postgres_retention =
+             read_duration(v, std::chrono::hours{24}, std::chrono::hours{24 * 3660});
      }},
     {"postgres_downsample_after", "DURATION",
      "rollups older than this are merged into 1 h buckets (default 2d)",
@@ -522,7 +523,8 @@ const key_spec keys[] = {
     {"postgres_backoff_max", "DURATION",
      "longest wait between reconnection attempts to PostgreSQL (default 30s)",
      [](config& c, const value_in& v) {
-         c.postgres_backoff_max = read_duration(v, std::chrono::milliseconds{100}, std::chrono::hours{1});
+         c.postgres_backoff_max =
+             read_duration(v, std::chrono::milliseconds{100}, std::chrono::hours{1});
      }},
 };
 
@@ -757,8 +759,10 @@ config parse_command_line(int argc, const char* const* argv) {
     c.spool_dir = default_spool_dir();
     {
         char name[256] = {};
-        if (::gethostname(name, sizeof name - 1) == 0 && name[0] != '\0') c.host = name;
-        else c.host = "localhost";
+        if (::gethostname(name, sizeof name - 1) == 0 && name[0] != '\0')
+            c.host = name;
+        else
+            c.host = "localhost";
     }
     if (migrate->parsed()) {
         c.command = "migrate";
@@ -780,10 +784,11 @@ config parse_command_line(int argc, const char* const* argv) {
     if (c.command == "migrate" && c.postgres.empty())
         throw config_error("postgres", "postgres: migrate needs a database (--postgres URL)");
     if (c.postgres_downsample_after >= c.postgres_retention)
-        throw config_error("postgres_downsample_after",
-                           "postgres_downsample_after: " + format_duration(c.postgres_downsample_after) +
-                               " is not shorter than postgres_retention (" +
-                               format_duration(c.postgres_retention) + ")");
+        throw config_error(
+            "postgres_downsample_after",
+            "postgres_downsample_after: " + format_duration(c.postgres_downsample_after) +
+                " is not shorter than postgres_retention (" +
+                format_duration(c.postgres_retention) + ")");
     return c;
 }
 

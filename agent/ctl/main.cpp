@@ -33,7 +33,8 @@ namespace {
 /// GET http://<agent>/<target>; throws std::runtime_error naming the agent on failure.
 std::string http_get(const std::string& agent, const std::string& target) {
     const auto colon = agent.rfind(':');
-    if (colon == std::string::npos) throw std::runtime_error("--agent: expected host:port, got \"" + agent + "\"");
+    if (colon == std::string::npos)
+        throw std::runtime_error("--agent: expected host:port, got \"" + agent + "\"");
     std::string host = agent.substr(0, colon);
     if (host.size() > 1 && host.front() == '[') host = host.substr(1, host.size() - 2);
     const std::string port = agent.substr(colon + 1);
@@ -61,20 +62,23 @@ int status(const std::string& agent) {
     const auto& t = prods["totals"];
     std::printf("agent %s  version %s  %s\n", agent.c_str(), ready.value("version", "?").c_str(),
                 ready.value("ready", false) ? "ready" : "NOT READY");
-    std::printf("socket %s  store %s\n", ready.value("socket", "").c_str(), ready.value("store", "").c_str());
-    std::printf("drained %llu  dropped: full %llu  torn %llu  invalid %llu  (folded over budget %llu)\n",
-                t["drained"].get<unsigned long long>(), t["dropped"]["full"].get<unsigned long long>(),
-                t["dropped"]["torn"].get<unsigned long long>(), t["dropped"]["invalid"].get<unsigned long long>(),
-                t.value("folded", 0ull));
-    std::printf("%8s %8s %-12s %14s %12s %8s %8s\n", "PID", "UID", "STATE", "DRAINED", "FULL", "TORN", "INVALID");
+    std::printf("socket %s  store %s\n", ready.value("socket", "").c_str(),
+                ready.value("store", "").c_str());
+    std::printf(
+        "drained %llu  dropped: full %llu  torn %llu  invalid %llu  (folded over budget %llu)\n",
+        t["drained"].get<unsigned long long>(), t["dropped"]["full"].get<unsigned long long>(),
+        t["dropped"]["torn"].get<unsigned long long>(),
+        t["dropped"]["invalid"].get<unsigned long long>(), t.value("folded", 0ull));
+    std::printf("%8s %8s %-12s %14s %12s %8s %8s\n", "PID", "UID", "STATE", "DRAINED", "FULL",
+                "TORN", "INVALID");
     for (const auto& p : prods["producers"])
-        std::printf("%8d %8u %-12s %14llu %12llu %8llu %8llu\n", p["pid"].get<int>(), p["uid"].get<unsigned>(),
-                    p["state"].get<std::string>().c_str(), p["drained"].get<unsigned long long>(),
-                    p["dropped_full"].get<unsigned long long>(), p["torn"].get<unsigned long long>(),
-                    p["invalid"].get<unsigned long long>());
+        std::printf("%8d %8u %-12s %14llu %12llu %8llu %8llu\n", p["pid"].get<int>(),
+                    p["uid"].get<unsigned>(), p["state"].get<std::string>().c_str(),
+                    p["drained"].get<unsigned long long>(),
+                    p["dropped_full"].get<unsigned long long>(),
+                    p["torn"].get<unsigned long long>(), p["invalid"].get<unsigned long long>());
     return ready.value("ready", false) ? 0 : 1;
 }
-
 
 // ---- usage -------------------------------------------------------------------------------------
 
@@ -116,15 +120,17 @@ std::vector<usage::usage_row> fetch_usage(const std::string& url, const usage::p
         throw usage_db_error("cannot connect to PostgreSQL at " + shown + ": " + why);
     }
     const std::string query =
-        "SELECT coalesce(tenant, ''), coalesce(plugin, ''), queries, query_errors, query_ns, rows, executions, "
+        "SELECT coalesce(tenant, ''), coalesce(plugin, ''), queries, query_errors, query_ns, rows, "
+        "executions, "
         "execution_errors, cpu_ns, wall_ns FROM plugmon.usage($1::timestamptz, $2::timestamptz)" +
-        std::string(tenant.empty() ? " WHERE $3::text = ''" : " WHERE coalesce(tenant, '') = $3::text") +
+        std::string(tenant.empty() ? " WHERE $3::text = ''"
+                                   : " WHERE coalesce(tenant, '') = $3::text") +
         " ORDER BY 1, 2";
     std::vector<usage::usage_row> rows;
     try {
         pqxx::read_transaction tx(*conn);
-        const pqxx::result r =
-            tx.exec_params(query, usage::format_timestamp(when.from), usage::format_timestamp(when.to), tenant);
+        const pqxx::result r = tx.exec_params(query, usage::format_timestamp(when.from),
+                                              usage::format_timestamp(when.to), tenant);
         for (const auto& row : r) {
             usage::usage_row u;
             u.tenant = row[0].as<std::string>();
@@ -143,9 +149,11 @@ std::vector<usage::usage_row> fetch_usage(const std::string& url, const usage::p
         std::string why = e.what();
         while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
         if (e.sqlstate() == "42883" || e.sqlstate() == "3F000")
-            throw usage_db_error("the database at " + shown +
-                                 " has no plugmon.usage() function; plugmon-agent creates it when it migrates "
-                                 "the schema (" + why + ")");
+            throw usage_db_error(
+                "the database at " + shown +
+                " has no plugmon.usage() function; plugmon-agent creates it when it migrates "
+                "the schema (" +
+                why + ")");
         throw usage_db_error("querying plugmon.usage() at " + shown + ": " + why);
     } catch (const pqxx::broken_connection& e) {
         throw usage_db_error("lost the connection to PostgreSQL at " + shown + ": " + e.what());
@@ -212,21 +220,23 @@ std::string join(const std::vector<std::string>& v, const char* sep) {
 }
 
 nlohmann::json usage_json(const usage::usage_row& r) {
-    return {{"tenant", r.tenant},           {"plugin", r.plugin},
-            {"queries", r.queries},         {"query_errors", r.query_errors},
-            {"query_ns", r.query_ns},       {"rows", r.rows},
-            {"executions", r.executions},   {"execution_errors", r.execution_errors},
-            {"cpu_ns", r.cpu_ns},           {"wall_ns", r.wall_ns}};
+    return {{"tenant", r.tenant},         {"plugin", r.plugin},
+            {"queries", r.queries},       {"query_errors", r.query_errors},
+            {"query_ns", r.query_ns},     {"rows", r.rows},
+            {"executions", r.executions}, {"execution_errors", r.execution_errors},
+            {"cpu_ns", r.cpu_ns},         {"wall_ns", r.wall_ns}};
 }
 
 void print_usage_table(std::ostream& out, const std::vector<usage::usage_row>& rows) {
-    text_table t({"TENANT", "PLUGIN", "QUERIES", "Q_ERRORS", "QUERY_S", "ROWS", "EXECUTIONS", "E_ERRORS",
-                  "CPU_S", "WALL_S"},
+    text_table t({"TENANT", "PLUGIN", "QUERIES", "Q_ERRORS", "QUERY_S", "ROWS", "EXECUTIONS",
+                  "E_ERRORS", "CPU_S", "WALL_S"},
                  {false, false, true, true, true, true, true, true, true, true});
     for (const auto& r : rows)
-        t.add({shown_tenant(r.tenant), r.plugin, std::to_string(r.queries), std::to_string(r.query_errors),
-               seconds_text(r.query_ns, false), std::to_string(r.rows), std::to_string(r.executions),
-               std::to_string(r.execution_errors), seconds_text(r.cpu_ns, false), seconds_text(r.wall_ns, false)});
+        t.add({shown_tenant(r.tenant), r.plugin, std::to_string(r.queries),
+               std::to_string(r.query_errors), seconds_text(r.query_ns, false),
+               std::to_string(r.rows), std::to_string(r.executions),
+               std::to_string(r.execution_errors), seconds_text(r.cpu_ns, false),
+               seconds_text(r.wall_ns, false)});
     t.print(out);
 }
 
@@ -240,15 +250,17 @@ void print_usage(std::ostream& out, const usage_options& o, const usage::period&
         for (const auto& r : rows) j["rows"].push_back(usage_json(r));
         out << j.dump(2) << '\n';
     } else if (o.format == "csv") {
-        csv_line(out, {"tenant", "plugin", "queries", "query_errors", "query_seconds", "rows", "executions",
-                       "execution_errors", "cpu_seconds", "wall_seconds"});
+        csv_line(out, {"tenant", "plugin", "queries", "query_errors", "query_seconds", "rows",
+                       "executions", "execution_errors", "cpu_seconds", "wall_seconds"});
         for (const auto& r : rows)
-            csv_line(out, {r.tenant, r.plugin, std::to_string(r.queries), std::to_string(r.query_errors),
-                           seconds_text(r.query_ns, true), std::to_string(r.rows), std::to_string(r.executions),
-                           std::to_string(r.execution_errors), seconds_text(r.cpu_ns, true),
-                           seconds_text(r.wall_ns, true)});
+            csv_line(out,
+                     {r.tenant, r.plugin, std::to_string(r.queries), std::to_string(r.query_errors),
+                      seconds_text(r.query_ns, true), std::to_string(r.rows),
+                      std::to_string(r.executions), std::to_string(r.execution_errors),
+                      seconds_text(r.cpu_ns, true), seconds_text(r.wall_ns, true)});
     } else {
-        out << "usage " << usage::format_timestamp(when.from) << " .. " << usage::format_timestamp(when.to) << '\n';
+        out << "usage " << usage::format_timestamp(when.from) << " .. "
+            << usage::format_timestamp(when.to) << '\n';
         print_usage_table(out, rows);
     }
 }
@@ -313,38 +325,45 @@ void print_invoice(std::ostream& out, const usage_options& o, const usage::invoi
         return;
     }
     if (o.format == "csv") {
-        csv_line(out, {"kind", "tenant", "plan", "model", "metric", "plugins", "quantity", "allowance", "billable",
-                       "amount", "currency"});
+        csv_line(out, {"kind", "tenant", "plan", "model", "metric", "plugins", "quantity",
+                       "allowance", "billable", "amount", "currency"});
         for (const auto& t : tenants) {
             for (const auto& l : inv.lines)
                 if (l.tenant == t)
-                    csv_line(out, {"line", l.tenant, l.plan, usage::to_string(l.model), usage::to_string(l.metric),
-                                   join(l.plugins, ";"), usage::format_nano(l.quantity_nano),
-                                   usage::format_nano(l.allowance_nano), usage::format_nano(l.billable_nano),
-                                   money(l.amount_minor), inv.currency});
-            csv_line(out, {"subtotal", t, "", "", "", "", "", "", "", money(inv.tenant_total_minor(t)), inv.currency});
+                    csv_line(
+                        out,
+                        {"line", l.tenant, l.plan, usage::to_string(l.model),
+                         usage::to_string(l.metric), join(l.plugins, ";"),
+                         usage::format_nano(l.quantity_nano), usage::format_nano(l.allowance_nano),
+                         usage::format_nano(l.billable_nano), money(l.amount_minor), inv.currency});
+            csv_line(out, {"subtotal", t, "", "", "", "", "", "", "",
+                           money(inv.tenant_total_minor(t)), inv.currency});
         }
-        csv_line(out, {"total", "", "", "", "", "", "", "", "", money(inv.total_minor()), inv.currency});
+        csv_line(out,
+                 {"total", "", "", "", "", "", "", "", "", money(inv.total_minor()), inv.currency});
         for (const auto& r : inv.unmatched)
             csv_line(out, {"unmatched", r.tenant, "", "", "", r.plugin, "", "", "", "", ""});
         return;
     }
     char months[32];
     std::snprintf(months, sizeof months, "%.4g", usage::months_covered(inv.when));
-    out << "usage " << usage::format_timestamp(inv.when.from) << " .. " << usage::format_timestamp(inv.when.to)
-        << "  (" << months << " month" << (usage::months_covered(inv.when) == 1.0 ? "" : "s") << ")  pricing "
-        << o.pricing << '\n';
-    text_table t({"TENANT", "PLAN", "MODEL", "METRIC", "PLUGINS", "QUANTITY", "ALLOWANCE", "BILLABLE",
-                  "AMOUNT " + inv.currency},
+    out << "usage " << usage::format_timestamp(inv.when.from) << " .. "
+        << usage::format_timestamp(inv.when.to) << "  (" << months << " month"
+        << (usage::months_covered(inv.when) == 1.0 ? "" : "s") << ")  pricing " << o.pricing
+        << '\n';
+    text_table t({"TENANT", "PLAN", "MODEL", "METRIC", "PLUGINS", "QUANTITY", "ALLOWANCE",
+                  "BILLABLE", "AMOUNT " + inv.currency},
                  {false, false, false, false, false, true, true, true, true});
     for (const auto& tenant : tenants) {
         for (const auto& l : inv.lines)
             if (l.tenant == tenant)
-                t.add({shown_tenant(l.tenant), l.plan, usage::to_string(l.model), usage::to_string(l.metric),
-                       join(l.plugins, ","), quantity_text(l.quantity_nano, l.metric),
-                       quantity_text(l.allowance_nano, l.metric), quantity_text(l.billable_nano, l.metric),
-                       money(l.amount_minor)});
-        t.add({shown_tenant(tenant), "subtotal", "", "", "", "", "", "", money(inv.tenant_total_minor(tenant))});
+                t.add({shown_tenant(l.tenant), l.plan, usage::to_string(l.model),
+                       usage::to_string(l.metric), join(l.plugins, ","),
+                       quantity_text(l.quantity_nano, l.metric),
+                       quantity_text(l.allowance_nano, l.metric),
+                       quantity_text(l.billable_nano, l.metric), money(l.amount_minor)});
+        t.add({shown_tenant(tenant), "subtotal", "", "", "", "", "", "",
+               money(inv.tenant_total_minor(tenant))});
     }
     t.add({"TOTAL", "", "", "", "", "", "", "", money(inv.total_minor())});
     t.print(out);
@@ -357,7 +376,8 @@ void print_invoice(std::ostream& out, const usage_options& o, const usage::invoi
 usage::timestamp parse_bound(const char* flag, const std::string& text) {
     const auto t = usage::parse_timestamp(text);
     if (!t)
-        throw usage_input_error(std::string(flag) + ": expected YYYY-MM-DD or RFC 3339 (2026-11-01T00:00:00Z), got \"" +
+        throw usage_input_error(std::string(flag) +
+                                ": expected YYYY-MM-DD or RFC 3339 (2026-11-01T00:00:00Z), got \"" +
                                 text + "\"");
     return *t;
 }
@@ -368,12 +388,14 @@ int run_usage(usage_options o) {
     try {
         when = {parse_bound("--from", o.from), parse_bound("--to", o.to)};
         if (!(when.from < when.to))
-            throw usage_input_error("--from (" + usage::format_timestamp(when.from) + ") must be before --to (" +
-                                    usage::format_timestamp(when.to) + ")");
+            throw usage_input_error("--from (" + usage::format_timestamp(when.from) +
+                                    ") must be before --to (" + usage::format_timestamp(when.to) +
+                                    ")");
         if (o.postgres.empty())
             if (const char* env = std::getenv("PLUGMON_POSTGRES")) o.postgres = env;
         if (o.postgres.empty())
-            throw usage_input_error("--postgres: no connection string (give --postgres URL or set PLUGMON_POSTGRES)");
+            throw usage_input_error(
+                "--postgres: no connection string (give --postgres URL or set PLUGMON_POSTGRES)");
         if (!o.pricing.empty()) prices = usage::load_pricing(o.pricing);
     } catch (const usage_input_error& e) {
         std::fprintf(stderr, "plugmonctl: usage: %s\n", e.what());
@@ -397,7 +419,9 @@ int run_usage(usage_options o) {
     print_invoice(std::cout, o, inv);
     std::cout.flush();
     if (!inv.unmatched.empty()) {
-        std::fprintf(stderr, "plugmonctl: usage: %zu (tenant, plugin) pair%s match%s no plan in %s and %s not billed\n",
+        std::fprintf(stderr,
+                     "plugmonctl: usage: %zu (tenant, plugin) pair%s match%s no plan in %s and %s "
+                     "not billed\n",
                      inv.unmatched.size(), inv.unmatched.size() == 1 ? "" : "s",
                      inv.unmatched.size() == 1 ? "es" : "", o.pricing.c_str(),
                      inv.unmatched.size() == 1 ? "is" : "are");
@@ -409,10 +433,12 @@ int run_usage(usage_options o) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    CLI::App app{"plugmonctl: inspect a running plugmon agent, and bill plugin usage from its database"};
+    CLI::App app{
+        "plugmonctl: inspect a running plugmon agent, and bill plugin usage from its database"};
     app.set_version_flag("--version", plugmon::agent::version);
     std::string agent = "127.0.0.1:9464";
-    app.add_option("--agent", agent, "The agent's HTTP listener (host:port)")->capture_default_str();
+    app.add_option("--agent", agent, "The agent's HTTP listener (host:port)")
+        ->capture_default_str();
     auto* st = app.add_subcommand("status", "Health, producers and drop counters");
     auto* top = app.add_subcommand(
         "top", "Live per-plugin view: calls/s, errors, p99, query time, CPU, live memory");
@@ -425,10 +451,14 @@ int main(int argc, char** argv) {
     auto* us = app.add_subcommand(
         "usage", "Plugin usage per tenant over a period, from PostgreSQL; priced with --pricing");
     usage_options uo;
-    us->add_option("--postgres", uo.postgres, "PostgreSQL connection string (default: $PLUGMON_POSTGRES)");
-    us->add_option("--from", uo.from, "Start, included: YYYY-MM-DD (UTC midnight) or RFC 3339")->required();
-    us->add_option("--to", uo.to, "End, excluded: YYYY-MM-DD (UTC midnight) or RFC 3339")->required();
-    us->add_option("--pricing", uo.pricing, "Pricing file (TOML); without it the usage is printed unpriced");
+    us->add_option("--postgres", uo.postgres,
+                   "PostgreSQL connection string (default: $PLUGMON_POSTGRES)");
+    us->add_option("--from", uo.from, "Start, included: YYYY-MM-DD (UTC midnight) or RFC 3339")
+        ->required();
+    us->add_option("--to", uo.to, "End, excluded: YYYY-MM-DD (UTC midnight) or RFC 3339")
+        ->required();
+    us->add_option("--pricing", uo.pricing,
+                   "Pricing file (TOML); without it the usage is printed unpriced");
     us->add_option("--tenant", uo.tenant, "Only this tenant");
     us->add_option("--format", uo.format, "Output: table, csv or json")
         ->check(CLI::IsMember({"table", "csv", "json"}))
@@ -444,13 +474,15 @@ int main(int argc, char** argv) {
     if (top->parsed()) {
         // The upper bound keeps every sleep and poll timeout far from overflow.
         if (!(interval > 0 && interval <= 86400)) {
-            std::fprintf(stderr,
-                         "plugmonctl: --interval must be a number of seconds in (0, 86400], got %g\n",
-                         interval);
+            std::fprintf(
+                stderr,
+                "plugmonctl: --interval must be a number of seconds in (0, 86400], got %g\n",
+                interval);
             return 2;
         }
         if (iterations_opt->count() > 0 && iterations < 1) {
-            std::fprintf(stderr, "plugmonctl: --iterations must be at least 1, got %d\n", iterations);
+            std::fprintf(stderr, "plugmonctl: --iterations must be at least 1, got %d\n",
+                         iterations);
             return 2;
         }
     }
@@ -480,7 +512,8 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "plugmonctl: top: the terminal: %s\n", e.what());
         return 1;
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "plugmonctl: cannot reach the agent at %s: %s\n", agent.c_str(), e.what());
+        std::fprintf(stderr, "plugmonctl: cannot reach the agent at %s: %s\n", agent.c_str(),
+                     e.what());
         return 1;
     }
     return 0;

@@ -86,7 +86,8 @@ void drain::loop() {
             // the dozen points a fit needs (repeated values form steps; the fit copes).
             if (now - last_resource_check_ >= std::chrono::milliseconds(250)) {
                 last_resource_check_ = now;
-                observe_resources(list, std::chrono::duration<double>(now.time_since_epoch()).count());
+                observe_resources(list,
+                                  std::chrono::duration<double>(now.time_since_epoch()).count());
             }
             last_housekeeping = now;
             std::uint64_t backlog = 0, worst_ppm = 0;
@@ -149,10 +150,12 @@ void drain::close_window(std::chrono::system_clock::time_point now,
 /// The resource figures at a window's close: each sampled producer's latest process sample and
 /// each plugin's heap totals.
 void drain::add_resource_rows(window_batch& b, const std::vector<std::shared_ptr<producer>>& list) {
-    const auto at = b.bucket_start + std::chrono::duration_cast<std::chrono::system_clock::duration>(b.length);
+    const auto at =
+        b.bucket_start + std::chrono::duration_cast<std::chrono::system_clock::duration>(b.length);
     for (const auto& p : list) {
         const producer::process_resources& r = p->resources_;
-        if (p->state() != producer_state::attached || !r.sampled.load(std::memory_order_acquire)) continue;
+        if (p->state() != producer_state::attached || !r.sampled.load(std::memory_order_acquire))
+            continue;
         resource_row row;
         row.at = at;
         row.pid = p->pid();
@@ -179,7 +182,9 @@ void drain::add_resource_rows(window_batch& b, const std::vector<std::shared_ptr
 /// RSS of every producer and live heap bytes of every plugin, into their leak detectors.
 void drain::observe_resources(const std::vector<std::shared_ptr<producer>>& list, double t) {
     for (const auto& p : list) {
-        if (p->state() != producer_state::attached || !p->resources_.sampled.load(std::memory_order_acquire)) continue;
+        if (p->state() != producer_state::attached ||
+            !p->resources_.sampled.load(std::memory_order_acquire))
+            continue;
         p->resources_.leak.observe(t, double(p->resources_.rss_bytes.get()), opt_.leak);
     }
     store_.observe_memory(t, opt_.leak);
@@ -281,7 +286,8 @@ void drain::finish(producer& p) {
 namespace {
 constexpr std::uint64_t pack(std::uint32_t a, std::uint32_t b, std::uint32_t c, std::uint32_t d) {
     // Name ids are below layout::max_name_capacity (2^16): four fit in one key.
-    return std::uint64_t(a) | std::uint64_t(b) << 16 | std::uint64_t(c) << 32 | std::uint64_t(d) << 48;
+    return std::uint64_t(a) | std::uint64_t(b) << 16 | std::uint64_t(c) << 32 |
+           std::uint64_t(d) << 48;
 }
 static_assert(layout::max_name_capacity <= (1u << 16));
 }  // namespace
@@ -299,7 +305,9 @@ void drain::note_statement(producer& p, const event& e, const statement_text* st
         const std::uint64_t key = std::uint64_t(e.plugin) << 32 | e.aux;
         auto it = p.statements_.find(key);
         if (it == p.statements_.end())
-            it = p.statements_.emplace(key, opt_.statements->find_or_create(text_of(e.plugin), st->text, st->fingerprint))
+            it = p.statements_
+                     .emplace(key, opt_.statements->find_or_create(text_of(e.plugin), st->text,
+                                                                   st->fingerprint))
                      .first;
         statement_book::record(*it->second, e.duration_ns, e.value, failed, slow);
     }
@@ -356,7 +364,8 @@ bool drain::consume(producer& p, const event& e) {
             if (s->folded) totals_.folded.add(1);
             const bool slow = e.duration_ns >= s->slow_ns;
             if (slow) totals_.slow.add(1);
-            if ((st != nullptr || slow) && opt_.statements != nullptr) note_statement(p, e, st, slow);
+            if ((st != nullptr || slow) && opt_.statements != nullptr)
+                note_statement(p, e, st, slow);
             return true;
         }
         case layout::event_kind::execution: {
@@ -393,7 +402,8 @@ bool drain::consume(producer& p, const event& e) {
             if (it == p.pools_.end()) {
                 const std::string* pl = seg.name(e.plugin);
                 if (!pl) return false;
-                it = p.pools_.emplace(e.plugin, producer::pool_last{store_.pool(*pl), 0, 0, 0}).first;
+                it = p.pools_.emplace(e.plugin, producer::pool_last{store_.pool(*pl), 0, 0, 0})
+                         .first;
             }
             auto& last = it->second;
             const std::uint64_t in_use = e.value & 0xffffffffu, idle = e.value >> 32,
@@ -415,11 +425,14 @@ bool drain::consume(producer& p, const event& e) {
                 if (it == p.memories_.end()) {
                     const std::string* pl = seg.name(e.plugin);
                     if (pl == nullptr || e.plugin == layout::name_empty) return false;
-                    it = p.memories_.emplace(e.plugin, producer::memory_last{store_.memory(*pl), 0, 0}).first;
+                    it = p.memories_
+                             .emplace(e.plugin, producer::memory_last{store_.memory(*pl), 0, 0})
+                             .first;
                 }
                 producer::memory_last& last = it->second;
                 // totals since the producer started: they only grow
-                if (e.value < last.allocated || e.value2 < last.freed || e.value2 > e.value) return false;
+                if (e.value < last.allocated || e.value2 < last.freed || e.value2 > e.value)
+                    return false;
                 last.series->allocated.add(e.value - last.allocated);
                 last.series->freed.add(e.value2 - last.freed);
                 last.allocated = e.value;
@@ -429,18 +442,32 @@ bool drain::consume(producer& p, const event& e) {
             }
             producer::process_resources& r = p.resources_;
             switch (field) {
-                case layout::resource_field::rss_bytes: r.rss_bytes.set(e.value); break;
-                case layout::resource_field::cpu_ns: r.cpu_ns.set(e.value); break;
-                case layout::resource_field::open_fds: r.open_fds.set(e.value); break;
-                case layout::resource_field::threads: r.threads.set(e.value); break;
-                case layout::resource_field::read_bytes: r.read_bytes.set(e.value); break;
-                case layout::resource_field::write_bytes: r.write_bytes.set(e.value); break;
-                case layout::resource_field::alloc_bytes: break;
+                case layout::resource_field::rss_bytes:
+                    r.rss_bytes.set(e.value);
+                    break;
+                case layout::resource_field::cpu_ns:
+                    r.cpu_ns.set(e.value);
+                    break;
+                case layout::resource_field::open_fds:
+                    r.open_fds.set(e.value);
+                    break;
+                case layout::resource_field::threads:
+                    r.threads.set(e.value);
+                    break;
+                case layout::resource_field::read_bytes:
+                    r.read_bytes.set(e.value);
+                    break;
+                case layout::resource_field::write_bytes:
+                    r.write_bytes.set(e.value);
+                    break;
+                case layout::resource_field::alloc_bytes:
+                    break;
             }
             r.sampled.store(true, std::memory_order_release);
             return true;
         }
-        case layout::event_kind::none: break;
+        case layout::event_kind::none:
+            break;
     }
     return false;
 }

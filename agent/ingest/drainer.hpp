@@ -4,10 +4,10 @@
 #pragma once
 
 #include "aggregate/series.hpp"
+#include "aggregate/statements.hpp"
 #include "ingest/producer.hpp"
 #include "ingest/segment.hpp"
 #include "pipeline/window_sink.hpp"
-#include "aggregate/statements.hpp"
 
 #include <array>
 #include <atomic>
@@ -27,13 +27,15 @@ namespace plugmon::agent {
 
 /// Agent-wide accounting, exported as plugmon_* self-metrics.
 struct drain_totals {
-    cell drained;                              ///< valid events aggregated
-    cell full, torn, invalid;                  ///< dropped, by reason
-    cell folded;  ///< drained events aggregated under __overflow__ labels (series budget)
+    cell drained;              ///< valid events aggregated
+    cell full, torn, invalid;  ///< dropped, by reason
+    cell folded;   ///< drained events aggregated under __overflow__ labels (series budget)
     cell windows;  ///< flush windows closed
     cell slow;     ///< queries at or above their plugin's slow threshold
-    cell resource_samples;  ///< process and heap samples from probes' helper threads (not in drained)
-    cell slow_unstored;  ///< slow-query samples beyond max_slow_per_window (counted in slow, not stored)
+    cell
+        resource_samples;  ///< process and heap samples from probes' helper threads (not in drained)
+    cell
+        slow_unstored;  ///< slow-query samples beyond max_slow_per_window (counted in slow, not stored)
     cell producers_registered, producers_finished, producers_quarantined;
     std::atomic<std::uint64_t> ring_used_ppm{0};  ///< fullest lane, parts per million
     std::atomic<std::uint64_t> backlog{0};
@@ -84,7 +86,8 @@ private:
     void note_statement(producer& p, const event& e, const statement_text* st, bool slow);
     void quarantine(producer& p, const char* why);
     void collect_drops(producer& p);
-    void close_window(std::chrono::system_clock::time_point now, const std::vector<std::shared_ptr<producer>>& list);
+    void close_window(std::chrono::system_clock::time_point now,
+                      const std::vector<std::shared_ptr<producer>>& list);
     void forget_series(const std::vector<std::shared_ptr<producer>>& list);
     void observe_resources(const std::vector<std::shared_ptr<producer>>& list, double t_seconds);
     void add_resource_rows(window_batch& b, const std::vector<std::shared_ptr<producer>>& list);
@@ -93,11 +96,11 @@ private:
     options opt_;
     drain_totals totals_;
     mutable std::mutex mu_;
-    std::vector<std::shared_ptr<producer>> registry_;  // guarded by mu_
-    std::uint64_t generation_ = 0;                     // guarded by mu_
-    std::deque<std::shared_ptr<producer>> finished_;   // guarded by mu_
-    std::chrono::system_clock::time_point window_start_{};  // drain thread
-    std::vector<slow_sample> window_slow_;                   // drain thread
+    std::vector<std::shared_ptr<producer>> registry_;              // guarded by mu_
+    std::uint64_t generation_ = 0;                                 // guarded by mu_
+    std::deque<std::shared_ptr<producer>> finished_;               // guarded by mu_
+    std::chrono::system_clock::time_point window_start_{};         // drain thread
+    std::vector<slow_sample> window_slow_;                         // drain thread
     std::chrono::steady_clock::time_point last_resource_check_{};  // drain thread
     std::atomic<bool> stop_{false};
     std::atomic<bool> running_{false};

@@ -5,14 +5,14 @@
 
 #include <boost/asio/post.hpp>
 
-#include <cerrno>
-#include <cstring>
-#include <filesystem>
-#include <stdexcept>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <stdexcept>
 
 namespace plugmon::agent {
 
@@ -80,49 +80,51 @@ void intake::stop() {
 }
 
 void intake::accept_more() {
-    listener_.async_wait(asio::posix::stream_descriptor::wait_read, [this](boost::system::error_code ec) {
-        if (ec || stopped_) return;
-        for (;;) {
-            const int fd = ::accept4(listener_.native_handle(), nullptr, nullptr,
-                                     SOCK_CLOEXEC | SOCK_NONBLOCK);
-            if (fd < 0) {
-                if (errno == EINTR) continue;
-                if (errno != EAGAIN && errno != EWOULDBLOCK)
-                    spdlog::warn("accept on {}: {}", path_, std::strerror(errno));
-                break;
-            }
-            if (connections_.load() >= opt_.max_producers + 16) {
-                totals_.refused_limit.add(1);
-                reply(fd, layout::welcome_status::too_many);
-                ::close(fd);
-                continue;
-            }
-            connections_.fetch_add(1);
-            auto c = std::make_shared<connection>(io_, fd);
-            c->timer.expires_after(opt_.hello_timeout);
-            c->timer.async_wait([c](boost::system::error_code tec) {
-                if (!tec && !c->prod) {
-                    boost::system::error_code ignored;
-                    c->sock.close(ignored);
+    listener_.async_wait(
+        asio::posix::stream_descriptor::wait_read, [this](boost::system::error_code ec) {
+            if (ec || stopped_) return;
+            for (;;) {
+                const int fd = ::accept4(listener_.native_handle(), nullptr, nullptr,
+                                         SOCK_CLOEXEC | SOCK_NONBLOCK);
+                if (fd < 0) {
+                    if (errno == EINTR) continue;
+                    if (errno != EAGAIN && errno != EWOULDBLOCK)
+                        spdlog::warn("accept on {}: {}", path_, std::strerror(errno));
+                    break;
                 }
-            });
-            c->sock.async_wait(asio::posix::stream_descriptor::wait_read,
-                               [this, c](boost::system::error_code wec) {
-                                   c->timer.cancel();
-                                   if (wec) {
-                                       connections_.fetch_sub(1);
-                                       return;
-                                   }
-                                   on_hello(c);
-                               });
-        }
-        accept_more();
-    });
+                if (connections_.load() >= opt_.max_producers + 16) {
+                    totals_.refused_limit.add(1);
+                    reply(fd, layout::welcome_status::too_many);
+                    ::close(fd);
+                    continue;
+                }
+                connections_.fetch_add(1);
+                auto c = std::make_shared<connection>(io_, fd);
+                c->timer.expires_after(opt_.hello_timeout);
+                c->timer.async_wait([c](boost::system::error_code tec) {
+                    if (!tec && !c->prod) {
+                        boost::system::error_code ignored;
+                        c->sock.close(ignored);
+                    }
+                });
+                c->sock.async_wait(asio::posix::stream_descriptor::wait_read,
+                                   [this, c](boost::system::error_code wec) {
+                                       c->timer.cancel();
+                                       if (wec) {
+                                           connections_.fetch_sub(1);
+                                           return;
+                                       }
+                                       on_hello(c);
+                                   });
+            }
+            accept_more();
+        });
 }
 
 void intake::reply(int fd, layout::welcome_status s) {
-    const layout::welcome_message w{layout::hello_magic, std::uint32_t(layout::message_type::welcome),
-                                    std::uint32_t(s), std::uint32_t(::getpid())};
+    const layout::welcome_message w{layout::hello_magic,
+                                    std::uint32_t(layout::message_type::welcome), std::uint32_t(s),
+                                    std::uint32_t(::getpid())};
     (void)::send(fd, &w, sizeof w, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
@@ -160,7 +162,8 @@ void intake::on_hello(const std::shared_ptr<connection>& c) {
         connections_.fetch_sub(1);
     };
     if (n != static_cast<ssize_t>(sizeof hello) || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
-        hello.magic != layout::hello_magic || hello.type != std::uint32_t(layout::message_type::hello) ||
+        hello.magic != layout::hello_magic ||
+        hello.type != std::uint32_t(layout::message_type::hello) ||
         hello.version != layout::protocol_version || memfd < 0) {
         totals_.refused_protocol.add(1);
         spdlog::warn("refused a registration: malformed hello (size {}, fd {})", n, memfd >= 0);
@@ -204,28 +207,29 @@ void intake::on_hello(const std::shared_ptr<connection>& c) {
 }
 
 void intake::watch(const std::shared_ptr<connection>& c) {
-    c->sock.async_wait(asio::posix::stream_descriptor::wait_read, [this, c](boost::system::error_code ec) {
-        bool clean = false;
-        bool closed = static_cast<bool>(ec);
-        while (!closed) {
-            layout::bye_message bye{};
-            const ssize_t n = ::recv(c->sock.native_handle(), &bye, sizeof bye, MSG_DONTWAIT);
-            if (n == static_cast<ssize_t>(sizeof bye) && bye.magic == layout::hello_magic &&
-                bye.type == std::uint32_t(layout::message_type::bye)) {
-                clean = true;  // the process is exiting; its socket closes when it is gone
-                continue;
+    c->sock.async_wait(
+        asio::posix::stream_descriptor::wait_read, [this, c](boost::system::error_code ec) {
+            bool clean = false;
+            bool closed = static_cast<bool>(ec);
+            while (!closed) {
+                layout::bye_message bye{};
+                const ssize_t n = ::recv(c->sock.native_handle(), &bye, sizeof bye, MSG_DONTWAIT);
+                if (n == static_cast<ssize_t>(sizeof bye) && bye.magic == layout::hello_magic &&
+                    bye.type == std::uint32_t(layout::message_type::bye)) {
+                    clean = true;  // the process is exiting; its socket closes when it is gone
+                    continue;
+                }
+                if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+                if (n <= 0) closed = true;
+                // Any other message is ignored: the protocol has nothing else for this direction.
             }
-            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-            if (n <= 0) closed = true;
-            // Any other message is ignored: the protocol has nothing else for this direction.
-        }
-        if (clean) c->prod->clean_.store(true);
-        if (!closed) return watch(c);
-        c->prod->mark_gone(c->prod->clean_.load());
-        boost::system::error_code ignored;
-        c->sock.close(ignored);
-        connections_.fetch_sub(1);
-    });
+            if (clean) c->prod->clean_.store(true);
+            if (!closed) return watch(c);
+            c->prod->mark_gone(c->prod->clean_.load());
+            boost::system::error_code ignored;
+            c->sock.close(ignored);
+            connections_.fetch_sub(1);
+        });
 }
 
 }  // namespace plugmon::agent

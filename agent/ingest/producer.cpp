@@ -9,9 +9,12 @@ namespace plugmon::agent {
 
 const char* to_string(producer_state s) {
     switch (s) {
-        case producer_state::attached: return "attached";
-        case producer_state::quarantined: return "quarantined";
-        case producer_state::finished: return "finished";
+        case producer_state::attached:
+            return "attached";
+        case producer_state::quarantined:
+            return "quarantined";
+        case producer_state::finished:
+            return "finished";
     }
     return "unknown";
 }

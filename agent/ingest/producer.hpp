@@ -24,7 +24,8 @@ const char* to_string(producer_state s);
 /// finally released by the drain thread.
 class producer {
 public:
-    producer(std::uint64_t id, int pid, unsigned uid, int memfd, std::unique_ptr<mapped_segment> seg);
+    producer(std::uint64_t id, int pid, unsigned uid, int memfd,
+             std::unique_ptr<mapped_segment> seg);
     ~producer();
     producer(const producer&) = delete;
     producer& operator=(const producer&) = delete;
@@ -89,7 +90,8 @@ private:
         std::uint64_t in_use, idle, waiting;
     };
     std::unordered_map<std::uint32_t, pool_last> pools_;
-    std::unordered_map<std::uint64_t, statement_stats*> statements_;  // (plugin id << 32 | statement id)
+    std::unordered_map<std::uint64_t, statement_stats*>
+        statements_;  // (plugin id << 32 | statement id)
     struct memory_last {
         memory_series* series;
         std::uint64_t allocated, freed;

@@ -14,15 +14,24 @@ namespace plugmon::agent {
 
 const char* to_string(reject_reason r) {
     switch (r) {
-        case reject_reason::none: return "none";
-        case reject_reason::fstat: return "fstat";
-        case reject_reason::unsealed: return "unsealed";
-        case reject_reason::size: return "size";
-        case reject_reason::mmap: return "mmap";
-        case reject_reason::not_ready: return "not_ready";
-        case reject_reason::magic: return "magic";
-        case reject_reason::version: return "version";
-        case reject_reason::geometry: return "geometry";
+        case reject_reason::none:
+            return "none";
+        case reject_reason::fstat:
+            return "fstat";
+        case reject_reason::unsealed:
+            return "unsealed";
+        case reject_reason::size:
+            return "size";
+        case reject_reason::mmap:
+            return "mmap";
+        case reject_reason::not_ready:
+            return "not_ready";
+        case reject_reason::magic:
+            return "magic";
+        case reject_reason::version:
+            return "version";
+        case reject_reason::geometry:
+            return "geometry";
     }
     return "unknown";
 }
@@ -37,7 +46,7 @@ std::unique_ptr<mapped_segment> mapped_segment::attach(int fd, reject_reason& wh
         detail = "segment is not sealed against resizing (F_SEAL_SHRINK|F_SEAL_GROW)";
         return nullptr;
     }
-    struct stat st{};
+    struct stat st {};
     if (::fstat(fd, &st) != 0) {
         why = reject_reason::fstat;
         detail = std::strerror(errno);
@@ -82,17 +91,20 @@ std::unique_ptr<mapped_segment> mapped_segment::attach(int fd, reject_reason& wh
                  std::to_string(layout::layout_version);
         return nullptr;
     }
-    const auto g = layout::make_geometry(h0.lane_count, h0.lane_slots, h0.name_capacity, h0.statement_capacity);
+    const auto g = layout::make_geometry(h0.lane_count, h0.lane_slots, h0.name_capacity,
+                                         h0.statement_capacity);
     const bool geometry_ok =
         h0.header_bytes == layout::header_size && h0.lane_count >= 1 &&
         h0.lane_count <= layout::max_lanes && layout::is_pow2(h0.lane_slots) &&
         h0.lane_slots >= layout::min_lane_slots && h0.lane_slots <= layout::max_lane_slots &&
-        h0.name_capacity >= layout::first_name_id && h0.name_capacity <= layout::max_name_capacity &&
+        h0.name_capacity >= layout::first_name_id &&
+        h0.name_capacity <= layout::max_name_capacity &&
         h0.name_entry_bytes == layout::name_entry_size && h0.clock <= 1 &&
         h0.lanes_offset == g.lanes_offset && h0.names_offset == g.names_offset &&
         h0.slots_offset == g.slots_offset && h0.segment_size == g.segment_size &&
         h0.statement_capacity <= layout::max_statement_capacity &&
-        h0.statement_entry_bytes == layout::statement_entry_size && h0.statements_offset == g.statements_offset;
+        h0.statement_entry_bytes == layout::statement_entry_size &&
+        h0.statements_offset == g.statements_offset;
     if (!geometry_ok) {
         why = reject_reason::geometry;
         detail = "inconsistent geometry (lanes " + std::to_string(h0.lane_count) + ", slots " +
@@ -236,7 +248,8 @@ bool mapped_segment::decode(const layout::slot& s, std::uint64_t index, double n
     if ((s.flags & ~layout::known_flags) != 0) return false;
     const std::uint32_t cap = geo_.name_capacity;
     if (s.plugin >= cap || s.op >= cap || s.table >= cap || s.tenant >= cap) return false;
-    if (s.plugin == layout::name_empty && s.kind != std::uint8_t(layout::event_kind::resource)) return false;
+    if (s.plugin == layout::name_empty && s.kind != std::uint8_t(layout::event_kind::resource))
+        return false;
     out.kind = layout::event_kind(s.kind);
     out.flags = s.flags;
     out.plugin = s.plugin;
@@ -249,7 +262,8 @@ bool mapped_segment::decode(const layout::slot& s, std::uint64_t index, double n
     out.duration_ns = ticks ? std::uint64_t(double(s.duration) * ns_per_tick) : s.duration;
     out.value = s.value;
     out.value2 = s.value2;
-    if (out.kind == layout::event_kind::resource && s.aux > std::uint32_t(layout::resource_field::last))
+    if (out.kind == layout::event_kind::resource &&
+        s.aux > std::uint32_t(layout::resource_field::last))
         return false;
     if (out.kind == layout::event_kind::query && s.aux > geo_.statement_capacity) return false;
     return true;

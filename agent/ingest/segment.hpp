@@ -79,7 +79,8 @@ public:
     /// trusted only to sort that producer's own events into drained and samples.
     std::uint32_t helper_lane() const {
         // acquire: pairs with the probe's helper_lane.store(release).
-        return reinterpret_cast<const layout::segment_header*>(base_)->helper_lane.load(std::memory_order_acquire);
+        return reinterpret_cast<const layout::segment_header*>(base_)->helper_lane.load(
+            std::memory_order_acquire);
     }
 
 private:
@@ -104,7 +105,8 @@ private:
 };
 
 template <class Sink>
-lane_result mapped_segment::drain_lane(std::uint32_t i, bool final, double ns_per_tick, Sink&& sink) {
+lane_result mapped_segment::drain_lane(std::uint32_t i, bool final, double ns_per_tick,
+                                       Sink&& sink) {
     lane_result r;
     layout::lane_header* h = lane(i);
     const bool shared = i == geo_.lane_count;

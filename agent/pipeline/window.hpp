@@ -50,8 +50,8 @@ struct window_batch {
     std::chrono::nanoseconds length{0};
     std::vector<query_rollup> queries;
     std::vector<execution_rollup> executions;
-    std::vector<slow_sample> slow;          ///< slow queries drained during the window
-    std::vector<resource_row> resources;    ///< processes and plugin heaps at the window's close
+    std::vector<slow_sample> slow;        ///< slow queries drained during the window
+    std::vector<resource_row> resources;  ///< processes and plugin heaps at the window's close
 };
 
 }  // namespace plugmon::agent

@@ -104,9 +104,8 @@ void window_fanout::publish(window_batch&& w) {
 bool window_fanout::stop(std::chrono::nanoseconds timeout) {
     if (stopped_) return true;
     stopped_ = true;
-    const auto deadline =
-        std::chrono::steady_clock::now() +
-        std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout);
+    const auto deadline = std::chrono::steady_clock::now() +
+                          std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout);
     for (const auto& r : runners_) {
         std::lock_guard<std::mutex> lock(r->mu);
         r->stopping = true;
@@ -165,12 +164,12 @@ void window_fanout::render_metrics(std::string& out) const {
               "Closed flush windows per sink, by result: delivered, failed (the sink threw), "
               "dropped (its queue overflowed).");
     for (const auto& s : all) {
-        x::sample(out, "plugmon_window_sink_windows_total", {{"sink", s.name}, {"result", "delivered"}},
-                  s.delivered);
-        x::sample(out, "plugmon_window_sink_windows_total", {{"sink", s.name}, {"result", "failed"}},
-                  s.failed);
-        x::sample(out, "plugmon_window_sink_windows_total", {{"sink", s.name}, {"result", "dropped"}},
-                  s.dropped);
+        x::sample(out, "plugmon_window_sink_windows_total",
+                  {{"sink", s.name}, {"result", "delivered"}}, s.delivered);
+        x::sample(out, "plugmon_window_sink_windows_total",
+                  {{"sink", s.name}, {"result", "failed"}}, s.failed);
+        x::sample(out, "plugmon_window_sink_windows_total",
+                  {{"sink", s.name}, {"result", "dropped"}}, s.dropped);
     }
     x::family(out, "plugmon_window_sink_queue_windows", "gauge",
               "Windows waiting in a sink's queue.");

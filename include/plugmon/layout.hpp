@@ -106,7 +106,8 @@ enum class segment_state : std::uint32_t { running = 0, closed = 1 };
 
 enum class event_kind : std::uint8_t {
     none = 0,
-    query = 1,      ///< op, table, tenant; duration; value = rows; flags & flag_error; aux = statement id or 0
+    query =
+        1,  ///< op, table, tenant; duration; value = rows; flags & flag_error; aux = statement id or 0
     execution = 2,  ///< tenant; duration (wall); value2 = thread CPU ns; flags & flag_error
     counter = 3,    ///< op = counter name; value = increment
     pool = 4,       ///< value = in_use | idle << 32; value2 = waiting
@@ -210,7 +211,8 @@ struct statement_entry {
 };
 
 static_assert(sizeof(slot) == slot_size);
-static_assert(offsetof(slot, plugin) == 8 && offsetof(slot, aux) == 24 && offsetof(slot, start) == 32);
+static_assert(offsetof(slot, plugin) == 8 && offsetof(slot, aux) == 24 &&
+              offsetof(slot, start) == 32);
 static_assert(offsetof(slot, value2) == 56);
 static_assert(std::is_trivially_copyable_v<slot>);
 static_assert(sizeof(segment_header) == header_size);
@@ -239,19 +241,23 @@ struct geometry {
     std::uint64_t segment_size;
 };
 
-constexpr std::uint64_t round_up(std::uint64_t v, std::uint64_t to) { return (v + to - 1) / to * to; }
+constexpr std::uint64_t round_up(std::uint64_t v, std::uint64_t to) {
+    return (v + to - 1) / to * to;
+}
 
 constexpr geometry make_geometry(std::uint32_t lane_count, std::uint32_t lane_slots,
                                  std::uint32_t name_capacity,
                                  std::uint32_t statement_capacity = default_statement_capacity) {
     geometry g{lane_count, lane_slots, name_capacity, statement_capacity, 0, 0, 0, 0, 0};
     g.lanes_offset = header_size;
-    g.names_offset = round_up(g.lanes_offset + std::uint64_t(lane_count + 1) * lane_header_size, 4096);
-    g.slots_offset = round_up(g.names_offset + std::uint64_t(name_capacity) * name_entry_size, 4096);
+    g.names_offset =
+        round_up(g.lanes_offset + std::uint64_t(lane_count + 1) * lane_header_size, 4096);
+    g.slots_offset =
+        round_up(g.names_offset + std::uint64_t(name_capacity) * name_entry_size, 4096);
     g.statements_offset =
         round_up(g.slots_offset + std::uint64_t(lane_count + 1) * lane_slots * slot_size, 4096);
-    g.segment_size =
-        round_up(g.statements_offset + std::uint64_t(statement_capacity) * statement_entry_size, 4096);
+    g.segment_size = round_up(
+        g.statements_offset + std::uint64_t(statement_capacity) * statement_entry_size, 4096);
     return g;
 }
 
@@ -288,9 +294,9 @@ enum class message_type : std::uint32_t {
 enum class welcome_status : std::uint32_t {
     accepted = 0,
     bad_message = 1,
-    bad_segment = 2,     ///< magic, version, sizes or seals refused
-    too_many = 3,        ///< producer limit reached
-    duplicate = 4,       ///< this segment is already registered
+    bad_segment = 2,  ///< magic, version, sizes or seals refused
+    too_many = 3,     ///< producer limit reached
+    duplicate = 4,    ///< this segment is already registered
     agent_closing = 5,
 };
 

@@ -109,16 +109,19 @@ PLUGMON_ALWAYS_INLINE T load_unaligned(const char* p) noexcept {
 PLUGMON_ALWAYS_INLINE bool same_bytes(const char* a, const char* b, std::size_t n) noexcept {
     if (PLUGMON_LIKELY(n >= 8 && n <= 16))
         return ((load_unaligned<std::uint64_t>(a) ^ load_unaligned<std::uint64_t>(b)) |
-                (load_unaligned<std::uint64_t>(a + n - 8) ^ load_unaligned<std::uint64_t>(b + n - 8))) == 0;
+                (load_unaligned<std::uint64_t>(a + n - 8) ^
+                 load_unaligned<std::uint64_t>(b + n - 8))) == 0;
     if (n >= 4 && n < 8)
         return ((load_unaligned<std::uint32_t>(a) ^ load_unaligned<std::uint32_t>(b)) |
-                (load_unaligned<std::uint32_t>(a + n - 4) ^ load_unaligned<std::uint32_t>(b + n - 4))) == 0;
+                (load_unaligned<std::uint32_t>(a + n - 4) ^
+                 load_unaligned<std::uint32_t>(b + n - 4))) == 0;
     if (n < 4) return n == 0 || (a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1]);
     return std::memcmp(a, b, n) == 0;
 }
 
 PLUGMON_ALWAYS_INLINE bool cache_hit(const name_cache_entry& e, std::string_view name) noexcept {
-    return e.ptr == name.data() && e.len == name.size() && same_bytes(e.text, name.data(), name.size());
+    return e.ptr == name.data() && e.len == name.size() &&
+           same_bytes(e.text, name.data(), name.size());
 }
 
 /// Interns through this thread's cache: 4-way set associative on the string's address (literals
@@ -166,14 +169,15 @@ inline std::uint32_t statement_cached(lane_writer* w, std::string_view sql) noex
 PLUGMON_ALWAYS_INLINE void emit(lane_writer* w, layout::event_kind kind, std::uint8_t flags,
                                 std::uint32_t plugin, std::uint32_t op, std::uint32_t table,
                                 std::uint32_t tenant, std::uint32_t aux, std::uint64_t start,
-                                std::uint64_t duration, std::uint64_t value, std::uint64_t value2) noexcept {
+                                std::uint64_t duration, std::uint64_t value,
+                                std::uint64_t value2) noexcept {
     if (PLUGMON_UNLIKELY(w == nullptr)) {
         count_unavailable();
         return;
     }
     if (PLUGMON_UNLIKELY(w->shared)) {
-        layout::slot s{0,      std::uint8_t(kind), flags, 0,        plugin, op,    table,
-                       tenant, aux,                0,     start, duration, value, value2};
+        layout::slot s{0,     std::uint8_t(kind), flags, 0,     plugin, op, table, tenant, aux, 0,
+                       start, duration,           value, value2};
         emit_shared(s);
         return;
     }
@@ -252,8 +256,8 @@ public:
     QueryScope& operator=(const QueryScope&) = delete;
     PLUGMON_ALWAYS_INLINE ~QueryScope() {
         const std::uint64_t end = detail::now();
-        detail::emit(w_, layout::event_kind::query, flags_, plugin_, op_, table_, tenant_, statement_,
-                     start_, end - start_, rows_, 0);
+        detail::emit(w_, layout::event_kind::query, flags_, plugin_, op_, table_, tenant_,
+                     statement_, start_, end - start_, rows_, 0);
     }
     /// Rows returned or affected.
     void rows(std::uint64_t n) noexcept { rows_ = n; }
@@ -318,7 +322,8 @@ public:
     explicit Plugin(std::string_view name) noexcept : id_(detail::intern_slow(name, nullptr)) {}
 
     /// Starts timing a query; the returned scope records it when destroyed.
-    PLUGMON_ALWAYS_INLINE QueryScope query(std::string_view op, std::string_view table) const noexcept {
+    PLUGMON_ALWAYS_INLINE QueryScope query(std::string_view op,
+                                           std::string_view table) const noexcept {
         detail::lane_writer* w = detail::writer();
         if (PLUGMON_UNLIKELY(w == nullptr)) return QueryScope(nullptr, id_, 0, 0);
         return QueryScope(w, id_, detail::intern_cached(w, op), detail::intern_cached(w, table));
@@ -328,8 +333,9 @@ public:
         return QueryScope(detail::writer(), id_, op.id(), table.id());
     }
     /// Records a query timed by the caller.
-    void record_query(std::string_view op, std::string_view table, std::chrono::nanoseconds duration,
-                      std::uint64_t rows = 0, bool ok = true, std::string_view statement = {}) const noexcept {
+    void record_query(std::string_view op, std::string_view table,
+                      std::chrono::nanoseconds duration, std::uint64_t rows = 0, bool ok = true,
+                      std::string_view statement = {}) const noexcept {
         detail::lane_writer* w = detail::writer();
         const std::uint32_t o = w ? detail::intern_cached(w, op) : 0;
         const std::uint32_t t = w ? detail::intern_cached(w, table) : 0;
@@ -345,7 +351,8 @@ public:
     void count(std::string_view event, std::uint64_t n = 1) const noexcept {
         detail::lane_writer* w = detail::writer();
         const std::uint32_t e = w ? detail::intern_cached(w, event) : 0;
-        detail::emit(w, layout::event_kind::counter, 0, id_, e, 0, detail::tls_tenant, 0, 0, 0, n, 0);
+        detail::emit(w, layout::event_kind::counter, 0, id_, e, 0, detail::tls_tenant, 0, 0, 0, n,
+                     0);
     }
     /// Adds n to a counter named by a pre-interned handle.
     void count(const Name& event, std::uint64_t n = 1) const noexcept {
@@ -384,11 +391,12 @@ private:
 
 /// What this process's plugin code recorded. events_written + events_dropped = events recorded.
 struct ProbeStats {
-    bool attached = false;            ///< registered with a running agent right now
+    bool attached = false;             ///< registered with a running agent right now
     std::uint64_t events_written = 0;  ///< published into the segment
     std::uint64_t events_dropped = 0;  ///< lane full, or no segment
     std::uint64_t lanes_in_use = 0;
-    std::uint64_t registrations = 0;  ///< successful registrations with an agent (re-registrations count)
+    std::uint64_t registrations =
+        0;  ///< successful registrations with an agent (re-registrations count)
 };
 
 /// Process-wide counters. Thread-safe; takes the interning lock briefly; never throws. Not for
@@ -405,8 +413,8 @@ bool flush_to_agent(std::chrono::milliseconds timeout) noexcept;
 #define PLUGMON_CAT(a, b) PLUGMON_CAT_(a, b)
 
 /// Declares `var`, a QueryScope with op and table interned once per call site.
-#define PLUGMON_QUERY(var, plugin, op, table)                                            \
-    static const ::plugmon::Name PLUGMON_CAT(plugmon_op_, __LINE__){op};                 \
-    static const ::plugmon::Name PLUGMON_CAT(plugmon_table_, __LINE__){table};           \
-    ::plugmon::QueryScope var = (plugin).query(PLUGMON_CAT(plugmon_op_, __LINE__),       \
-                                               PLUGMON_CAT(plugmon_table_, __LINE__))
+#define PLUGMON_QUERY(var, plugin, op, table)                                  \
+    static const ::plugmon::Name PLUGMON_CAT(plugmon_op_, __LINE__){op};       \
+    static const ::plugmon::Name PLUGMON_CAT(plugmon_table_, __LINE__){table}; \
+    ::plugmon::QueryScope var =                                                \
+        (plugin).query(PLUGMON_CAT(plugmon_op_, __LINE__), PLUGMON_CAT(plugmon_table_, __LINE__))

@@ -42,13 +42,15 @@ i128 pow10(int n) {
 
 i128 checked_mul(i128 a, i128 b, const char* what) {
     i128 r = 0;
-    if (__builtin_mul_overflow(a, b, &r)) throw std::overflow_error(std::string(what) + ": amount too large");
+    if (__builtin_mul_overflow(a, b, &r))
+        throw std::overflow_error(std::string(what) + ": amount too large");
     return r;
 }
 
 i128 checked_add(i128 a, i128 b, const char* what) {
     i128 r = 0;
-    if (__builtin_add_overflow(a, b, &r)) throw std::overflow_error(std::string(what) + ": amount too large");
+    if (__builtin_add_overflow(a, b, &r))
+        throw std::overflow_error(std::string(what) + ": amount too large");
     return r;
 }
 
@@ -72,7 +74,8 @@ i128 scale(i128 x, std::int64_t covered, std::int64_t whole) {
 /// `x` summed over the months of `shares`, each month's share prorated: Σ x × covered / month.
 i128 prorate(i128 x, const std::vector<month_share>& shares) {
     i128 sum = 0;
-    for (const auto& s : shares) sum = checked_add(sum, scale(x, s.covered_us, s.month_us), "prorating");
+    for (const auto& s : shares)
+        sum = checked_add(sum, scale(x, s.covered_us, s.month_us), "prorating");
     return sum;
 }
 
@@ -95,16 +98,26 @@ std::string to_string_i128(i128 v) {
 
 std::string type_name(const toml::node& node) {
     switch (node.type()) {
-        case toml::node_type::string: return "a string";
-        case toml::node_type::integer: return "an integer";
-        case toml::node_type::floating_point: return "a floating-point number";
-        case toml::node_type::boolean: return "a boolean";
-        case toml::node_type::array: return "an array";
-        case toml::node_type::table: return "a table";
-        case toml::node_type::date: return "a date";
-        case toml::node_type::time: return "a time";
-        case toml::node_type::date_time: return "a date-time";
-        case toml::node_type::none: break;
+        case toml::node_type::string:
+            return "a string";
+        case toml::node_type::integer:
+            return "an integer";
+        case toml::node_type::floating_point:
+            return "a floating-point number";
+        case toml::node_type::boolean:
+            return "a boolean";
+        case toml::node_type::array:
+            return "an array";
+        case toml::node_type::table:
+            return "a table";
+        case toml::node_type::date:
+            return "a date";
+        case toml::node_type::time:
+            return "a time";
+        case toml::node_type::date_time:
+            return "a date-time";
+        case toml::node_type::none:
+            break;
     }
     return "nothing";
 }
@@ -144,10 +157,12 @@ struct context {
     std::string plan;    // "plan \"standard\"" or "plan[3]"; empty outside a plan
     std::string prefix;  // dotted key prefix for key(): "plan[3]."
 
-    [[noreturn]] void fail(const toml::node* at, std::string_view key, const std::string& problem) const {
+    [[noreturn]] void fail(const toml::node* at, std::string_view key,
+                           const std::string& problem) const {
         std::string msg = source;
         if (at != nullptr && at->source().begin.line != 0)
-            msg += ":" + std::to_string(at->source().begin.line) + ":" + std::to_string(at->source().begin.column);
+            msg += ":" + std::to_string(at->source().begin.line) + ":" +
+                   std::to_string(at->source().begin.column);
         msg += ": ";
         if (!plan.empty()) msg += plan + ": ";
         if (!key.empty()) msg += std::string(key) + ": ";
@@ -186,7 +201,8 @@ i128 read_nano(const context& ctx, const toml::node& n, std::string_view key, do
         const double r = std::round(frac);
         // Beyond what a double holds at this magnitude, the nearest nano-unit is what was meant.
         if (std::fabs(frac - r) > std::max(1e-3, v * 1e9 * 1e-15))
-            ctx.fail(&n, key, "has more than 9 decimal places (prices and quantities are exact to 1e-9)");
+            ctx.fail(&n, key,
+                     "has more than 9 decimal places (prices and quantities are exact to 1e-9)");
         return static_cast<i128>(whole) * nano + static_cast<i128>(r);
     }
     ctx.fail(&n, key, "expected a number, got " + type_name(n));
@@ -196,7 +212,8 @@ std::int64_t read_price(const context& ctx, const toml::node& n, std::string_vie
     return static_cast<std::int64_t>(read_nano(ctx, n, key, max_price));
 }
 
-std::vector<std::string> read_patterns(const context& ctx, const toml::node& n, std::string_view key) {
+std::vector<std::string> read_patterns(const context& ctx, const toml::node& n,
+                                       std::string_view key) {
     std::vector<std::string> out;
     const auto one = [&](const toml::node& e) {
         std::string s = read_string(ctx, e, key);
@@ -216,27 +233,30 @@ std::vector<std::string> read_patterns(const context& ctx, const toml::node& n, 
 
 model_kind read_model(const context& ctx, const toml::node& n) {
     const std::string s = read_string(ctx, n, "model");
-    for (auto m : {model_kind::per_call, model_kind::per_cpu_second, model_kind::tiered, model_kind::free_tier,
-                   model_kind::subscription})
+    for (auto m : {model_kind::per_call, model_kind::per_cpu_second, model_kind::tiered,
+                   model_kind::free_tier, model_kind::subscription})
         if (s == to_string(m)) return m;
     ctx.fail(&n, "model",
-             "unknown model " + quote(s) + "; expected per_call, per_cpu_second, tiered, free_tier or subscription");
+             "unknown model " + quote(s) +
+                 "; expected per_call, per_cpu_second, tiered, free_tier or subscription");
 }
 
 metric_kind read_metric(const context& ctx, const toml::node& n) {
     const std::string s = read_string(ctx, n, "metric");
-    for (auto m : {metric_kind::executions, metric_kind::queries, metric_kind::rows, metric_kind::cpu_seconds,
-                   metric_kind::query_seconds})
+    for (auto m : {metric_kind::executions, metric_kind::queries, metric_kind::rows,
+                   metric_kind::cpu_seconds, metric_kind::query_seconds})
         if (s == to_string(m)) return m;
     ctx.fail(&n, "metric",
-             "unknown metric " + quote(s) + "; expected executions, queries, rows, cpu_seconds or query_seconds");
+             "unknown metric " + quote(s) +
+                 "; expected executions, queries, rows, cpu_seconds or query_seconds");
 }
 
 /// Which model a plan key belongs to, for "not used by model X" messages; nullptr for common keys.
 const char* owner_of(std::string_view key) {
     if (key == "tiers" || key == "mode") return "tiered";
     if (key == "free_units") return "free_tier";
-    if (key == "monthly_fee" || key == "included_units" || key == "overage_unit_price") return "subscription";
+    if (key == "monthly_fee" || key == "included_units" || key == "overage_unit_price")
+        return "subscription";
     if (key == "unit_price") return "per_call, per_cpu_second or free_tier";
     return nullptr;
 }
@@ -245,9 +265,12 @@ bool used_by(model_kind m, std::string_view key) {
     if (key == "name" || key == "match" || key == "model" || key == "metric") return true;
     switch (m) {
         case model_kind::per_call:
-        case model_kind::per_cpu_second: return key == "unit_price";
-        case model_kind::tiered: return key == "tiers" || key == "mode";
-        case model_kind::free_tier: return key == "free_units" || key == "unit_price";
+        case model_kind::per_cpu_second:
+            return key == "unit_price";
+        case model_kind::tiered:
+            return key == "tiers" || key == "mode";
+        case model_kind::free_tier:
+            return key == "free_units" || key == "unit_price";
         case model_kind::subscription:
             return key == "monthly_fee" || key == "included_units" || key == "overage_unit_price";
     }
@@ -263,7 +286,9 @@ std::vector<tier> read_tiers(const context& ctx, const toml::node& n) {
         const toml::node& e = *arr->get(i);
         const std::string key = "tiers[" + std::to_string(i + 1) + "]";
         const auto* t = e.as_table();
-        if (t == nullptr) ctx.fail(&e, key, "expected a table { up_to = …, unit_price = … }, got " + type_name(e));
+        if (t == nullptr)
+            ctx.fail(&e, key,
+                     "expected a table { up_to = …, unit_price = … }, got " + type_name(e));
         tier tr;
         bool priced = false;
         for (auto&& [k, v] : *t) {
@@ -272,8 +297,8 @@ std::vector<tier> read_tiers(const context& ctx, const toml::node& n) {
                 if (*tr.up_to_nano == 0) ctx.fail(&v, key + ".up_to", "must be greater than 0");
                 if (!out.empty() && *tr.up_to_nano <= *out.back().up_to_nano)
                     ctx.fail(&v, key + ".up_to",
-                             "must be greater than the previous tier's up_to (" + format_nano(*out.back().up_to_nano) +
-                                 ")");
+                             "must be greater than the previous tier's up_to (" +
+                                 format_nano(*out.back().up_to_nano) + ")");
             } else if (k.str() == "unit_price") {
                 tr.unit_price_nano = read_price(ctx, v, key + ".unit_price");
                 priced = true;
@@ -288,8 +313,9 @@ std::vector<tier> read_tiers(const context& ctx, const toml::node& n) {
         if (!last && !tr.up_to_nano)
             ctx.fail(&e, key + ".up_to", "missing; only the last tier may be unbounded");
         if (last && tr.up_to_nano)
-            ctx.fail(&e, key + ".up_to",
-                     "the last tier must have no up_to (it prices everything beyond the previous tier)");
+            ctx.fail(
+                &e, key + ".up_to",
+                "the last tier must have no up_to (it prices everything beyond the previous tier)");
         out.push_back(tr);
     }
     return out;
@@ -297,22 +323,26 @@ std::vector<tier> read_tiers(const context& ctx, const toml::node& n) {
 
 plan read_plan(const std::string& source, const toml::table& t, std::size_t index,
                const std::vector<plan>& earlier) {
-    context ctx{source, "plan[" + std::to_string(index) + "]", "plan[" + std::to_string(index) + "]."};
+    context ctx{source, "plan[" + std::to_string(index) + "]",
+                "plan[" + std::to_string(index) + "]."};
     static constexpr std::array<std::string_view, 11> known = {
-        "name", "match", "model", "metric", "unit_price", "tiers", "mode", "free_units", "monthly_fee",
-        "included_units", "overage_unit_price"};
+        "name", "match",      "model",       "metric",         "unit_price",        "tiers",
+        "mode", "free_units", "monthly_fee", "included_units", "overage_unit_price"};
     plan p;
     const toml::node* name = t.get("name");
-    if (name == nullptr) ctx.fail(&t, "name", "missing (every plan needs a name; it is shown on invoice lines)");
+    if (name == nullptr)
+        ctx.fail(&t, "name", "missing (every plan needs a name; it is shown on invoice lines)");
     p.name = read_string(ctx, *name, "name");
     if (p.name.empty()) ctx.fail(name, "name", "must not be empty");
     for (const auto& e : earlier)
-        if (e.name == p.name) ctx.fail(name, "name", "another plan is already named " + quote(p.name));
+        if (e.name == p.name)
+            ctx.fail(name, "name", "another plan is already named " + quote(p.name));
     ctx.plan = "plan " + quote(p.name);
 
     const toml::node* model = t.get("model");
     if (model == nullptr)
-        ctx.fail(&t, "model", "missing; expected per_call, per_cpu_second, tiered, free_tier or subscription");
+        ctx.fail(&t, "model",
+                 "missing; expected per_call, per_cpu_second, tiered, free_tier or subscription");
     p.model = read_model(ctx, *model);
 
     for (auto&& [k, v] : t) {
@@ -321,14 +351,15 @@ plan read_plan(const std::string& source, const toml::table& t, std::size_t inde
             ctx.fail(&v, key, "unknown key" + did_you_mean(key, known));
         if (!used_by(p.model, key))
             ctx.fail(&v, key,
-                     std::string("not used by model ") + quote(to_string(p.model)) + " (it belongs to " +
-                         owner_of(key) + ")");
+                     std::string("not used by model ") + quote(to_string(p.model)) +
+                         " (it belongs to " + owner_of(key) + ")");
     }
 
     if (const toml::node* m = t.get("match")) {
         const auto* mt = m->as_table();
         if (mt == nullptr)
-            ctx.fail(m, "match", "expected a table { tenants = [...], plugins = [...] }, got " + type_name(*m));
+            ctx.fail(m, "match",
+                     "expected a table { tenants = [...], plugins = [...] }, got " + type_name(*m));
         for (auto&& [k, v] : *mt) {
             if (k.str() == "tenants")
                 p.tenants = read_patterns(ctx, v, "match.tenants");
@@ -345,19 +376,21 @@ plan read_plan(const std::string& source, const toml::table& t, std::size_t inde
     if (metric != nullptr) p.metric = read_metric(ctx, *metric);
     if (p.model == model_kind::per_cpu_second) {
         if (metric != nullptr && p.metric != metric_kind::cpu_seconds)
-            ctx.fail(metric, "metric", "model per_cpu_second always counts cpu_seconds; remove metric or set it so");
+            ctx.fail(metric, "metric",
+                     "model per_cpu_second always counts cpu_seconds; remove metric or set it so");
         p.metric = metric_kind::cpu_seconds;
     }
     if (p.model == model_kind::per_call &&
         (p.metric == metric_kind::cpu_seconds || p.metric == metric_kind::query_seconds))
         ctx.fail(metric, "metric",
-                 std::string("model per_call counts calls (executions, queries or rows), not ") + to_string(p.metric) +
-                     "; use per_cpu_second or another model");
+                 std::string("model per_call counts calls (executions, queries or rows), not ") +
+                     to_string(p.metric) + "; use per_cpu_second or another model");
 
     const auto need = [&](std::string_view key) -> const toml::node& {
         const toml::node* n = t.get(key);
         if (n == nullptr)
-            ctx.fail(&t, key, std::string("missing (required by model ") + to_string(p.model) + ")");
+            ctx.fail(&t, key,
+                     std::string("missing (required by model ") + to_string(p.model) + ")");
         return *n;
     };
     switch (p.model) {
@@ -374,7 +407,8 @@ plan read_plan(const std::string& source, const toml::table& t, std::size_t inde
                 else if (s == "volume")
                     p.mode = tier_mode::volume;
                 else
-                    ctx.fail(mode, "mode", "unknown mode " + quote(s) + "; expected graduated or volume");
+                    ctx.fail(mode, "mode",
+                             "unknown mode " + quote(s) + "; expected graduated or volume");
             }
             break;
         case model_kind::free_tier:
@@ -383,8 +417,10 @@ plan read_plan(const std::string& source, const toml::table& t, std::size_t inde
             break;
         case model_kind::subscription:
             p.monthly_fee_nano = read_price(ctx, need("monthly_fee"), "monthly_fee");
-            p.included_units_nano = read_nano(ctx, need("included_units"), "included_units", max_units);
-            p.overage_unit_price_nano = read_price(ctx, need("overage_unit_price"), "overage_unit_price");
+            p.included_units_nano =
+                read_nano(ctx, need("included_units"), "included_units", max_units);
+            p.overage_unit_price_nano =
+                read_price(ctx, need("overage_unit_price"), "overage_unit_price");
             break;
     }
     return p;
@@ -392,8 +428,9 @@ plan read_plan(const std::string& source, const toml::table& t, std::size_t inde
 
 bool glob_any(const std::vector<std::string>& patterns, std::string_view text) {
     const std::string s(text);
-    return std::any_of(patterns.begin(), patterns.end(),
-                       [&](const std::string& p) { return ::fnmatch(p.c_str(), s.c_str(), 0) == 0; });
+    return std::any_of(patterns.begin(), patterns.end(), [&](const std::string& p) {
+        return ::fnmatch(p.c_str(), s.c_str(), 0) == 0;
+    });
 }
 
 // ---- timestamps -------------------------------------------------------------------------------
@@ -415,35 +452,52 @@ bool digits(std::string_view s, std::size_t pos, std::size_t n, int& out) {
 
 const char* to_string(metric_kind m) noexcept {
     switch (m) {
-        case metric_kind::executions: return "executions";
-        case metric_kind::queries: return "queries";
-        case metric_kind::rows: return "rows";
-        case metric_kind::cpu_seconds: return "cpu_seconds";
-        case metric_kind::query_seconds: return "query_seconds";
+        case metric_kind::executions:
+            return "executions";
+        case metric_kind::queries:
+            return "queries";
+        case metric_kind::rows:
+            return "rows";
+        case metric_kind::cpu_seconds:
+            return "cpu_seconds";
+        case metric_kind::query_seconds:
+            return "query_seconds";
     }
     return "?";
 }
 
 const char* to_string(model_kind m) noexcept {
     switch (m) {
-        case model_kind::per_call: return "per_call";
-        case model_kind::per_cpu_second: return "per_cpu_second";
-        case model_kind::tiered: return "tiered";
-        case model_kind::free_tier: return "free_tier";
-        case model_kind::subscription: return "subscription";
+        case model_kind::per_call:
+            return "per_call";
+        case model_kind::per_cpu_second:
+            return "per_cpu_second";
+        case model_kind::tiered:
+            return "tiered";
+        case model_kind::free_tier:
+            return "free_tier";
+        case model_kind::subscription:
+            return "subscription";
     }
     return "?";
 }
 
-const char* to_string(tier_mode m) noexcept { return m == tier_mode::volume ? "volume" : "graduated"; }
+const char* to_string(tier_mode m) noexcept {
+    return m == tier_mode::volume ? "volume" : "graduated";
+}
 
 i128 quantity_of(const usage_row& row, metric_kind m) noexcept {
     switch (m) {
-        case metric_kind::executions: return i128{row.executions} * nano;
-        case metric_kind::queries: return i128{row.queries} * nano;
-        case metric_kind::rows: return i128{row.rows} * nano;
-        case metric_kind::cpu_seconds: return row.cpu_ns;
-        case metric_kind::query_seconds: return row.query_ns;
+        case metric_kind::executions:
+            return i128{row.executions} * nano;
+        case metric_kind::queries:
+            return i128{row.queries} * nano;
+        case metric_kind::rows:
+            return i128{row.rows} * nano;
+        case metric_kind::cpu_seconds:
+            return row.cpu_ns;
+        case metric_kind::query_seconds:
+            return row.query_ns;
     }
     return 0;
 }
@@ -482,7 +536,8 @@ pricing parse_pricing(std::string_view text, const std::string& source) {
             const auto* i = v.as_integer();
             if (i == nullptr) ctx.fail(&v, "decimals", "expected an integer, got " + type_name(v));
             if (i->get() < 0 || i->get() > 6)
-                ctx.fail(&v, "decimals", "must be between 0 and 6, got " + std::to_string(i->get()));
+                ctx.fail(&v, "decimals",
+                         "must be between 0 and 6, got " + std::to_string(i->get()));
             out.decimals = static_cast<int>(i->get());
         } else if (key != "plan") {
             ctx.fail(&v, key,
@@ -508,7 +563,8 @@ pricing load_pricing(const std::string& path) {
     char buf[8192];
     while (in.read(buf, sizeof buf) || in.gcount() > 0) {
         text.append(buf, static_cast<std::size_t>(in.gcount()));
-        if (text.size() > max_pricing_bytes) throw pricing_error("file", path + ": larger than 1 MiB");
+        if (text.size() > max_pricing_bytes)
+            throw pricing_error("file", path + ": larger than 1 MiB");
     }
     if (in.bad()) throw pricing_error("file", path + ": read error");
     return parse_pricing(text, path);
@@ -516,17 +572,18 @@ pricing load_pricing(const std::string& path) {
 
 std::optional<timestamp> parse_timestamp(std::string_view s) {
     int y = 0, mo = 0, d = 0;
-    if (s.size() < 10 || !digits(s, 0, 4, y) || s[4] != '-' || !digits(s, 5, 2, mo) || s[7] != '-' ||
-        !digits(s, 8, 2, d))
+    if (s.size() < 10 || !digits(s, 0, 4, y) || s[4] != '-' || !digits(s, 5, 2, mo) ||
+        s[7] != '-' || !digits(s, 8, 2, d))
         return std::nullopt;
-    const year_month_day ymd{year{y}, month{static_cast<unsigned>(mo)}, day{static_cast<unsigned>(d)}};
+    const year_month_day ymd{year{y}, month{static_cast<unsigned>(mo)},
+                             day{static_cast<unsigned>(d)}};
     if (!ymd.ok()) return std::nullopt;
     timestamp t = time_point_cast<microseconds>(sys_days{ymd});
     if (s.size() == 10) return t;
     if (s[10] != 'T' && s[10] != 't' && s[10] != ' ') return std::nullopt;
     int hh = 0, mm = 0, ss = 0;
-    if (!digits(s, 11, 2, hh) || s.size() < 19 || s[13] != ':' || !digits(s, 14, 2, mm) || s[16] != ':' ||
-        !digits(s, 17, 2, ss) || hh > 23 || mm > 59 || ss > 59)
+    if (!digits(s, 11, 2, hh) || s.size() < 19 || s[13] != ':' || !digits(s, 14, 2, mm) ||
+        s[16] != ':' || !digits(s, 17, 2, ss) || hh > 23 || mm > 59 || ss > 59)
         return std::nullopt;
     t += hours{hh} + minutes{mm} + seconds{ss};
     std::size_t pos = 19;
@@ -547,8 +604,8 @@ std::optional<timestamp> parse_timestamp(std::string_view s) {
     if ((s[pos] == 'Z' || s[pos] == 'z') && pos + 1 == s.size()) return t;
     if (s[pos] != '+' && s[pos] != '-') return std::nullopt;
     int oh = 0, om = 0;
-    if (s.size() != pos + 6 || !digits(s, pos + 1, 2, oh) || s[pos + 3] != ':' || !digits(s, pos + 4, 2, om) ||
-        oh > 23 || om > 59)
+    if (s.size() != pos + 6 || !digits(s, pos + 1, 2, oh) || s[pos + 3] != ':' ||
+        !digits(s, pos + 4, 2, om) || oh > 23 || om > 59)
         return std::nullopt;
     const minutes offset = hours{oh} + minutes{om};
     return s[pos] == '+' ? t - offset : t + offset;
@@ -590,7 +647,8 @@ std::vector<month_share> month_shares(const period& p) {
 
 double months_covered(const period& p) {
     double sum = 0;
-    for (const auto& s : month_shares(p)) sum += static_cast<double>(s.covered_us) / static_cast<double>(s.month_us);
+    for (const auto& s : month_shares(p))
+        sum += static_cast<double>(s.covered_us) / static_cast<double>(s.month_us);
     return sum;
 }
 
@@ -665,9 +723,10 @@ invoice price(const pricing& p, std::span<const usage_row> rows, const period& w
         a.plugins.insert(row.plugin);
         a.quantity = checked_add(a.quantity, quantity_of(row, pl->metric), "usage");
     }
-    std::sort(inv.unmatched.begin(), inv.unmatched.end(), [](const usage_row& a, const usage_row& b) {
-        return std::tie(a.tenant, a.plugin) < std::tie(b.tenant, b.plugin);
-    });
+    std::sort(inv.unmatched.begin(), inv.unmatched.end(),
+              [](const usage_row& a, const usage_row& b) {
+                  return std::tie(a.tenant, a.plugin) < std::tie(b.tenant, b.plugin);
+              });
 
     const auto shares = month_shares(when);
     // 1e15 minor units (ten trillion in a 2-decimal currency) per line keeps every total in int64.
@@ -684,7 +743,8 @@ invoice price(const pricing& p, std::span<const usage_row> rows, const period& w
         line.billable_nano = a.quantity;
         // quantity (nano-units) × price (nano-currency) = atto-currency, exactly.
         const auto priced = [&](std::string label, i128 qty, std::int64_t unit_price) {
-            line.components.push_back({std::move(label), qty, unit_price, checked_mul(qty, unit_price, "usage")});
+            line.components.push_back(
+                {std::move(label), qty, unit_price, checked_mul(qty, unit_price, "usage")});
         };
         const auto with_allowance = [&](i128 allowance, std::int64_t overage_price) {
             line.allowance_nano = allowance;
@@ -703,13 +763,15 @@ invoice price(const pricing& p, std::span<const usage_row> rows, const period& w
                     // Every unit at the price of the tier the total falls in (up_to is inclusive).
                     std::size_t i = 0;
                     while (pl.tiers[i].up_to_nano && a.quantity > *pl.tiers[i].up_to_nano) ++i;
-                    priced("tier " + std::to_string(i + 1), a.quantity, pl.tiers[i].unit_price_nano);
+                    priced("tier " + std::to_string(i + 1), a.quantity,
+                           pl.tiers[i].unit_price_nano);
                 } else {
                     // Each unit in its own tier: tier i holds the units in (up_to[i-1], up_to[i]].
                     i128 below = 0;
                     for (std::size_t i = 0; i < pl.tiers.size() && a.quantity > below; ++i) {
                         const auto& t = pl.tiers[i];
-                        const i128 top = t.up_to_nano ? std::min(a.quantity, *t.up_to_nano) : a.quantity;
+                        const i128 top =
+                            t.up_to_nano ? std::min(a.quantity, *t.up_to_nano) : a.quantity;
                         priced("tier " + std::to_string(i + 1), top - below, t.unit_price_nano);
                         below = top;
                     }
@@ -721,13 +783,16 @@ invoice price(const pricing& p, std::span<const usage_row> rows, const period& w
             case model_kind::subscription: {
                 // The fee is prorated month by month in atto-currency; "quantity" is the months covered.
                 const i128 fee = prorate(i128{pl.monthly_fee_nano} * nano, shares);
-                line.components.push_back({"monthly fee", prorate(nano, shares), pl.monthly_fee_nano, fee});
+                line.components.push_back(
+                    {"monthly fee", prorate(nano, shares), pl.monthly_fee_nano, fee});
                 with_allowance(prorate(pl.included_units_nano, shares), pl.overage_unit_price_nano);
                 break;
             }
         }
-        for (const auto& c : line.components) line.amount_atto = checked_add(line.amount_atto, c.amount_atto, "line");
-        if (line.amount_atto > max_amount) throw std::overflow_error("plan " + quote(pl.name) + ": amount too large");
+        for (const auto& c : line.components)
+            line.amount_atto = checked_add(line.amount_atto, c.amount_atto, "line");
+        if (line.amount_atto > max_amount)
+            throw std::overflow_error("plan " + quote(pl.name) + ": amount too large");
         line.amount_minor = round_half_even(line.amount_atto, p.decimals);
         inv.lines.push_back(std::move(line));
     }

@@ -100,9 +100,9 @@ struct plan {
     std::int64_t unit_price_nano = 0;  ///< per_call, per_cpu_second, free_tier (overage)
     std::vector<tier> tiers;           ///< tiered
     tier_mode mode = tier_mode::graduated;
-    i128 free_units_nano = 0;             ///< free_tier, per calendar month
-    std::int64_t monthly_fee_nano = 0;    ///< subscription
-    i128 included_units_nano = 0;         ///< subscription, per calendar month
+    i128 free_units_nano = 0;                  ///< free_tier, per calendar month
+    std::int64_t monthly_fee_nano = 0;         ///< subscription
+    i128 included_units_nano = 0;              ///< subscription, per calendar month
     std::int64_t overage_unit_price_nano = 0;  ///< subscription
 
     /// True when some tenant pattern matches `tenant` and some plugin pattern matches `plugin`.
@@ -140,10 +140,10 @@ pricing load_pricing(const std::string& path);
 
 /// One priced part of an invoice line: `quantity` units at `unit_price` (or a fixed `amount`).
 struct component {
-    std::string label;            ///< "usage", "tier 2", "free allowance", "overage", "monthly fee"
-    i128 quantity_nano = 0;       ///< units in this part (for "monthly fee": months × 1e9)
+    std::string label;       ///< "usage", "tier 2", "free allowance", "overage", "monthly fee"
+    i128 quantity_nano = 0;  ///< units in this part (for "monthly fee": months × 1e9)
     std::int64_t unit_price_nano = 0;
-    i128 amount_atto = 0;         ///< exact, before rounding
+    i128 amount_atto = 0;  ///< exact, before rounding
 };
 
 /// What one tenant owes under one plan: its matched plugins taken together.
@@ -157,8 +157,8 @@ struct invoice_line {
     i128 allowance_nano = 0;           ///< free or included units for the period (prorated)
     i128 billable_nano = 0;            ///< quantity beyond the allowance
     std::vector<component> components;
-    i128 amount_atto = 0;              ///< Σ components, exact
-    std::int64_t amount_minor = 0;     ///< amount_atto rounded half-even to the minor unit
+    i128 amount_atto = 0;           ///< Σ components, exact
+    std::int64_t amount_minor = 0;  ///< amount_atto rounded half-even to the minor unit
 };
 
 /// The priced bill of a period.

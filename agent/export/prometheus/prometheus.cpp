@@ -184,7 +184,8 @@ void render_into(std::string& out, const series_store& store, const drain& d, co
         bound += 3 * sample_bound("plugmon_pool_connections",
                                   {{"plugin", s->plugin}, {"state", "waiting"}});
     for (const auto& s : v.memories)
-        bound += 4 * sample_bound("plugmon_plugin_heap_allocated_bytes_total", {{"plugin", s->plugin}});
+        bound +=
+            4 * sample_bound("plugmon_plugin_heap_allocated_bytes_total", {{"plugin", s->plugin}});
     const auto producers = d.producers();
     for (const auto& p : producers)
         bound += 7 * sample_bound("plugmon_process_resident_memory_bytes",
@@ -260,15 +261,18 @@ void render_into(std::string& out, const series_store& store, const drain& d, co
     family(out, "plugmon_plugin_heap_allocated_bytes_total", "counter",
            "Heap bytes allocated by the plugin (plugmon::alloc), summed over processes.");
     for (const auto& s : v.memories)
-        sample(out, "plugmon_plugin_heap_allocated_bytes_total", {{"plugin", s->plugin}}, s->allocated.get());
+        sample(out, "plugmon_plugin_heap_allocated_bytes_total", {{"plugin", s->plugin}},
+               s->allocated.get());
     family(out, "plugmon_plugin_heap_freed_bytes_total", "counter",
            "Heap bytes the plugin allocated that were freed (or went with their process).");
     for (const auto& s : v.memories)
-        sample(out, "plugmon_plugin_heap_freed_bytes_total", {{"plugin", s->plugin}}, s->freed.get());
+        sample(out, "plugmon_plugin_heap_freed_bytes_total", {{"plugin", s->plugin}},
+               s->freed.get());
     family(out, "plugmon_plugin_heap_live_bytes", "gauge", "Heap bytes the plugin holds now.");
     for (const auto& s : v.memories) {
         const std::uint64_t al = s->allocated.get(), fr = s->freed.get();
-        sample(out, "plugmon_plugin_heap_live_bytes", {{"plugin", s->plugin}}, al >= fr ? al - fr : 0);
+        sample(out, "plugmon_plugin_heap_live_bytes", {{"plugin", s->plugin}},
+               al >= fr ? al - fr : 0);
     }
     family(out, "plugmon_plugin_leak_suspected", "gauge",
            "1 when the plugin's live heap grew steadily over leak_window (linear fit), else 0.");
@@ -284,24 +288,42 @@ void render_into(std::string& out, const series_store& store, const drain& d, co
             procs.emplace_back(std::to_string(p->pid()), p.get());
     const auto per_process = [&](const char* name, const char* type, const char* help, auto value) {
         family(out, name, type, help);
-        for (const auto& [pid, p] : procs) value(name, label_list{{"pid", pid}, {"name", p->name()}}, *p);
+        for (const auto& [pid, p] : procs)
+            value(name, label_list{{"pid", pid}, {"name", p->name()}}, *p);
     };
-    per_process("plugmon_process_resident_memory_bytes", "gauge", "Resident memory of the plugin process.",
-                [&](const char* n, label_list l, const producer& p) { sample(out, n, l, p.resources().rss_bytes.get()); });
-    per_process("plugmon_process_cpu_seconds_total", "counter", "CPU time (user + system) of the plugin process.",
-                [&](const char* n, label_list l, const producer& p) { sample_seconds(out, n, l, p.resources().cpu_ns.get()); });
+    per_process("plugmon_process_resident_memory_bytes", "gauge",
+                "Resident memory of the plugin process.",
+                [&](const char* n, label_list l, const producer& p) {
+                    sample(out, n, l, p.resources().rss_bytes.get());
+                });
+    per_process("plugmon_process_cpu_seconds_total", "counter",
+                "CPU time (user + system) of the plugin process.",
+                [&](const char* n, label_list l, const producer& p) {
+                    sample_seconds(out, n, l, p.resources().cpu_ns.get());
+                });
     per_process("plugmon_process_open_fds", "gauge", "Open file descriptors of the plugin process.",
-                [&](const char* n, label_list l, const producer& p) { sample(out, n, l, p.resources().open_fds.get()); });
+                [&](const char* n, label_list l, const producer& p) {
+                    sample(out, n, l, p.resources().open_fds.get());
+                });
     per_process("plugmon_process_threads", "gauge", "Threads of the plugin process.",
-                [&](const char* n, label_list l, const producer& p) { sample(out, n, l, p.resources().threads.get()); });
-    per_process("plugmon_process_read_bytes_total", "counter", "Bytes the plugin process read from storage.",
-                [&](const char* n, label_list l, const producer& p) { sample(out, n, l, p.resources().read_bytes.get()); });
-    per_process("plugmon_process_write_bytes_total", "counter", "Bytes the plugin process wrote to storage.",
-                [&](const char* n, label_list l, const producer& p) { sample(out, n, l, p.resources().write_bytes.get()); });
+                [&](const char* n, label_list l, const producer& p) {
+                    sample(out, n, l, p.resources().threads.get());
+                });
+    per_process("plugmon_process_read_bytes_total", "counter",
+                "Bytes the plugin process read from storage.",
+                [&](const char* n, label_list l, const producer& p) {
+                    sample(out, n, l, p.resources().read_bytes.get());
+                });
+    per_process("plugmon_process_write_bytes_total", "counter",
+                "Bytes the plugin process wrote to storage.",
+                [&](const char* n, label_list l, const producer& p) {
+                    sample(out, n, l, p.resources().write_bytes.get());
+                });
     per_process("plugmon_process_leak_suspected", "gauge",
                 "1 when the process's resident memory grew steadily over leak_window, else 0.",
                 [&](const char* n, label_list l, const producer& p) {
-                    sample(out, n, l, p.resources().leak.suspected.load(std::memory_order_relaxed) ? 1 : 0);
+                    sample(out, n, l,
+                           p.resources().leak.suspected.load(std::memory_order_relaxed) ? 1 : 0);
                 });
 
     const drain_totals& t = d.totals();
@@ -383,7 +405,6 @@ void render_into(std::string& out, const series_store& store, const drain& d, co
 }
 }  // namespace
 
-
 std::string render_metrics(const series_store& store, const drain& d, const intake* in,
                            const metrics_extra* extra) {
     std::string out;
@@ -391,8 +412,8 @@ std::string render_metrics(const series_store& store, const drain& d, const inta
     return out;
 }
 
-void render_metrics(const series_store& store, const drain& d, const intake* in, const metrics_sink& sink,
-                    std::size_t chunk_bytes, const metrics_extra* extra) {
+void render_metrics(const series_store& store, const drain& d, const intake* in,
+                    const metrics_sink& sink, std::size_t chunk_bytes, const metrics_extra* extra) {
     std::string out;
     render_into(out, store, d, in, &sink, std::max<std::size_t>(chunk_bytes, 4096), extra);
 }
@@ -419,8 +440,9 @@ std::string render_metrics_gzip(const series_store& store, const drain& d, const
         } while (z.avail_in != 0 || z.avail_out == 0 || mode == Z_FINISH);
     };
     try {
-        render_metrics(store, d, in, [&](std::string_view piece) { pump(piece, Z_NO_FLUSH); }, 1u << 20,
-                       extra);
+        render_metrics(
+            store, d, in, [&](std::string_view piece) { pump(piece, Z_NO_FLUSH); }, 1u << 20,
+            extra);
         pump({}, Z_FINISH);
     } catch (...) {
         deflateEnd(&z);

@@ -9,9 +9,9 @@
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
-#include <utility>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace plugmon::agent {
 
@@ -25,8 +25,9 @@ std::string render_metrics(const series_store& store, const drain& d, const inta
 /// The same text, handed to `sink` in consecutive pieces of about `chunk_bytes` (the whole body
 /// is never held at once).
 using metrics_sink = std::function<void(std::string_view)>;
-void render_metrics(const series_store& store, const drain& d, const intake* in, const metrics_sink& sink,
-                    std::size_t chunk_bytes, const metrics_extra* extra = nullptr);
+void render_metrics(const series_store& store, const drain& d, const intake* in,
+                    const metrics_sink& sink, std::size_t chunk_bytes,
+                    const metrics_extra* extra = nullptr);
 
 /// The same text gzip-compressed, rendered piece by piece into the compressor, so memory holds
 /// one 1 MiB piece and the compressed body (for a scraper that sends Accept-Encoding: gzip).

@@ -66,7 +66,8 @@ bool has_history(pqxx::transaction_base& tx) {
 std::vector<applied_row> read_history(pqxx::transaction_base& tx) {
     std::vector<applied_row> rows;
     if (!has_history(tx)) return rows;
-    for (const auto& r : tx.exec("SELECT version, checksum FROM plugmon.schema_migrations ORDER BY version"))
+    for (const auto& r :
+         tx.exec("SELECT version, checksum FROM plugmon.schema_migrations ORDER BY version"))
         rows.push_back({r[0].as<int>(), r[1].as<long long>()});
     return rows;
 }
@@ -93,7 +94,8 @@ void check_history(const std::vector<applied_row>& history, const std::vector<mi
         if (row.checksum != static_cast<long long>(m.checksum))
             throw schema_error(fmt::format(
                 "migration {} ({}) was applied with checksum {} but this agent embeds checksum "
-                "{}: a released migration must never change; restore agent/store/schema/sql/{}.sql as it was",
+                "{}: a released migration must never change; restore agent/store/schema/sql/{}.sql "
+                "as it was",
                 m.version, m.name, hex(row.checksum), hex(m.checksum), label(m)));
     }
 }
@@ -106,8 +108,10 @@ const std::vector<migration>& embedded_migrations() {
         v.reserve(detail::embedded_sql_file_count);
         for (std::size_t k = 0; k < detail::embedded_sql_file_count; ++k) {
             const detail::embedded_sql_file& f = detail::embedded_sql_files[k];
-            const auto crc = ::crc32(0L, reinterpret_cast<const Bytef*>(f.text), static_cast<uInt>(f.size));
-            v.push_back({f.version, f.name, std::string(f.text, f.size), static_cast<std::uint32_t>(crc)});
+            const auto crc =
+                ::crc32(0L, reinterpret_cast<const Bytef*>(f.text), static_cast<uInt>(f.size));
+            v.push_back(
+                {f.version, f.name, std::string(f.text, f.size), static_cast<std::uint32_t>(crc)});
         }
         return v;
     }();
@@ -141,13 +145,14 @@ migration_report migrate(pqxx::connection& c, bool dry_run, const std::string& a
                 pqxx::work tx(c, "plugmon_migrate");
                 tx.exec(m.sql);
                 tx.exec_params(
-                    "INSERT INTO plugmon.schema_migrations (version, name, checksum, agent_version) "
+                    "INSERT INTO plugmon.schema_migrations (version, name, checksum, "
+                    "agent_version) "
                     "VALUES ($1, $2, $3, $4)",
                     m.version, m.name, static_cast<long long>(m.checksum), agent_version);
                 tx.commit();
             } catch (const pqxx::sql_error& e) {
-                throw schema_error(fmt::format("migration {} failed and was rolled back: {}",
-                                               label(m), e.what()));
+                throw schema_error(
+                    fmt::format("migration {} failed and was rolled back: {}", label(m), e.what()));
             }
         }
         report.applied.push_back(m.version);

@@ -11,9 +11,9 @@
 #include <pqxx/tablewriter>
 
 #include <algorithm>
-#include <cmath>
 #include <charconv>
 #include <cinttypes>
+#include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <future>
@@ -25,9 +25,12 @@ namespace plugmon::agent::store {
 
 const char* to_string(breaker_state s) noexcept {
     switch (s) {
-        case breaker_state::closed: return "closed";
-        case breaker_state::open: return "open";
-        case breaker_state::half_open: return "half_open";
+        case breaker_state::closed:
+            return "closed";
+        case breaker_state::open:
+            return "open";
+        case breaker_state::half_open:
+            return "half_open";
     }
     return "closed";
 }
@@ -37,8 +40,9 @@ namespace {
 using clock = std::chrono::steady_clock;
 
 std::int64_t to_i64(std::uint64_t v) {
-    return v > std::uint64_t(std::numeric_limits<std::int64_t>::max()) ? std::numeric_limits<std::int64_t>::max()
-                                                                       : std::int64_t(v);
+    return v > std::uint64_t(std::numeric_limits<std::int64_t>::max())
+               ? std::numeric_limits<std::int64_t>::max()
+               : std::int64_t(v);
 }
 
 std::int64_t ns_since_epoch(std::chrono::system_clock::time_point t) {
@@ -47,7 +51,8 @@ std::int64_t ns_since_epoch(std::chrono::system_clock::time_point t) {
 
 /// "2026-11-23 10:00:00.000000+00": a timestamptz literal in UTC, microsecond precision.
 std::string timestamptz(std::chrono::system_clock::time_point t) {
-    const std::int64_t us = std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
+    const std::int64_t us =
+        std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
     std::int64_t secs = us / 1000000, frac = us % 1000000;
     if (frac < 0) {
         frac += 1000000;
@@ -57,8 +62,9 @@ std::string timestamptz(std::chrono::system_clock::time_point t) {
     std::tm tm{};
     ::gmtime_r(&tt, &tm);
     char buf[64];
-    std::snprintf(buf, sizeof buf, "%04d-%02d-%02d %02d:%02d:%02d.%06" PRId64 "+00", tm.tm_year + 1900,
-                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02d %02d:%02d:%02d.%06" PRId64 "+00",
+                  tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                  frac);
     return buf;
 }
 
@@ -77,24 +83,41 @@ public:
         sep();
         // Only backslash and the control characters COPY gives a meaning need escaping; names
         // almost never hold them, so look first and append the whole value when clean.
-        const auto special = [](char c) { return c == '\\' || (static_cast<unsigned char>(c) < 0x20); };
+        const auto special = [](char c) {
+            return c == '\\' || (static_cast<unsigned char>(c) < 0x20);
+        };
         if (std::none_of(v.begin(), v.end(), special)) {
             line_.append(v);
             return *this;
         }
         for (const char c : v) {
             switch (c) {
-                case '\\': line_ += "\\\\"; break;
-                case '\n': line_ += "\\n"; break;
-                case '\r': line_ += "\\r"; break;
-                case '\t': line_ += "\\t"; break;
-                case '\b': line_ += "\\b"; break;
-                case '\f': line_ += "\\f"; break;
-                case '\v': line_ += "\\v"; break;
+                case '\\':
+                    line_ += "\\\\";
+                    break;
+                case '\n':
+                    line_ += "\\n";
+                    break;
+                case '\r':
+                    line_ += "\\r";
+                    break;
+                case '\t':
+                    line_ += "\\t";
+                    break;
+                case '\b':
+                    line_ += "\\b";
+                    break;
+                case '\f':
+                    line_ += "\\f";
+                    break;
+                case '\v':
+                    line_ += "\\v";
+                    break;
                 default:
                     if (static_cast<unsigned char>(c) < 0x20) {
                         char buf[8];
-                        std::snprintf(buf, sizeof buf, "\\%03o", unsigned(static_cast<unsigned char>(c)));
+                        std::snprintf(buf, sizeof buf, "\\%03o",
+                                      unsigned(static_cast<unsigned char>(c)));
                         line_ += buf;
                     } else {
                         line_ += c;
@@ -150,8 +173,8 @@ private:
 
 /// COPY `table` (columns) FROM STDIN, one raw text line per call of `each_line`.
 template <typename Rows, typename Fill>
-void copy_into(pqxx::transaction_base& tx, const std::string& table, const std::vector<std::string>& columns,
-               const Rows& rows, Fill fill) {
+void copy_into(pqxx::transaction_base& tx, const std::string& table,
+               const std::vector<std::string>& columns, const Rows& rows, Fill fill) {
 #include "pqxx/internal/ignore-deprecated-pre.hxx"
     // tablewriter is libpqxx 6's only way to send a line as it is (stream_to escapes every field
     // itself, character by character).
@@ -177,15 +200,28 @@ bool transient(const pqxx::sql_error& e) {
 }
 
 const std::vector<std::string> query_columns = {
-    "bucket_start", "bucket_seconds", "host",   "plugin", "op",     "tbl",    "tenant", "calls", "errors",
-    "rows",         "total_ns",       "min_ns", "max_ns", "p50_ns", "p95_ns", "p99_ns", "sketch"};
-const std::vector<std::string> execution_columns = {"bucket_start", "bucket_seconds", "host",  "plugin", "tenant",
-                                                    "calls",        "errors",         "wall_ns", "cpu_ns"};
-const std::vector<std::string> slow_columns = {"at",     "host",        "pid",         "plugin", "op",   "tbl",
-                                               "tenant", "fingerprint", "statement", "duration_ns", "rows", "error"};
-const std::vector<std::string> resource_columns = {
-    "at",        "host",       "pid",         "process",     "plugin",   "rss_bytes", "cpu_ns",
-    "open_fds",  "threads",    "read_bytes",  "write_bytes", "heap_allocated_bytes", "heap_freed_bytes"};
+    "bucket_start", "bucket_seconds", "host",   "plugin", "op",       "tbl",
+    "tenant",       "calls",          "errors", "rows",   "total_ns", "min_ns",
+    "max_ns",       "p50_ns",         "p95_ns", "p99_ns", "sketch"};
+const std::vector<std::string> execution_columns = {"bucket_start", "bucket_seconds", "host",
+                                                    "plugin",       "tenant",         "calls",
+                                                    "errors",       "wall_ns",        "cpu_ns"};
+const std::vector<std::string> slow_columns = {"at",        "host",        "pid",    "plugin",
+                                               "op",        "tbl",         "tenant", "fingerprint",
+                                               "statement", "duration_ns", "rows",   "error"};
+const std::vector<std::string> resource_columns = {"at",
+                                                   "host",
+                                                   "pid",
+                                                   "process",
+                                                   "plugin",
+                                                   "rss_bytes",
+                                                   "cpu_ns",
+                                                   "open_fds",
+                                                   "threads",
+                                                   "read_bytes",
+                                                   "write_bytes",
+                                                   "heap_allocated_bytes",
+                                                   "heap_freed_bytes"};
 
 std::string joined(const std::vector<std::string>& cols) {
     std::string s;
@@ -196,10 +232,12 @@ std::string joined(const std::vector<std::string>& cols) {
 // Adds into a row another batch of the same key already wrote (an agent restarted within one
 // window, or the wall clock stepped back); the ledger has already excluded replays.
 const std::string upsert_queries =
-    "INSERT INTO plugmon.query_rollups AS t (" + joined(query_columns) + ") SELECT " + joined(query_columns) +
+    "INSERT INTO plugmon.query_rollups AS t (" + joined(query_columns) + ") SELECT " +
+    joined(query_columns) +
     " FROM pg_temp.stage_query_rollups"
     " ON CONFLICT (bucket_start, host, plugin, op, tbl, tenant) DO UPDATE SET"
-    " calls = t.calls + excluded.calls, errors = t.errors + excluded.errors, rows = t.rows + excluded.rows,"
+    " calls = t.calls + excluded.calls, errors = t.errors + excluded.errors, rows = t.rows + "
+    "excluded.rows,"
     " total_ns = t.total_ns + excluded.total_ns, min_ns = least(t.min_ns, excluded.min_ns),"
     " max_ns = greatest(t.max_ns, excluded.max_ns),"
     " (sketch, p50_ns, p95_ns, p99_ns) = (SELECT m, plugmon.sketch_quantile(m, 0.5),"
@@ -227,13 +265,14 @@ constexpr std::int64_t maintenance_lock_key = 0x706c75676d6f6e01;  // "plugmon" 
 
 writer::writer(writer_options opts) : opts_(std::move(opts)) {
     std::random_device rd;
-    std::mt19937_64 g((std::uint64_t(rd()) << 32) ^ rd() ^ std::uint64_t(clock::now().time_since_epoch().count()));
+    std::mt19937_64 g((std::uint64_t(rd()) << 32) ^ rd() ^
+                      std::uint64_t(clock::now().time_since_epoch().count()));
     do run_id_ = g() & 0x7fffffffffffffffull;  // a positive bigint
     while (run_id_ == 0);
     spool_ = std::make_unique<spool>(opts_.spooling);
     if (spool_->batches() != 0)
-        spdlog::info("store: {} batches ({} bytes) from a previous run wait in the spool {}", spool_->batches(),
-                     spool_->bytes(), spool_->dir());
+        spdlog::info("store: {} batches ({} bytes) from a previous run wait in the spool {}",
+                     spool_->batches(), spool_->bytes(), spool_->dir());
 }
 
 writer::~writer() { stop(std::chrono::seconds(0)); }
@@ -259,8 +298,9 @@ void writer::submit(window_batch&& w) {
         if (queue_.size() > opts_.queue_max) {
             totals_.queue_dropped_batches.fetch_add(1);
             totals_.queue_dropped_rows.fetch_add(queue_.front().rows());
-            spdlog::error("store: the spool cannot keep up; dropped the oldest queued window ({} rows)",
-                          queue_.front().rows());
+            spdlog::error(
+                "store: the spool cannot keep up; dropped the oldest queued window ({} rows)",
+                queue_.front().rows());
             queue_.pop_front();
         }
     }
@@ -285,8 +325,10 @@ bool writer::stop(std::chrono::nanoseconds timeout) {
         if (spooler_.joinable()) spooler_.join();
         if (writer_.joinable()) writer_.join();
     });
-    if (joined.wait_for(timeout + std::chrono::seconds(1)) == std::future_status::ready) return true;
-    spdlog::warn("store: the writer is still in a database call; {} batches stay in the spool", spool_->batches());
+    if (joined.wait_for(timeout + std::chrono::seconds(1)) == std::future_status::ready)
+        return true;
+    spdlog::warn("store: the writer is still in a database call; {} batches stay in the spool",
+                 spool_->batches());
     // The future's destructor would wait; leak the joining thread instead, the process is exiting.
     new std::future<void>(std::move(joined));
     return false;
@@ -301,7 +343,8 @@ void writer::spooler_loop() {
         bool stopping;
         {
             std::unique_lock<std::mutex> lock(mu_);
-            queued_cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stop_ || !queue_.empty(); });
+            queued_cv_.wait_for(lock, std::chrono::seconds(1),
+                                [this] { return stop_ || !queue_.empty(); });
             work.swap(queue_);
             stopping = stop_;
         }
@@ -313,8 +356,8 @@ void writer::spooler_loop() {
                 failed.pop_front();
                 appended = true;
             } catch (const std::exception& e) {
-                spdlog::error("store: cannot write to the spool ({}); {} windows held in memory", e.what(),
-                              failed.size());
+                spdlog::error("store: cannot write to the spool ({}); {} windows held in memory",
+                              e.what(), failed.size());
                 break;
             }
         }
@@ -341,7 +384,9 @@ void writer::spooler_loop() {
                 totals_.spool_failed_rows.fetch_add(b.rows());
             }
             if (!failed.empty())
-                spdlog::error("store: {} windows could not be spooled at exit and are lost (counted)", failed.size());
+                spdlog::error(
+                    "store: {} windows could not be spooled at exit and are lost (counted)",
+                    failed.size());
             spooled_cv_.notify_all();
             return;
         }
@@ -375,7 +420,8 @@ void writer::writer_loop() {
         const auto now = clock::now();
         const bool may_try = now >= next_attempt_;
         if (stopping && (now >= deadline || next_attempt_ >= deadline)) break;
-        if (may_try && (spool_->batches() != 0 || !conn_ || now >= next_maintenance_)) pump(stopping);
+        if (may_try && (spool_->batches() != 0 || !conn_ || now >= next_maintenance_))
+            pump(stopping);
         if (stopping && spooler_done && spool_->batches() == 0) break;
     }
     conn_.reset();
@@ -401,8 +447,9 @@ bool writer::pump(bool stopping) {
                 if (transient(x) || ++failing_attempts_ < opts_.max_batch_attempts) throw;
                 totals_.rejected_batches.fetch_add(1);
                 totals_.rejected_rows.fetch_add(e->b.rows());
-                spdlog::error("store: batch {}/{} ({} rows) rejected by PostgreSQL {} times, dropped: {}", e->b.run_id,
-                              e->b.seq, e->b.rows(), failing_attempts_, x.what());
+                spdlog::error(
+                    "store: batch {}/{} ({} rows) rejected by PostgreSQL {} times, dropped: {}",
+                    e->b.run_id, e->b.seq, e->b.rows(), failing_attempts_, x.what());
             }
             spool_->pop(e->id);
             succeeded();
@@ -416,7 +463,9 @@ bool writer::pump(bool stopping) {
     } catch (const pqxx::broken_connection& e) {
         failed(std::string("connection lost: ") + e.what(), true);
     } catch (const pqxx::in_doubt_error& e) {
-        failed(std::string("commit in doubt (the batch is retried; the ledger makes that safe): ") + e.what(), true);
+        failed(std::string("commit in doubt (the batch is retried; the ledger makes that safe): ") +
+                   e.what(),
+               true);
     } catch (const schema_error& e) {
         failed(std::string("schema: ") + e.what(), true);
     } catch (const pqxx::sql_error& e) {
@@ -431,9 +480,9 @@ void writer::connect() {
     ++totals_.connects;
     auto c = std::make_unique<pqxx::connection>(opts_.conninfo);
     if (opts_.migrate) {
-        const migration_report r = migrate(*c, false, opts_.agent_version, [](const std::string& line) {
-            spdlog::info("store: {}", line);
-        });
+        const migration_report r =
+            migrate(*c, false, opts_.agent_version,
+                    [](const std::string& line) { spdlog::info("store: {}", line); });
         schema_version_.store(r.to_version);
     } else {
         schema_version_.store(schema_version(*c));
@@ -446,24 +495,29 @@ void writer::connect() {
                  "'lz4' = ANY(enumvals)")[0]
             .as<int>() == 1)
         tx.exec("SET default_toast_compression = 'lz4'");
-    tx.exec("CREATE TEMP TABLE IF NOT EXISTS stage_query_rollups (LIKE plugmon.query_rollups INCLUDING DEFAULTS)"
-            " ON COMMIT DELETE ROWS");
-    tx.exec("CREATE TEMP TABLE IF NOT EXISTS stage_execution_rollups (LIKE plugmon.execution_rollups INCLUDING "
-            "DEFAULTS) ON COMMIT DELETE ROWS");
+    tx.exec(
+        "CREATE TEMP TABLE IF NOT EXISTS stage_query_rollups (LIKE plugmon.query_rollups INCLUDING "
+        "DEFAULTS)"
+        " ON COMMIT DELETE ROWS");
+    tx.exec(
+        "CREATE TEMP TABLE IF NOT EXISTS stage_execution_rollups (LIKE plugmon.execution_rollups "
+        "INCLUDING "
+        "DEFAULTS) ON COMMIT DELETE ROWS");
     tx.commit();
     conn_ = std::move(c);
     ensured_from_day_ = 0;
     ensured_to_day_ = -1;
     connected_.store(true);
-    spdlog::info("store: connected to PostgreSQL (schema version {}), {} batches in the spool", schema_version_.load(),
-                 spool_->batches());
+    spdlog::info("store: connected to PostgreSQL (schema version {}), {} batches in the spool",
+                 schema_version_.load(), spool_->batches());
 }
 
 void writer::maintain() {
     // One agent at a time does it; the others skip this round.
     const auto advisory = [this](const char* fn) {
         pqxx::nontransaction tx(*conn_);
-        return tx.exec_params1(std::string("SELECT ") + fn + "($1)", maintenance_lock_key)[0].as<bool>();
+        return tx.exec_params1(std::string("SELECT ") + fn + "($1)", maintenance_lock_key)[0]
+            .as<bool>();
     };
     if (advisory("pg_try_advisory_lock")) {
         try {
@@ -473,13 +527,15 @@ void writer::maintain() {
                 return std::int64_t(std::chrono::duration_cast<std::chrono::seconds>(d).count());
             };
             const pqxx::result r = tx.exec_params(
-                "SELECT action, object, rows FROM plugmon.maintain(now(), $1, $2 * interval '1 second', $3 * "
+                "SELECT action, object, rows FROM plugmon.maintain(now(), $1, $2 * interval '1 "
+                "second', $3 * "
                 "interval '1 second')",
                 opts_.premake_days, secs(opts_.downsample_after), secs(opts_.retention));
             tx.commit();
             for (const auto& row : r)
-                spdlog::log(std::string_view(row[0].c_str()) == "create_partition" ? spdlog::level::debug
-                                                                                    : spdlog::level::info,
+                spdlog::log(std::string_view(row[0].c_str()) == "create_partition"
+                                ? spdlog::level::debug
+                                : spdlog::level::info,
                             "store: maintenance: {} {} ({} rows)", row[0].c_str(), row[1].c_str(),
                             row[2].is_null() ? 0 : row[2].as<long long>());
         } catch (...) {
@@ -491,7 +547,8 @@ void writer::maintain() {
     }
     ensured_from_day_ = 0;
     ensured_to_day_ = -1;  // partitions may have been dropped or merged away
-    next_maintenance_ = clock::now() + std::chrono::duration_cast<clock::duration>(opts_.maintenance_interval);
+    next_maintenance_ =
+        clock::now() + std::chrono::duration_cast<clock::duration>(opts_.maintenance_interval);
 }
 
 void writer::ensure_partitions(const batch& b) {
@@ -507,10 +564,12 @@ void writer::ensure_partitions(const batch& b) {
     constexpr std::int64_t day_ns = 86'400'000'000'000;
     const auto at = [](std::int64_t day) {
         return timestamptz(std::chrono::system_clock::time_point(
-            std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::nanoseconds(day * day_ns))));
+            std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                std::chrono::nanoseconds(day * day_ns))));
     };
     pqxx::nontransaction tx(*conn_);
-    tx.exec_params("SELECT plugmon.ensure_partitions($1::timestamptz, $2::timestamptz)", at(lo), at(hi));
+    tx.exec_params("SELECT plugmon.ensure_partitions($1::timestamptz, $2::timestamptz)", at(lo),
+                   at(hi));
     if (ensured_to_day_ < ensured_from_day_) {
         ensured_from_day_ = lo;
         ensured_to_day_ = hi;
@@ -525,20 +584,23 @@ void writer::write(const batch& b) {
     const window_batch& w = b.window;
     ensure_partitions(b);
     const std::string bucket = timestamptz(w.bucket_start);
-    const auto bucket_seconds =
-        static_cast<std::int32_t>(std::chrono::duration_cast<std::chrono::seconds>(w.length).count());
+    const auto bucket_seconds = static_cast<std::int32_t>(
+        std::chrono::duration_cast<std::chrono::seconds>(w.length).count());
 
     pqxx::work tx(*conn_);
     const pqxx::result claimed = tx.exec_params(
-        "INSERT INTO plugmon.write_batches (host, run_id, seq, bucket_start, rows) VALUES ($1, $2, $3, $4, $5)"
+        "INSERT INTO plugmon.write_batches (host, run_id, seq, bucket_start, rows) VALUES ($1, $2, "
+        "$3, $4, $5)"
         " ON CONFLICT DO NOTHING",
         b.host, to_i64(b.run_id), to_i64(b.seq), bucket, static_cast<std::int64_t>(b.rows()));
     if (claimed.affected_rows() == 0) {
         tx.commit();
         totals_.batches_duplicate.fetch_add(1);
         count_rows(totals_.rows_duplicate, w);
-        spdlog::info("store: batch {}/{} was already written (a replay after an unacknowledged commit); skipped",
-                     b.run_id, b.seq);
+        spdlog::info(
+            "store: batch {}/{} was already written (a replay after an unacknowledged commit); "
+            "skipped",
+            b.run_id, b.seq);
         return;
     }
     // The rollups go straight into their tables: the ledger already rules out a replay, so a key
@@ -549,19 +611,32 @@ void writer::write(const batch& b) {
     const auto copy_rows = [&](pqxx::transaction_base& t, const std::string& table, bool queries) {
         if (queries)
             copy_into(t, table, query_columns, w.queries, [&](copy_line& l, const query_rollup& q) {
-                l.text(bucket).number(bucket_seconds).text(b.host).text(q.plugin).text(q.op).text(q.table);
+                l.text(bucket)
+                    .number(bucket_seconds)
+                    .text(b.host)
+                    .text(q.plugin)
+                    .text(q.op)
+                    .text(q.table);
                 l.text(q.tenant).number(q.calls).number(q.errors).number(q.rows).number(q.total_ns);
-                l.number(q.min_ns).number(q.max_ns).number(q.p50_ns).number(q.p95_ns).number(q.p99_ns);
+                l.number(q.min_ns).number(q.max_ns).number(q.p50_ns).number(q.p95_ns).number(
+                    q.p99_ns);
                 l.bytea(q.sketch);
             });
         else
-            copy_into(t, table, execution_columns, w.executions, [&](copy_line& l, const execution_rollup& x) {
-                l.text(bucket).number(bucket_seconds).text(b.host).text(x.plugin).text(x.tenant).number(x.calls);
-                l.number(x.errors).number(x.wall_ns).number(x.cpu_ns);
-            });
+            copy_into(t, table, execution_columns, w.executions,
+                      [&](copy_line& l, const execution_rollup& x) {
+                          l.text(bucket)
+                              .number(bucket_seconds)
+                              .text(b.host)
+                              .text(x.plugin)
+                              .text(x.tenant)
+                              .number(x.calls);
+                          l.number(x.errors).number(x.wall_ns).number(x.cpu_ns);
+                      });
     };
     bool merged = false;
-    const auto write_rollups = [&](bool queries, const char* target, const char* stage, const std::string& upsert) {
+    const auto write_rollups = [&](bool queries, const char* target, const char* stage,
+                                   const std::string& upsert) {
         if (queries ? w.queries.empty() : w.executions.empty()) return;
         try {
             pqxx::subtransaction direct(tx, "direct");
@@ -575,19 +650,33 @@ void writer::write(const batch& b) {
         tx.exec(upsert);
     };
     write_rollups(true, "plugmon.query_rollups", "pg_temp.stage_query_rollups", upsert_queries);
-    write_rollups(false, "plugmon.execution_rollups", "pg_temp.stage_execution_rollups", upsert_executions);
+    write_rollups(false, "plugmon.execution_rollups", "pg_temp.stage_execution_rollups",
+                  upsert_executions);
     if (!w.slow.empty())
-        copy_into(tx, "plugmon.slow_queries", slow_columns, w.slow, [&](copy_line& l, const slow_sample& q) {
-            l.text(timestamptz(q.at)).text(b.host).number(q.pid).text(q.plugin).text(q.op).text(q.table);
-            l.text(q.tenant).number(static_cast<std::int64_t>(q.fingerprint)).text(q.statement);
-            l.number(q.duration_ns).number(q.rows).boolean(q.error);
-        });
+        copy_into(
+            tx, "plugmon.slow_queries", slow_columns, w.slow,
+            [&](copy_line& l, const slow_sample& q) {
+                l.text(timestamptz(q.at))
+                    .text(b.host)
+                    .number(q.pid)
+                    .text(q.plugin)
+                    .text(q.op)
+                    .text(q.table);
+                l.text(q.tenant).number(static_cast<std::int64_t>(q.fingerprint)).text(q.statement);
+                l.number(q.duration_ns).number(q.rows).boolean(q.error);
+            });
     if (!w.resources.empty())
-        copy_into(tx, "plugmon.resource_samples", resource_columns, w.resources, [&](copy_line& l, const resource_row& r) {
-            l.text(timestamptz(r.at)).text(b.host).number(r.pid).text(r.process).text(r.plugin);
-            l.number(r.rss_bytes).number(r.cpu_ns).number(r.open_fds).number(r.threads).number(r.read_bytes);
-            l.number(r.write_bytes).number(r.heap_allocated_bytes).number(r.heap_freed_bytes);
-        });
+        copy_into(
+            tx, "plugmon.resource_samples", resource_columns, w.resources,
+            [&](copy_line& l, const resource_row& r) {
+                l.text(timestamptz(r.at)).text(b.host).number(r.pid).text(r.process).text(r.plugin);
+                l.number(r.rss_bytes)
+                    .number(r.cpu_ns)
+                    .number(r.open_fds)
+                    .number(r.threads)
+                    .number(r.read_bytes);
+                l.number(r.write_bytes).number(r.heap_allocated_bytes).number(r.heap_freed_bytes);
+            });
     tx.commit();
 
     observe_latency(std::chrono::duration<double>(clock::now() - t0).count());
@@ -606,12 +695,14 @@ void writer::failed(const std::string& what, bool connection_lost) {
     ++consecutive_failures_;
     // Exponential backoff with "equal jitter": half the step fixed, half random, so agents
     // that lost the same server do not come back in lockstep.
-    const double step = std::min<double>(double(opts_.backoff_max.count()),
-                                         double(opts_.backoff_initial.count()) *
-                                             std::pow(2.0, std::min(consecutive_failures_ - 1, 30u)));
+    const double step =
+        std::min<double>(double(opts_.backoff_max.count()),
+                         double(opts_.backoff_initial.count()) *
+                             std::pow(2.0, std::min(consecutive_failures_ - 1, 30u)));
     static thread_local std::mt19937_64 rng{std::random_device{}()};
     const double wait_ns = step / 2 + std::uniform_real_distribution<double>(0, step / 2)(rng);
-    next_attempt_ = clock::now() + std::chrono::duration_cast<clock::duration>(std::chrono::nanoseconds(std::int64_t(wait_ns)));
+    next_attempt_ = clock::now() + std::chrono::duration_cast<clock::duration>(
+                                       std::chrono::nanoseconds(std::int64_t(wait_ns)));
     const bool opened = consecutive_failures_ >= opts_.breaker_threshold;
     breaker_.store(int(opened ? breaker_state::open : breaker_state::closed));
     {
@@ -620,14 +711,16 @@ void writer::failed(const std::string& what, bool connection_lost) {
     }
     // The first failure of a streak and then every tenth: an outage does not flood the log.
     if (consecutive_failures_ == 1 || consecutive_failures_ % 10 == 0)
-        spdlog::warn("store: {} (failure {} in a row; next attempt in {:.1f}s; {} batches in the spool)", what,
-                     consecutive_failures_, wait_ns / 1e9, spool_->batches());
+        spdlog::warn(
+            "store: {} (failure {} in a row; next attempt in {:.1f}s; {} batches in the spool)",
+            what, consecutive_failures_, wait_ns / 1e9, spool_->batches());
 }
 
 void writer::succeeded() {
     if (consecutive_failures_ != 0)
-        spdlog::info("store: PostgreSQL is back after {} failed attempts; replaying the spool ({} batches)",
-                     consecutive_failures_, spool_->batches());
+        spdlog::info(
+            "store: PostgreSQL is back after {} failed attempts; replaying the spool ({} batches)",
+            consecutive_failures_, spool_->batches());
     consecutive_failures_ = 0;
     breaker_.store(int(breaker_state::closed));
     std::lock_guard<std::mutex> lock(mu_);
@@ -668,48 +761,71 @@ nlohmann::json writer::status() const {
         {"host", opts_.host},
         {"run_id", run_id_},
         {"schema_version", schema_version_.load()},
-        {"submitted", {{"batches", totals_.batches_submitted.load()}, {"rows", totals_.rows_submitted.load()},
-                       {"calls", totals_.calls_submitted.load()}}},
-        {"written", {{"batches", totals_.batches_written.load()}, {"duplicates", totals_.batches_duplicate.load()},
-                     {"calls", totals_.calls_written.load()}, {"rows", rows},
-                     {"duplicate_rows", duplicate_rows}}},
-        {"spool", {{"dir", spool_->dir()}, {"batches", spool_->batches()}, {"bytes", spool_->bytes()},
-                   {"dropped", {{"full", {{"batches", spool_->dropped_batches(drop_reason::full)},
-                                          {"rows", spool_->dropped_rows(drop_reason::full)}}},
-                                {"corrupt", {{"batches", spool_->dropped_batches(drop_reason::corrupt)},
-                                             {"rows", spool_->dropped_rows(drop_reason::corrupt)}}}}}}},
-        {"dropped", {{"queue_full", {{"batches", totals_.queue_dropped_batches.load()},
-                                     {"rows", totals_.queue_dropped_rows.load()}}},
-                     {"spool_error", {{"batches", totals_.spool_failed_batches.load()},
-                                      {"rows", totals_.spool_failed_rows.load()}}},
-                     {"rejected", {{"batches", totals_.rejected_batches.load()},
-                                   {"rows", totals_.rejected_rows.load()}}}}},
+        {"submitted",
+         {{"batches", totals_.batches_submitted.load()},
+          {"rows", totals_.rows_submitted.load()},
+          {"calls", totals_.calls_submitted.load()}}},
+        {"written",
+         {{"batches", totals_.batches_written.load()},
+          {"duplicates", totals_.batches_duplicate.load()},
+          {"calls", totals_.calls_written.load()},
+          {"rows", rows},
+          {"duplicate_rows", duplicate_rows}}},
+        {"spool",
+         {{"dir", spool_->dir()},
+          {"batches", spool_->batches()},
+          {"bytes", spool_->bytes()},
+          {"dropped",
+           {{"full",
+             {{"batches", spool_->dropped_batches(drop_reason::full)},
+              {"rows", spool_->dropped_rows(drop_reason::full)}}},
+            {"corrupt",
+             {{"batches", spool_->dropped_batches(drop_reason::corrupt)},
+              {"rows", spool_->dropped_rows(drop_reason::corrupt)}}}}}}},
+        {"dropped",
+         {{"queue_full",
+           {{"batches", totals_.queue_dropped_batches.load()},
+            {"rows", totals_.queue_dropped_rows.load()}}},
+          {"spool_error",
+           {{"batches", totals_.spool_failed_batches.load()},
+            {"rows", totals_.spool_failed_rows.load()}}},
+          {"rejected",
+           {{"batches", totals_.rejected_batches.load()},
+            {"rows", totals_.rejected_rows.load()}}}}},
         {"merged", totals_.merged_batches.load()},
         {"failures", totals_.failures.load()},
         {"connects", totals_.connects.load()},
         {"maintenance_runs", totals_.maintenance_runs.load()},
         {"last_error", error},
-        {"last_success_unix", success.time_since_epoch().count() == 0
-                                  ? 0.0
-                                  : std::chrono::duration<double>(success.time_since_epoch()).count()},
+        {"last_success_unix",
+         success.time_since_epoch().count() == 0
+             ? 0.0
+             : std::chrono::duration<double>(success.time_since_epoch()).count()},
     };
 }
 
 void writer::render_metrics(std::string& out) const {
     namespace x = exposition;
-    x::family(out, "plugmon_store_rows_written_total", "counter", "Rows committed to PostgreSQL, by table.");
+    x::family(out, "plugmon_store_rows_written_total", "counter",
+              "Rows committed to PostgreSQL, by table.");
     for (std::size_t i = 0; i < tables.size(); ++i)
-        x::sample(out, "plugmon_store_rows_written_total", {{"table", tables[i]}}, totals_.rows_written[i].load());
+        x::sample(out, "plugmon_store_rows_written_total", {{"table", tables[i]}},
+                  totals_.rows_written[i].load());
     x::family(out, "plugmon_store_batches_total", "counter",
-              "Batches (one per flush window) by outcome: written, or duplicate (already committed: a replay).");
-    x::sample(out, "plugmon_store_batches_total", {{"result", "written"}}, totals_.batches_written.load());
-    x::sample(out, "plugmon_store_batches_total", {{"result", "duplicate"}}, totals_.batches_duplicate.load());
-    x::family(out, "plugmon_store_batches_submitted_total", "counter", "Windows handed to the store.");
+              "Batches (one per flush window) by outcome: written, or duplicate (already "
+              "committed: a replay).");
+    x::sample(out, "plugmon_store_batches_total", {{"result", "written"}},
+              totals_.batches_written.load());
+    x::sample(out, "plugmon_store_batches_total", {{"result", "duplicate"}},
+              totals_.batches_duplicate.load());
+    x::family(out, "plugmon_store_batches_submitted_total", "counter",
+              "Windows handed to the store.");
     x::sample(out, "plugmon_store_batches_submitted_total", {}, totals_.batches_submitted.load());
     x::family(out, "plugmon_store_write_failures_total", "counter",
               "Failed attempts to connect or write (each is retried).");
     x::sample(out, "plugmon_store_write_failures_total", {}, totals_.failures.load());
-    x::family(out, "plugmon_store_write_duration_seconds", "histogram", "Time to write one batch (one transaction).");
+    x::family(out, "plugmon_store_write_duration_seconds", "histogram",
+              "Time to write one batch (one transaction).");
     std::uint64_t cumulative = 0;
     for (std::size_t i = 0; i <= latency_bounds.size(); ++i) {
         cumulative += latency_counts_[i].load();
@@ -720,36 +836,45 @@ void writer::render_metrics(std::string& out) const {
             std::snprintf(le, sizeof le, "+Inf");
         x::sample(out, "plugmon_store_write_duration_seconds_bucket", {{"le", le}}, cumulative);
     }
-    x::sample(out, "plugmon_store_write_duration_seconds_sum", {}, double(latency_sum_us_.load()) / 1e6);
+    x::sample(out, "plugmon_store_write_duration_seconds_sum", {},
+              double(latency_sum_us_.load()) / 1e6);
     x::sample(out, "plugmon_store_write_duration_seconds_count", {}, cumulative);
     x::family(out, "plugmon_store_spool_bytes", "gauge", "Bytes of batches waiting in the spool.");
     x::sample(out, "plugmon_store_spool_bytes", {}, spool_->bytes());
     x::family(out, "plugmon_store_spool_batches", "gauge", "Batches waiting in the spool.");
     x::sample(out, "plugmon_store_spool_batches", {}, spool_->batches());
-    x::family(out, "plugmon_store_dropped_batches_total", "counter",
-              "Batches lost, by reason: spool_full (oldest evicted at the size cap), corrupt (failed its "
-              "checksum), spool_error (could not be written to disk), queue_full, rejected (refused by "
-              "PostgreSQL repeatedly).");
-    x::family(out, "plugmon_store_dropped_rows_total", "counter", "Rows of the batches lost, by reason.");
+    x::family(
+        out, "plugmon_store_dropped_batches_total", "counter",
+        "Batches lost, by reason: spool_full (oldest evicted at the size cap), corrupt (failed its "
+        "checksum), spool_error (could not be written to disk), queue_full, rejected (refused by "
+        "PostgreSQL repeatedly).");
+    x::family(out, "plugmon_store_dropped_rows_total", "counter",
+              "Rows of the batches lost, by reason.");
     const std::array<std::pair<const char*, std::array<std::uint64_t, 2>>, 5> drops = {{
-        {"spool_full", {spool_->dropped_batches(drop_reason::full), spool_->dropped_rows(drop_reason::full)}},
-        {"corrupt", {spool_->dropped_batches(drop_reason::corrupt), spool_->dropped_rows(drop_reason::corrupt)}},
+        {"spool_full",
+         {spool_->dropped_batches(drop_reason::full), spool_->dropped_rows(drop_reason::full)}},
+        {"corrupt",
+         {spool_->dropped_batches(drop_reason::corrupt),
+          spool_->dropped_rows(drop_reason::corrupt)}},
         {"spool_error", {totals_.spool_failed_batches.load(), totals_.spool_failed_rows.load()}},
         {"queue_full", {totals_.queue_dropped_batches.load(), totals_.queue_dropped_rows.load()}},
         {"rejected", {totals_.rejected_batches.load(), totals_.rejected_rows.load()}},
     }};
     for (const auto& [reason, v] : drops)
         x::sample(out, "plugmon_store_dropped_batches_total", {{"reason", reason}}, v[0]);
-    for (const auto& [reason, v] : drops) x::sample(out, "plugmon_store_dropped_rows_total", {{"reason", reason}}, v[1]);
+    for (const auto& [reason, v] : drops)
+        x::sample(out, "plugmon_store_dropped_rows_total", {{"reason", reason}}, v[1]);
     x::family(out, "plugmon_store_circuit_state", "gauge",
               "The circuit breaker in front of PostgreSQL: 1 for the current state.");
     const int b = breaker_.load();
     for (int s = 0; s < 3; ++s)
         x::sample(out, "plugmon_store_circuit_state", {{"state", to_string(breaker_state(s))}},
                   std::uint64_t(b == s ? 1 : 0));
-    x::family(out, "plugmon_store_connected", "gauge", "1 while the writer holds a PostgreSQL connection.");
+    x::family(out, "plugmon_store_connected", "gauge",
+              "1 while the writer holds a PostgreSQL connection.");
     x::sample(out, "plugmon_store_connected", {}, std::uint64_t(connected_.load() ? 1 : 0));
-    x::family(out, "plugmon_store_schema_version", "gauge", "Schema version of the database (0: not yet known).");
+    x::family(out, "plugmon_store_schema_version", "gauge",
+              "Schema version of the database (0: not yet known).");
     x::sample(out, "plugmon_store_schema_version", {}, std::uint64_t(schema_version_.load()));
 }
 

@@ -141,16 +141,17 @@ private:
     std::deque<batch> queue_;             // guarded by mu_
     bool stop_ = false;                   // guarded by mu_
     bool spooler_done_ = false;           // guarded by mu_
-    bool spooled_pending_ = false;        // guarded by mu_: a record was spooled since the last look
-    std::chrono::steady_clock::time_point deadline_{};  // guarded by mu_, set by stop()
-    std::string last_error_;              // guarded by mu_
+    bool spooled_pending_ = false;  // guarded by mu_: a record was spooled since the last look
+    std::chrono::steady_clock::time_point deadline_{};      // guarded by mu_, set by stop()
+    std::string last_error_;                                // guarded by mu_
     std::chrono::system_clock::time_point last_success_{};  // guarded by mu_
 
     // writer thread only
     std::unique_ptr<pqxx::connection> conn_;
     std::chrono::steady_clock::time_point next_attempt_{};
     std::chrono::steady_clock::time_point next_maintenance_{};
-    std::int64_t ensured_from_day_ = 0, ensured_to_day_ = -1;  // days with partitions (this session)
+    std::int64_t ensured_from_day_ = 0,
+                 ensured_to_day_ = -1;  // days with partitions (this session)
     std::uint64_t failing_record_ = 0;
     unsigned failing_attempts_ = 0;
     unsigned consecutive_failures_ = 0;
@@ -159,8 +160,8 @@ private:
     std::atomic<bool> connected_{false};
     std::atomic<bool> running_{false};
     std::atomic<int> schema_version_{0};
-    static constexpr std::array<double, 12> latency_bounds = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                                              0.1,   0.25,   0.5,   1,    2.5,   10};
+    static constexpr std::array<double, 12> latency_bounds = {
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10};
     std::array<std::atomic<std::uint64_t>, latency_bounds.size() + 1> latency_counts_{};
     std::atomic<std::uint64_t> latency_sum_us_{0};
     totals totals_;

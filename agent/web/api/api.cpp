@@ -10,9 +10,9 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <optional>
 #include <string_view>
-#include <map>
 #include <vector>
 
 #include <chrono>
@@ -44,12 +44,9 @@ nlohmann::json leak_json(const leak_watch& w) {
 nlohmann::json resources_json(const producer& p) {
     const auto& r = p.resources();
     if (!r.sampled.load(std::memory_order_acquire)) return nullptr;
-    return {{"rss_bytes", r.rss_bytes.get()},
-            {"cpu_seconds", double(r.cpu_ns.get()) / 1e9},
-            {"open_fds", r.open_fds.get()},
-            {"threads", r.threads.get()},
-            {"read_bytes", r.read_bytes.get()},
-            {"write_bytes", r.write_bytes.get()},
+    return {{"rss_bytes", r.rss_bytes.get()},   {"cpu_seconds", double(r.cpu_ns.get()) / 1e9},
+            {"open_fds", r.open_fds.get()},     {"threads", r.threads.get()},
+            {"read_bytes", r.read_bytes.get()}, {"write_bytes", r.write_bytes.get()},
             {"leak", leak_json(r.leak)}};
 }
 
@@ -64,16 +61,16 @@ nlohmann::json producers_json(const std::vector<std::shared_ptr<producer>>& prod
             {"pid", p->pid()},
             {"uid", p->uid()},
             {"state", p->gone() && p->state() == producer_state::attached ? "closing"
-                                                                           : to_string(p->state())},
+                                                                          : to_string(p->state())},
             {"drained", s.drained.get()},
             {"dropped_full", s.full.get()},
             {"torn", s.torn.get()},
             {"invalid", s.invalid.get()},
             {"resource_samples", s.resource_samples.get()},
             {"consumed_at_attach", s.consumed_at_attach},
-            {"attached_at_unix", std::chrono::duration_cast<std::chrono::seconds>(
-                                     p->attached_at().time_since_epoch())
-                                     .count()},
+            {"attached_at_unix",
+             std::chrono::duration_cast<std::chrono::seconds>(p->attached_at().time_since_epoch())
+                 .count()},
         });
     }
     return list;
@@ -81,17 +78,16 @@ nlohmann::json producers_json(const std::vector<std::shared_ptr<producer>>& prod
 
 nlohmann::json totals_json(const drain& d) {
     const auto& t = d.totals();
-    return {{"drained", t.drained.get()},
-            {"dropped", {{"full", t.full.get()},
-                         {"torn", t.torn.get()},
-                         {"invalid", t.invalid.get()}}},
-            {"folded", t.folded.get()},
-            {"windows", t.windows.get()},
-            {"producers_registered", t.producers_registered.get()},
-            {"producers_finished", t.producers_finished.get()},
-            {"producers_quarantined", t.producers_quarantined.get()},
-            {"backlog", t.backlog.load()},
-            {"ring_used_ratio", double(t.ring_used_ppm.load()) / 1e6}};
+    return {
+        {"drained", t.drained.get()},
+        {"dropped", {{"full", t.full.get()}, {"torn", t.torn.get()}, {"invalid", t.invalid.get()}}},
+        {"folded", t.folded.get()},
+        {"windows", t.windows.get()},
+        {"producers_registered", t.producers_registered.get()},
+        {"producers_finished", t.producers_finished.get()},
+        {"producers_quarantined", t.producers_quarantined.get()},
+        {"backlog", t.backlog.load()},
+        {"ring_used_ratio", double(t.ring_used_ppm.load()) / 1e6}};
 }
 
 double seconds(std::uint64_t ns) { return double(ns) / 1e9; }
@@ -101,11 +97,16 @@ double unix_seconds(std::chrono::system_clock::time_point t) {
 }
 
 /// Quantiles of a sketch in seconds; nulls when it is empty (no figure beats a made-up zero).
-nlohmann::json quantiles_json(std::uint64_t count, std::uint64_t p50, std::uint64_t p95, std::uint64_t p99,
-                              std::uint64_t max) {
+nlohmann::json quantiles_json(std::uint64_t count, std::uint64_t p50, std::uint64_t p95,
+                              std::uint64_t p99, std::uint64_t max) {
     if (count == 0)
-        return {{"p50_seconds", nullptr}, {"p95_seconds", nullptr}, {"p99_seconds", nullptr}, {"max_seconds", nullptr}};
-    return {{"p50_seconds", seconds(p50)}, {"p95_seconds", seconds(p95)}, {"p99_seconds", seconds(p99)},
+        return {{"p50_seconds", nullptr},
+                {"p95_seconds", nullptr},
+                {"p99_seconds", nullptr},
+                {"max_seconds", nullptr}};
+    return {{"p50_seconds", seconds(p50)},
+            {"p95_seconds", seconds(p95)},
+            {"p99_seconds", seconds(p99)},
             {"max_seconds", seconds(max)}};
 }
 
@@ -150,12 +151,17 @@ nlohmann::json plugins_json(const series_store& store, const std::string* only) 
     for (const auto& [name, a] : by_plugin) {
         const std::uint64_t calls = a.ok + a.error;
         // top tables: by total time, at most 10
-        std::vector<std::pair<std::pair<std::string, std::string>, table_agg>> tables(a.tables.begin(), a.tables.end());
-        std::sort(tables.begin(), tables.end(), [](const auto& x, const auto& y) { return x.second.ns > y.second.ns; });
+        std::vector<std::pair<std::pair<std::string, std::string>, table_agg>> tables(
+            a.tables.begin(), a.tables.end());
+        std::sort(tables.begin(), tables.end(),
+                  [](const auto& x, const auto& y) { return x.second.ns > y.second.ns; });
         if (tables.size() > 10) tables.resize(10);
         nlohmann::json tj = nlohmann::json::array();
         for (const auto& [key, t] : tables)
-            tj.push_back({{"op", key.first}, {"table", key.second}, {"calls", t.calls}, {"seconds", seconds(t.ns)}});
+            tj.push_back({{"op", key.first},
+                          {"table", key.second},
+                          {"calls", t.calls},
+                          {"seconds", seconds(t.ns)}});
         nlohmann::json p = {{"plugin", name},
                             {"calls", calls},
                             {"errors", a.error},
@@ -180,10 +186,11 @@ nlohmann::json plugins_json(const series_store& store, const std::string* only) 
         if (const auto ps = pools.find(name); ps != pools.end()) {
             // last sample of each producer, summed: utilisation of the plugin's connections
             const std::uint64_t in_use = ps->second->in_use.get(), idle = ps->second->idle.get();
-            p["pool"] = {{"in_use", in_use},
-                         {"idle", idle},
-                         {"waiting", ps->second->waiting.get()},
-                         {"utilization", in_use + idle ? double(in_use) / double(in_use + idle) : 0.0}};
+            p["pool"] = {
+                {"in_use", in_use},
+                {"idle", idle},
+                {"waiting", ps->second->waiting.get()},
+                {"utilization", in_use + idle ? double(in_use) / double(in_use + idle) : 0.0}};
         } else {
             p["pool"] = nullptr;
         }
@@ -199,7 +206,8 @@ nlohmann::json plugins_json(const series_store& store, const std::string* only) 
             wj.update(quantiles_json(w.calls, w.p50_ns, w.p95_ns, w.p99_ns, w.max_ns));
             p["window"] = wj;
             const dd_sketch& ss = l.since_start;
-            p["since_start"] = quantiles_json(ss.count(), ss.quantile(0.50), ss.quantile(0.95), ss.quantile(0.99), ss.max());
+            p["since_start"] = quantiles_json(ss.count(), ss.quantile(0.50), ss.quantile(0.95),
+                                              ss.quantile(0.99), ss.max());
             p["since_start"]["calls"] = ss.count();
         } else {
             p["window"] = nullptr;  // no window has closed since the plugin's first query
@@ -224,11 +232,13 @@ std::optional<std::string> query_param(const std::string& target, const std::str
         const auto eq = item.find('=');
         if (item.substr(0, eq) != name) continue;
         std::string out;
-        const std::string_view v = eq == std::string_view::npos ? std::string_view{} : item.substr(eq + 1);
+        const std::string_view v =
+            eq == std::string_view::npos ? std::string_view{} : item.substr(eq + 1);
         for (std::size_t i = 0; i < v.size(); ++i) {
             if (v[i] == '+') {
                 out.push_back(' ');
-            } else if (v[i] == '%' && i + 2 < v.size() && std::isxdigit(static_cast<unsigned char>(v[i + 1])) &&
+            } else if (v[i] == '%' && i + 2 < v.size() &&
+                       std::isxdigit(static_cast<unsigned char>(v[i + 1])) &&
                        std::isxdigit(static_cast<unsigned char>(v[i + 2]))) {
                 out.push_back(char(std::stoi(std::string(v.substr(i + 1, 2)), nullptr, 16)));
                 i += 2;
@@ -257,7 +267,8 @@ bool accepts_gzip(std::string_view header) {
         if (coding != "gzip") continue;
         if (semi == std::string_view::npos) return true;
         const auto q = item.find("q=", semi);
-        return q == std::string_view::npos || std::strtod(std::string(item.substr(q + 2)).c_str(), nullptr) > 0;
+        return q == std::string_view::npos ||
+               std::strtod(std::string(item.substr(q + 2)).c_str(), nullptr) > 0;
     }
     return false;
 }
@@ -269,14 +280,16 @@ std::string hex64(std::uint64_t v) {
 }
 
 http_response slow_queries(const api_context& ctx, const http_request& req) {
-    if (ctx.statements == nullptr) return error_response(404, "slow queries are not kept by this agent");
+    if (ctx.statements == nullptr)
+        return error_response(404, "slow queries are not kept by this agent");
     const auto plugin = query_param(req.target, "plugin");
     std::size_t limit = 100;
     if (const auto l = query_param(req.target, "limit")) {
         char* end = nullptr;
         const unsigned long v = std::strtoul(l->c_str(), &end, 10);
         if (l->empty() || *end != '\0' || v == 0 || v > 100000)
-            return error_response(400, "limit: expected an integer from 1 to 100000, got \"" + *l + "\"");
+            return error_response(
+                400, "limit: expected an integer from 1 to 100000, got \"" + *l + "\"");
         limit = v;
     }
     const std::string* only = plugin ? &*plugin : nullptr;
@@ -291,8 +304,10 @@ http_response slow_queries(const api_context& ctx, const http_request& req) {
                             {"rows", s.rows},
                             {"error", s.error},
                             {"pid", s.pid}};
-        j["statement"] = s.statement.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.statement);
-        j["fingerprint"] = s.statement.empty() ? nlohmann::json(nullptr) : nlohmann::json(hex64(s.fingerprint));
+        j["statement"] =
+            s.statement.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.statement);
+        j["fingerprint"] =
+            s.statement.empty() ? nlohmann::json(nullptr) : nlohmann::json(hex64(s.fingerprint));
         samples.push_back(std::move(j));
     }
     nlohmann::json top = nlohmann::json::array();
@@ -309,14 +324,16 @@ http_response slow_queries(const api_context& ctx, const http_request& req) {
                        {"mean_seconds", calls ? seconds(st->total_ns.get()) / double(calls) : 0.0},
                        {"max_seconds", seconds(st->max_ns.get())}});
     }
-    return json_response({{"slow_total", ctx.statements->slow_total()}, {"samples", samples}, {"top", top}});
+    return json_response(
+        {{"slow_total", ctx.statements->slow_total()}, {"samples", samples}, {"top", top}});
 }
 
 }  // namespace
 
 http_response handle_request(const api_context& ctx, const http_request& req) {
     std::string path = req.target.substr(0, req.target.find('?'));
-    if (req.method != "GET" && req.method != "HEAD") return error_response(405, "method not allowed");
+    if (req.method != "GET" && req.method != "HEAD")
+        return error_response(405, "method not allowed");
     if (path == "/metrics") {
         const metrics_extra* extra = ctx.extra_metrics ? &ctx.extra_metrics : nullptr;
         http_response r;
@@ -362,7 +379,8 @@ http_response handle_request(const api_context& ctx, const http_request& req) {
         r.body = ctx.store_json();
         return r;
     }
-    if (path == "/api/v1/plugins") return json_response({{"plugins", plugins_json(ctx.store, nullptr)}});
+    if (path == "/api/v1/plugins")
+        return json_response({{"plugins", plugins_json(ctx.store, nullptr)}});
     const std::string prefix = "/api/v1/plugins/";
     if (path.rfind(prefix, 0) == 0 && path.size() > prefix.size()) {
         const std::string name = path.substr(prefix.size());

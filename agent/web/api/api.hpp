@@ -2,10 +2,10 @@
 #pragma once
 
 #include "aggregate/series.hpp"
-#include "ingest/drainer.hpp"
-#include "web/server/http.hpp"
-#include "ingest/intake.hpp"
 #include "aggregate/statements.hpp"
+#include "ingest/drainer.hpp"
+#include "ingest/intake.hpp"
+#include "web/server/http.hpp"
 
 #include <functional>
 #include <string>
