@@ -7,6 +7,7 @@
 #include "common/tsc.hpp"
 #include "common/version.hpp"
 #include "config/config.hpp"
+#include "export/prometheus/prometheus.hpp"
 #include "ingest/drainer.hpp"
 #include "ingest/intake.hpp"
 #include "pipeline/metrics_source.hpp"
@@ -151,6 +152,7 @@ private:
 
     /// Every consumer of closed windows is a sink; every component renders its own families.
     void register_sinks_and_sources() {
+        metrics_.add(make_core_metrics_source(series_, drainer_, &intake_));
         metrics_.add([this](std::string& out) { windows_.render_metrics(out); });
         if (writer_) {
             windows_.add(writer_);
@@ -158,9 +160,7 @@ private:
             ctx_.store_state = [w = writer_] { return w->state(); };
             ctx_.store_json = [w = writer_] { return w->status().dump(); };
         }
-        ctx_.extra_metrics = [this](std::string& out) {
-            for (const auto& s : metrics_.sources()) s->render(out);
-        };
+        ctx_.metrics = &metrics_;
     }
 
     void wait_for_signal() {

@@ -152,7 +152,7 @@ constexpr std::size_t fixed_body_bytes = 16 * 1024;
 /// The body of render_metrics: into `out`, handing it to `sink` in pieces of about `chunk`
 /// bytes when there is a sink (then `out` never holds more than a piece), else all of it.
 void render_into(std::string& out, const series_store& store, const drain& d, const intake* in,
-                 const metrics_sink* sink, std::size_t chunk, const metrics_extra* extra) {
+                 const metrics_sink* sink, std::size_t chunk) {
     const series_store::view v = store.snapshot();
     const auto& b = store.bounds();
     const histogram_family query_h("plugmon_query_duration_seconds", b.query_s);
@@ -397,29 +397,55 @@ void render_into(std::string& out, const series_store& store, const drain& d, co
     }
     family(out, "plugmon_agent_series", "gauge", "Series held in memory.");
     sample(out, "plugmon_agent_series", {}, store.series_count());
-    if (extra != nullptr && *extra) (*extra)(out);
-    if (sink != nullptr && !out.empty()) {
-        (*sink)(out);
-        out.clear();
+}
+
+class core_source final : public metrics_source {
+public:
+    core_source(const series_store& store, const drain& d, const intake* in)
+        : store_(store), drain_(d), in_(in) {}
+    void render(metrics_text& t) const override {
+        render_into(t.out, store_, drain_, in_, t.sink(), t.chunk());
+        t.flush_if_full();
     }
+
+private:
+    const series_store& store_;
+    const drain& drain_;
+    const intake* in_;
+};
+
+void render_all(const metrics_registry& sources, metrics_text& t) {
+    for (const auto& s : sources.sources()) s->render(t);
+    t.flush();
 }
 }  // namespace
 
-std::string render_metrics(const series_store& store, const drain& d, const intake* in,
-                           const metrics_extra* extra) {
+std::shared_ptr<const metrics_source> make_core_metrics_source(const series_store& store,
+                                                               const drain& d, const intake* in) {
+    return std::make_shared<core_source>(store, d, in);
+}
+
+metrics_registry core_metrics(const series_store& store, const drain& d, const intake* in) {
+    metrics_registry r;
+    r.add(make_core_metrics_source(store, d, in));
+    return r;
+}
+
+std::string render_metrics(const metrics_registry& sources) {
     std::string out;
-    render_into(out, store, d, in, nullptr, 0, extra);
+    metrics_text t(out);
+    render_all(sources, t);
     return out;
 }
 
-void render_metrics(const series_store& store, const drain& d, const intake* in,
-                    const metrics_sink& sink, std::size_t chunk_bytes, const metrics_extra* extra) {
+void render_metrics(const metrics_registry& sources, const metrics_sink& sink,
+                    std::size_t chunk_bytes) {
     std::string out;
-    render_into(out, store, d, in, &sink, std::max<std::size_t>(chunk_bytes, 4096), extra);
+    metrics_text t(out, &sink, std::max<std::size_t>(chunk_bytes, 4096));
+    render_all(sources, t);
 }
 
-std::string render_metrics_gzip(const series_store& store, const drain& d, const intake* in,
-                                const metrics_extra* extra) {
+std::string render_metrics_gzip(const metrics_registry& sources) {
     z_stream z{};
     // windowBits 15 + 16: a gzip header and trailer, as Content-Encoding: gzip wants
     if (deflateInit2(&z, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
@@ -441,8 +467,7 @@ std::string render_metrics_gzip(const series_store& store, const drain& d, const
     };
     try {
         render_metrics(
-            store, d, in, [&](std::string_view piece) { pump(piece, Z_NO_FLUSH); }, 1u << 20,
-            extra);
+            sources, [&](std::string_view piece) { pump(piece, Z_NO_FLUSH); }, 1u << 20);
         pump({}, Z_FINISH);
     } catch (...) {
         deflateEnd(&z);

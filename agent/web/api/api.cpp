@@ -335,16 +335,16 @@ http_response handle_request(const api_context& ctx, const http_request& req) {
     if (req.method != "GET" && req.method != "HEAD")
         return error_response(405, "method not allowed");
     if (path == "/metrics") {
-        const metrics_extra* extra = ctx.extra_metrics ? &ctx.extra_metrics : nullptr;
+        if (ctx.metrics == nullptr) return error_response(404, "no metrics");
         http_response r;
         r.content_type = "text/plain; version=0.0.4; charset=utf-8";
         if (accepts_gzip(req.accept_encoding)) {
             // Prometheus asks for gzip: rendered piece by piece into the compressor, so the agent
             // never holds the whole text (31 MiB at 10 k series)
-            r.body = render_metrics_gzip(ctx.store, ctx.drainer, ctx.in, extra);
+            r.body = render_metrics_gzip(*ctx.metrics);
             r.headers.emplace_back("Content-Encoding", "gzip");
         } else {
-            r.body = render_metrics(ctx.store, ctx.drainer, ctx.in, extra);
+            r.body = render_metrics(*ctx.metrics);
         }
         return r;
     }

@@ -5,6 +5,7 @@
 #include "aggregate/statements.hpp"
 #include "ingest/drainer.hpp"
 #include "ingest/intake.hpp"
+#include "pipeline/metrics_source.hpp"
 #include "web/server/http.hpp"
 
 #include <functional>
@@ -20,8 +21,8 @@ struct api_context {
     std::function<std::string()> store_state;  ///< "disabled", "connected", ... (empty: disabled)
     const statement_book* statements = nullptr;
     std::size_t top_statements = 20;
-    /// More /metrics families (the store writer's); empty: none.
-    std::function<void(std::string&)> extra_metrics{};
+    /// What /metrics renders, in order (null: /metrics answers 404).
+    const metrics_registry* metrics = nullptr;
     /// GET /api/v1/store: the store writer's state as JSON; empty: 404 (no store configured).
     std::function<std::string()> store_json{};
 };

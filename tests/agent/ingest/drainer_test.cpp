@@ -118,10 +118,10 @@ TEST_F(ring, resolves_names_and_kinds_into_series) {
         p.pool(3, 7, 1);
     }).join();
     ASSERT_TRUE(wait_for([&] {
-        return pa::render_metrics(agent_->store(), agent_->drainer(), nullptr)
+        return pa::render_metrics(pa::core_metrics(agent_->store(), agent_->drainer(), nullptr))
                    .find("plugmon_pool_connections{plugin=\"billing\",state=\"idle\"} 7") != std::string::npos;
     }));
-    const std::string text = pa::render_metrics(agent_->store(), agent_->drainer(), nullptr);
+    const std::string text = pa::render_metrics(pa::core_metrics(agent_->store(), agent_->drainer(), nullptr));
     EXPECT_NE(text.find("plugmon_queries_total{plugin=\"billing\",op=\"SELECT\",table=\"invoices\","
                         "tenant=\"acme\",status=\"error\"} 1"),
               std::string::npos);

@@ -48,11 +48,11 @@ std::string gunzip(const std::string& in) {
 
 TEST(metrics, rendering_in_pieces_gives_the_same_text_as_one_render) {
     metrics_fixture f;
-    const std::string whole = render_metrics(f.store, f.drainer, nullptr);
+    const std::string whole = render_metrics(core_metrics(f.store, f.drainer, nullptr));
     ASSERT_GT(whole.size(), 1u << 20);
     std::string pieces;
     std::size_t calls = 0, largest = 0;
-    render_metrics(f.store, f.drainer, nullptr,
+    render_metrics(core_metrics(f.store, f.drainer, nullptr),
                    [&](std::string_view p) {
                        ++calls;
                        largest = std::max(largest, p.size());
@@ -66,15 +66,17 @@ TEST(metrics, rendering_in_pieces_gives_the_same_text_as_one_render) {
 
 TEST(metrics, the_gzip_body_inflates_to_the_plain_text) {
     metrics_fixture f;
-    const std::string whole = render_metrics(f.store, f.drainer, nullptr);
-    const std::string gz = render_metrics_gzip(f.store, f.drainer, nullptr);
+    const std::string whole = render_metrics(core_metrics(f.store, f.drainer, nullptr));
+    const std::string gz = render_metrics_gzip(core_metrics(f.store, f.drainer, nullptr));
     EXPECT_LT(gz.size(), whole.size() / 4);
     EXPECT_EQ(gunzip(gz), whole);
 }
 
 TEST(metrics, gzip_only_for_clients_that_accept_it) {
     metrics_fixture f;
-    const api_context ctx{f.store, f.drainer, nullptr, "test", nullptr};
+    const metrics_registry metrics = core_metrics(f.store, f.drainer, nullptr);
+    api_context ctx{f.store, f.drainer, nullptr, "test", nullptr};
+    ctx.metrics = &metrics;
     const auto encoding_of = [&](const std::string& accept) {
         http_request req;
         req.method = "GET";
