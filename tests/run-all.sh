@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The test command: installs the dependencies, checks the formatting, builds plugmon, runs the unit, multi-process and
+# The test command: installs the dependencies, checks the formatting and that no function is over
+# 100 lines, builds plugmon, runs the unit, multi-process and
 # integration tests, then the unit and multi-process tests and the in-process store writer test
 # (label sanitize) again under ASan+UBSan and TSan, then short libFuzzer runs.
 #
@@ -99,11 +100,17 @@ run_stage() {
 }
 
 start=$SECONDS
-echo "=================== format (.clang-format: agent/, probe/, include/) ==================="
+echo "=================== format and function length (agent/, probe/, include/) ==================="
 if bash .ci/check-format.sh; then
     summary+=("$(printf '%-9s %-28s PASS' format 'agent probe include')")
 else
     summary+=("$(printf '%-9s %-28s FAIL  run: bash .ci/check-format.sh --fix' format 'agent probe include')")
+    status=1
+fi
+if python3 .ci/check-function-length.py; then
+    summary+=("$(printf '%-9s %-28s PASS  no function over 100 lines' length 'agent probe include')")
+else
+    summary+=("$(printf '%-9s %-28s FAIL  functions over 100 lines (listed above)' length 'agent probe include')")
     status=1
 fi
 run_stage default 'unit|multiproc|integration' "${PLUGMON_TEST_JOBS:-2}"

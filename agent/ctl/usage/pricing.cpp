@@ -321,6 +321,24 @@ std::vector<tier> read_tiers(const context& ctx, const toml::node& n) {
     return out;
 }
 
+/// A plan's `match = { tenants = [...], plugins = [...] }` into p.tenants and p.plugins.
+void read_match(context& ctx, const toml::node& m, plan& p) {
+    const auto* mt = m.as_table();
+    if (mt == nullptr)
+        ctx.fail(&m, "match",
+                 "expected a table { tenants = [...], plugins = [...] }, got " + type_name(m));
+    for (auto&& [k, v] : *mt) {
+        if (k.str() == "tenants")
+            p.tenants = read_patterns(ctx, v, "match.tenants");
+        else if (k.str() == "plugins")
+            p.plugins = read_patterns(ctx, v, "match.plugins");
+        else
+            ctx.fail(&v, "match." + std::string(k.str()),
+                     "unknown key" + did_you_mean(k.str(), match_keys) +
+                         "; match has tenants and plugins");
+    }
+}
+
 plan read_plan(const std::string& source, const toml::table& t, std::size_t index,
                const std::vector<plan>& earlier) {
     context ctx{source, "plan[" + std::to_string(index) + "]",
@@ -355,22 +373,7 @@ plan read_plan(const std::string& source, const toml::table& t, std::size_t inde
                          " (it belongs to " + owner_of(key) + ")");
     }
 
-    if (const toml::node* m = t.get("match")) {
-        const auto* mt = m->as_table();
-        if (mt == nullptr)
-            ctx.fail(m, "match",
-                     "expected a table { tenants = [...], plugins = [...] }, got " + type_name(*m));
-        for (auto&& [k, v] : *mt) {
-            if (k.str() == "tenants")
-                p.tenants = read_patterns(ctx, v, "match.tenants");
-            else if (k.str() == "plugins")
-                p.plugins = read_patterns(ctx, v, "match.plugins");
-            else
-                ctx.fail(&v, "match." + std::string(k.str()),
-                         "unknown key" + did_you_mean(k.str(), match_keys) +
-                             "; match has tenants and plugins");
-        }
-    }
+    if (const toml::node* m = t.get("match")) read_match(ctx, *m, p);
 
     const toml::node* metric = t.get("metric");
     if (metric != nullptr) p.metric = read_metric(ctx, *metric);

@@ -579,6 +579,40 @@ void writer::ensure_partitions(const batch& b) {
     }
 }
 
+namespace {
+
+/// The slow-query samples and resource rows of a batch, COPYed in the batch's transaction.
+void copy_samples(pqxx::transaction_base& tx, const batch& b) {
+    const window_batch& w = b.window;
+    if (!w.slow.empty())
+        copy_into(
+            tx, "plugmon.slow_queries", slow_columns, w.slow,
+            [&](copy_line& l, const slow_sample& q) {
+                l.text(timestamptz(q.at))
+                    .text(b.host)
+                    .number(q.pid)
+                    .text(q.plugin)
+                    .text(q.op)
+                    .text(q.table);
+                l.text(q.tenant).number(static_cast<std::int64_t>(q.fingerprint)).text(q.statement);
+                l.number(q.duration_ns).number(q.rows).boolean(q.error);
+            });
+    if (!w.resources.empty())
+        copy_into(
+            tx, "plugmon.resource_samples", resource_columns, w.resources,
+            [&](copy_line& l, const resource_row& r) {
+                l.text(timestamptz(r.at)).text(b.host).number(r.pid).text(r.process).text(r.plugin);
+                l.number(r.rss_bytes)
+                    .number(r.cpu_ns)
+                    .number(r.open_fds)
+                    .number(r.threads)
+                    .number(r.read_bytes);
+                l.number(r.write_bytes).number(r.heap_allocated_bytes).number(r.heap_freed_bytes);
+            });
+}
+
+}  // namespace
+
 void writer::write(const batch& b) {
     const auto t0 = clock::now();
     const window_batch& w = b.window;
@@ -652,31 +686,7 @@ void writer::write(const batch& b) {
     write_rollups(true, "plugmon.query_rollups", "pg_temp.stage_query_rollups", upsert_queries);
     write_rollups(false, "plugmon.execution_rollups", "pg_temp.stage_execution_rollups",
                   upsert_executions);
-    if (!w.slow.empty())
-        copy_into(
-            tx, "plugmon.slow_queries", slow_columns, w.slow,
-            [&](copy_line& l, const slow_sample& q) {
-                l.text(timestamptz(q.at))
-                    .text(b.host)
-                    .number(q.pid)
-                    .text(q.plugin)
-                    .text(q.op)
-                    .text(q.table);
-                l.text(q.tenant).number(static_cast<std::int64_t>(q.fingerprint)).text(q.statement);
-                l.number(q.duration_ns).number(q.rows).boolean(q.error);
-            });
-    if (!w.resources.empty())
-        copy_into(
-            tx, "plugmon.resource_samples", resource_columns, w.resources,
-            [&](copy_line& l, const resource_row& r) {
-                l.text(timestamptz(r.at)).text(b.host).number(r.pid).text(r.process).text(r.plugin);
-                l.number(r.rss_bytes)
-                    .number(r.cpu_ns)
-                    .number(r.open_fds)
-                    .number(r.threads)
-                    .number(r.read_bytes);
-                l.number(r.write_bytes).number(r.heap_allocated_bytes).number(r.heap_freed_bytes);
-            });
+    copy_samples(tx, b);
     tx.commit();
 
     observe_latency(std::chrono::duration<double>(clock::now() - t0).count());
