@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The test command: installs the dependencies, checks the formatting and that no function is over
-# 100 lines, builds plugmon, runs the unit, multi-process and
-# integration tests, then the unit and multi-process tests and the in-process store writer test
-# (label sanitize) again under ASan+UBSan and TSan, then short libFuzzer runs.
+# The test command: installs the dependencies, checks formatting and function length (<= 100 lines),
+# builds plugmon, runs the unit, multi-process and integration tests, then the unit and multi-process
+# tests and the in-process store writer test (label sanitize) again under ASan+UBSan and TSan, then
+# short libFuzzer runs.
 #
 #   bash tests/run-all.sh                  # everything
 #   bash tests/run-all.sh --quick          # default build only (no sanitizer or fuzz builds)
