@@ -15,7 +15,7 @@ set -euo pipefail
 script=$(realpath "${BASH_SOURCE[0]}")
 cd "$(dirname "$script")/.."
 
-usage() { sed -n '2,12s/^# \{0,1\}//p' "$script"; }
+usage() { sed -n '2,13s/^# \{0,1\}//p' "$script"; }
 
 sanitizers=1
 for arg in "$@"; do
