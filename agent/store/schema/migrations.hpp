@@ -65,7 +65,7 @@ int schema_version(pqxx::connection& c);
 
 namespace detail {
 
-/// One agent/sql file as the build step (store/schema/embed_sql.cmake) wrote it into the generated source.
+/// One agent/store/schema/sql file as the build step (store/schema/embed_sql.cmake) wrote it into the generated source.
 struct embedded_sql_file {
     int version;
     const char* name;
