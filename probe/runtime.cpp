@@ -1,6 +1,7 @@
 // The probe's cold path: segment creation, lane hand-out and release, name interning, the helper
 // thread that registers the segment with the agent, the exit hand-over, and fork safety.
 #include <plugmon/probe.hpp>
+#include <plugmon/runtime_dir.hpp>
 
 #include "fingerprint.hpp"
 
@@ -24,7 +25,6 @@
 #include <pthread.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -58,14 +58,14 @@ std::uint64_t env_u64(const char* name, std::uint64_t fallback, std::uint64_t lo
     return x;
 }
 
-std::string runtime_dir_from_env() {
-    if (const char* d = std::getenv("PLUGMON_RUNTIME_DIR"); d != nullptr && *d != '\0') return d;
-    // The system agent's directory (systemd RuntimeDirectory=plugmon) exists whenever it runs.
-    struct stat st {};
-    if (::stat("/run/plugmon", &st) == 0 && S_ISDIR(st.st_mode)) return "/run/plugmon";
-    if (const char* x = std::getenv("XDG_RUNTIME_DIR"); x != nullptr && *x != '\0')
-        return std::string(x) + "/plugmon";
-    return "/tmp/plugmon-" + std::to_string(::getuid());
+/// Where the agent's socket is, by the rule the agent uses too (plugmon/runtime_dir.hpp); ""
+/// when the path would not fit in a socket address. Allocates (the runtime's constructor).
+std::string socket_path_from_env() {
+    char dir[sizeof(sockaddr_un::sun_path)];
+    const std::size_t n = plugmon::runtime_dir(dir, sizeof dir);
+    if (n == 0) return std::string();
+    std::string path = std::string(dir, n) + "/" + layout::socket_name;
+    return path.size() < sizeof dir ? path : std::string();
 }
 
 bool cpu_has_invariant_tsc() {
@@ -147,8 +147,7 @@ struct runtime {
         disabled = std::getenv("PLUGMON_DISABLE") != nullptr &&
                    std::strcmp(std::getenv("PLUGMON_DISABLE"), "0") != 0 &&
                    *std::getenv("PLUGMON_DISABLE") != '\0';
-        const std::string dir = runtime_dir_from_env();
-        socket_path = dir + "/" + layout::socket_name;
+        socket_path = socket_path_from_env();
         lanes = std::uint32_t(env_u64("PLUGMON_LANES", 64, 1, layout::max_lanes));
         lane_slots = std::uint32_t(
             env_u64("PLUGMON_LANE_SLOTS", 16384, layout::min_lane_slots, layout::max_lane_slots));
