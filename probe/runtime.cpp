@@ -140,7 +140,6 @@ struct runtime {
     std::atomic<bool> said_refused{false};
     std::atomic<bool> refused{false};  // the agent said no to this segment: retry slowly
 
-    std::atomic<std::uint64_t> unavailable{0};
     std::atomic<std::uint64_t> writers_live{0};
 
     runtime() {
@@ -325,11 +324,18 @@ struct alignas(64) alloc_counter {
 alloc_counter alloc_counters[layout::max_name_capacity];
 std::atomic<std::uint32_t> alloc_high{0};  // highest plugin id charged so far, + 1
 
+// Events recorded while this process had no segment (no memory for the runtime, no segment, or
+// no memory for a thread's writer): static storage, so it counts even when the runtime could not
+// be built. Relaxed: a statistic, read by probe_stats().
+std::atomic<std::uint64_t> events_unavailable{0};
+
 void on_exit_handover();
 void atfork_prepare();
 void atfork_parent();
 void atfork_child();
 
+/// The runtime, built at first use. Throws what building it throws (std::bad_alloc); the next
+/// call tries again. Entry points use try_rt().
 runtime& rt() {
     static runtime* r = [] {
         auto* p = new runtime();
@@ -338,6 +344,17 @@ runtime& rt() {
         return p;
     }();
     return *r;
+}
+
+/// The runtime, or nullptr when it cannot be built now (out of memory): every probe entry point
+/// goes through here, so a failure becomes a dropped event or a "not attached", never an
+/// exception in the plugin.
+runtime* try_rt() noexcept {
+    try {
+        return &rt();
+    } catch (...) {
+        return nullptr;
+    }
 }
 
 bool send_all(int fd, const void* buf, std::size_t len, int pass_fd) {
@@ -595,8 +612,14 @@ void runtime::start_helper() {
     bool expected = false;
     if (!helper_running.compare_exchange_strong(expected, true)) return;
     try {
-        std::thread([this] { helper_loop(); }).detach();
-    } catch (...) {
+        std::thread([this] {
+            try {
+                helper_loop();
+            } catch (...) {  // nothing in the loop should throw; never let it end the process
+                helper_running.store(false);
+            }
+        }).detach();
+    } catch (...) {  // no memory or no thread: retried by the next thread that takes a lane
         helper_running.store(false);
     }
 }
@@ -633,7 +656,7 @@ void atfork_child() {
     r.registering.store(0);
     r.registrations.store(0);
     r.helper_running.store(false);
-    r.unavailable.store(0);
+    events_unavailable.store(0, std::memory_order_relaxed);
     r.writers_live.store(0);
     if (tls_writer != nullptr) {
         tls_writer->hdr = nullptr;  // the releaser must not touch the parent's lane
@@ -659,28 +682,15 @@ struct lane_releaser {
 };
 thread_local lane_releaser tls_releaser;
 
-}  // namespace
-
-lane_writer* acquire_writer() noexcept {
-    runtime& r = rt();
-    if (r.disabled) return nullptr;
-    {
-        std::lock_guard<std::mutex> lock(r.mu);
-        if (!r.create_segment()) return nullptr;
-    }
-    static std::once_flag exit_hook;
-    std::call_once(exit_hook, [] { std::atexit(on_exit_handover); });
-    r.start_helper();
-
-    auto* w = new (std::nothrow) lane_writer{};
-    if (w == nullptr) return nullptr;
+/// Claims the first free per-thread lane for `w`, else hands it the shared lane. No allocation.
+void claim_lane(runtime& r, lane_writer* w) noexcept {
     const auto tid = std::uint32_t(::syscall(SYS_gettid));
     for (std::uint32_t i = 0; i < r.geo.lane_count; ++i) {
         lane_header* h = r.lane(i);
+        if (h->owner.load(std::memory_order_relaxed) != 0) continue;  // a cheap look first
         std::uint32_t free_owner = 0;
         // acquire: pairs with the previous owner's release in lane_releaser.
-        if (h->owner.load(std::memory_order_relaxed) == 0 &&
-            h->owner.compare_exchange_strong(free_owner, tid, std::memory_order_acquire)) {
+        if (h->owner.compare_exchange_strong(free_owner, tid, std::memory_order_acquire)) {
             w->hdr = h;
             w->slots = r.lane_slots_base(i);
             w->head = h->head.load(std::memory_order_relaxed);
@@ -697,9 +707,35 @@ lane_writer* acquire_writer() noexcept {
     }
     w->capacity = r.geo.lane_slots;
     w->mask = r.geo.lane_slots - 1;
+}
+
+/// acquire_writer() with exceptions allowed (the mutex, call_once); the caller catches them.
+lane_writer* acquire_writer_or_throw(runtime& r) {
+    {
+        std::lock_guard<std::mutex> lock(r.mu);
+        if (!r.create_segment()) return nullptr;
+    }
+    static std::once_flag exit_hook;
+    std::call_once(exit_hook, [] { std::atexit(on_exit_handover); });
+    r.start_helper();
+    auto* w = new (std::nothrow) lane_writer{};
+    if (w == nullptr) return nullptr;
+    claim_lane(r, w);
     tls_writer = w;
     tls_releaser.w = w;
     return w;
+}
+
+}  // namespace
+
+lane_writer* acquire_writer() noexcept {
+    runtime* r = try_rt();
+    if (r == nullptr || r->disabled) return nullptr;
+    try {
+        return acquire_writer_or_throw(*r);
+    } catch (...) {  // never into the plugin: this event and the next are counted as dropped
+        return nullptr;
+    }
 }
 
 void emit_shared(const layout::slot& s) noexcept {
@@ -725,14 +761,14 @@ void emit_shared(const layout::slot& s) noexcept {
 }
 
 void count_unavailable() noexcept {
-    runtime& r = rt();
-    if (!r.disabled) r.unavailable.fetch_add(1, std::memory_order_relaxed);
+    const runtime* r = try_rt();
+    if (r == nullptr || !r->disabled) events_unavailable.fetch_add(1, std::memory_order_relaxed);
 }
 
 std::uint32_t intern_slow(std::string_view name, const char** text) noexcept {
     try {
         return rt().intern(name, text);
-    } catch (...) {  // allocation failure: fold, never throw into the plugin
+    } catch (...) {  // allocation failure (names or the runtime): fold, never throw into the plugin
         return layout::name_overflow;
     }
 }
@@ -786,28 +822,34 @@ std::uint64_t thread_cpu_ns() noexcept {
 namespace plugmon {
 
 ProbeStats probe_stats() noexcept {
-    auto& r = detail::rt();
     ProbeStats s;
-    s.attached = r.attached.load();
-    s.registrations = r.registrations.load();
-    s.events_dropped = r.unavailable.load(std::memory_order_relaxed);
-    s.lanes_in_use = r.writers_live.load();
-    std::lock_guard<std::mutex> lock(r.mu);
-    if (r.seg == nullptr) return s;
-    // acquire: pairs with the helper's helper_lane.store(release); its samples are not the plugin's
-    const std::uint32_t helper = r.seg->helper_lane.load(std::memory_order_acquire);
-    for (std::uint32_t i = 0; i <= r.geo.lane_count; ++i) {
-        if (i == helper) continue;
-        const layout::lane_header* h = r.lane(i);
-        s.events_written += h->head.load(std::memory_order_acquire);
-        s.events_dropped += h->dropped_full.load(std::memory_order_relaxed);
+    s.events_dropped = detail::events_unavailable.load(std::memory_order_relaxed);
+    detail::runtime* r = detail::try_rt();
+    if (r == nullptr) return s;  // no memory for the runtime yet: only the drops are known
+    s.attached = r->attached.load();
+    s.registrations = r->registrations.load();
+    s.lanes_in_use = r->writers_live.load();
+    try {
+        std::lock_guard<std::mutex> lock(r->mu);
+        if (r->seg == nullptr) return s;
+        // acquire: pairs with the helper's helper_lane.store(release); its samples are not the
+        // plugin's.
+        const std::uint32_t helper = r->seg->helper_lane.load(std::memory_order_acquire);
+        for (std::uint32_t i = 0; i <= r->geo.lane_count; ++i) {
+            if (i == helper) continue;
+            const layout::lane_header* h = r->lane(i);
+            s.events_written += h->head.load(std::memory_order_acquire);
+            s.events_dropped += h->dropped_full.load(std::memory_order_relaxed);
+        }
+    } catch (...) {  // the mutex failed to lock: the lanes' counts are left out
     }
     return s;
 }
 
-bool flush_to_agent(std::chrono::milliseconds timeout) noexcept {
-    auto& r = detail::rt();
-    if (r.disabled) return false;
+namespace {
+
+/// flush_to_agent() with exceptions allowed (the mutex); the caller catches them.
+bool flush_or_throw(detail::runtime& r, std::chrono::milliseconds timeout) {
     {
         std::lock_guard<std::mutex> lock(r.mu);
         if (!r.create_segment()) return false;
@@ -827,6 +869,18 @@ bool flush_to_agent(std::chrono::milliseconds timeout) noexcept {
         }
     }
     return r.attached.load();
+}
+
+}  // namespace
+
+bool flush_to_agent(std::chrono::milliseconds timeout) noexcept {
+    detail::runtime* r = detail::try_rt();
+    if (r == nullptr || r->disabled) return false;
+    try {
+        return flush_or_throw(*r, timeout);
+    } catch (...) {
+        return r->attached.load();
+    }
 }
 
 }  // namespace plugmon
