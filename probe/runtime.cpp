@@ -131,21 +131,35 @@ struct runtime {
     std::atomic<bool> seg_failed{false};
     std::atomic<bool> said_seg_failed{false};
 
-    // registration: only one party registers at a time (helper thread, or the exit path)
+    // Registration with the agent. Who writes and who reads (all sequentially consistent):
+    //  - registering: a try-lock (0 free, 1 held), taken by CAS and released by a store, shared
+    //    by the helper thread (helper_loop) and the exit path (flush_to_agent, also called by the
+    //    atexit hand-over). Only its holder calls register_now(): one registration at a time.
+    //  - sock: the registered socket, -1 when none. Stored by register_now() (holding
+    //    `registering`) before it sets `attached`; the helper, the only reader of the agent's
+    //    messages, clears `attached`, stores -1 and closes the socket when the agent hangs up; the
+    //    exit path loads it to say bye when `attached` is true.
+    //  - attached: true while `sock` is registered. Set by register_now(), cleared by the helper;
+    //    read by the helper, the exit path and probe_stats(). registrations: counted by
+    //    register_now(), read by probe_stats().
+    //  - refused: the agent said no to this segment (retry slowly). Written by register_now(),
+    //    read by the helper.
+    //  - helper_running: one helper thread; set by start_helper() with a CAS, cleared when the
+    //    thread cannot start or stops on an exception.
+    // atfork_child() resets them all: a child has no helper thread and no registration.
     std::atomic<int> sock{-1};
     std::atomic<bool> attached{false};
     std::atomic<int> registering{0};
     std::atomic<std::uint64_t> registrations{0};
     std::atomic<bool> helper_running{false};
     std::atomic<bool> said_refused{false};
-    std::atomic<bool> refused{false};  // the agent said no to this segment: retry slowly
+    std::atomic<bool> refused{false};
 
     std::atomic<std::uint64_t> writers_live{0};
 
     runtime() {
-        disabled = std::getenv("PLUGMON_DISABLE") != nullptr &&
-                   std::strcmp(std::getenv("PLUGMON_DISABLE"), "0") != 0 &&
-                   *std::getenv("PLUGMON_DISABLE") != '\0';
+        const char* disable = std::getenv("PLUGMON_DISABLE");
+        disabled = disable != nullptr && *disable != '\0' && std::strcmp(disable, "0") != 0;
         socket_path = socket_path_from_env();
         lanes = std::uint32_t(env_u64("PLUGMON_LANES", 64, 1, layout::max_lanes));
         lane_slots = std::uint32_t(
@@ -542,11 +556,14 @@ lane_writer* runtime::acquire_helper_lane() {
     for (std::uint32_t i = geo.lane_count; i-- > 0;) {
         lane_header* h = lane(i);
         std::uint32_t free_owner = 0;
+        // A relaxed look first (never used, not owned), so taken lanes cost no CAS; the CAS
+        // below is what claims the lane.
+        if (h->owner.load(std::memory_order_relaxed) != 0 ||
+            h->head.load(std::memory_order_relaxed) != 0 ||
+            h->dropped_full.load(std::memory_order_relaxed) != 0)
+            continue;
         // acquire: pairs with a previous owner's release in lane_releaser (none, if head is 0).
-        if (h->owner.load(std::memory_order_relaxed) == 0 &&
-            h->head.load(std::memory_order_relaxed) == 0 &&
-            h->dropped_full.load(std::memory_order_relaxed) == 0 &&
-            h->owner.compare_exchange_strong(free_owner, tid, std::memory_order_acquire)) {
+        if (h->owner.compare_exchange_strong(free_owner, tid, std::memory_order_acquire)) {
             if (h->head.load(std::memory_order_relaxed) != 0) {  // used between the two looks
                 h->owner.store(0, std::memory_order_release);
                 continue;

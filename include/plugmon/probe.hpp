@@ -130,7 +130,8 @@ PLUGMON_ALWAYS_INLINE bool cache_hit(const name_cache_entry& e, std::string_view
 PLUGMON_ALWAYS_INLINE std::uint32_t intern_cached(lane_writer* w, std::string_view name) noexcept {
     if (PLUGMON_UNLIKELY(name.empty())) return layout::name_empty;
     const auto key = std::uint64_t(reinterpret_cast<std::uintptr_t>(name.data())) ^ name.size();
-    name_cache_entry* set = &w->cache[((key * 0x9e3779b97f4a7c15ull) >> 60) * name_cache_ways];
+    name_cache_entry* set =
+        &w->cache[((key * layout::fibonacci_multiplier) >> 60) * name_cache_ways];
     if (PLUGMON_LIKELY(cache_hit(set[0], name))) return set[0].id;
     for (std::size_t i = 1; i < name_cache_ways; ++i)
         if (cache_hit(set[i], name)) return set[i].id;
@@ -139,7 +140,7 @@ PLUGMON_ALWAYS_INLINE std::uint32_t intern_cached(lane_writer* w, std::string_vi
 
 /// A fast 64-bit hash of raw text (8 bytes per step); only to recognise a text seen before.
 inline std::uint64_t text_hash(const char* p, std::size_t n) noexcept {
-    std::uint64_t h = 0x9e3779b97f4a7c15ull ^ n;
+    std::uint64_t h = layout::fibonacci_multiplier ^ n;
     std::size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         h ^= load_unaligned<std::uint64_t>(p + i);
