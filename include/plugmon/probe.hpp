@@ -66,13 +66,16 @@ extern __thread std::uint32_t tls_tenant __attribute__((tls_model("initial-exec"
 extern __thread std::uint32_t tls_plugin __attribute__((tls_model("initial-exec")));
 extern bool clock_is_tsc;  // set once, before any lane is handed out
 
-/// Slow path: claims a lane for this thread (creating the segment on first use).
-/// nullptr when the probe is disabled or no segment could be created (then the event is counted
-/// as dropped in this process). Never throws; allocates once per thread.
+/// Slow path: claims a lane for this thread (creating the segment on first use). Thread-safe;
+/// takes the runtime's mutex briefly; allocates the runtime once per process and a writer once
+/// per thread. nullptr when the probe is disabled, no segment could be created or memory ran out
+/// (then the event is counted as dropped in this process, and the thread's next event tries
+/// again). Never throws.
 lane_writer* acquire_writer() noexcept;
 /// The shared lane's claim/publish path (multi-producer).
 void emit_shared(const layout::slot& s) noexcept;
-/// An event recorded while the probe had no segment.
+/// An event recorded without a writer: counted as dropped (relaxed atomic add, in static storage
+/// so that it counts even when the runtime could not be built). Never throws.
 void count_unavailable() noexcept;
 /// Interns a name process-wide (mutex; called on cache misses and by handles). Never throws.
 std::uint32_t intern_slow(std::string_view name, const char** text) noexcept;
