@@ -93,7 +93,7 @@ constexpr bool report_misuse = true;
 
 std::uint32_t mix(const char* user, const header& h, std::uint64_t offset) noexcept {
     std::uint64_t x = reinterpret_cast<std::uintptr_t>(user);
-    x ^= h.size * 0x9e3779b97f4a7c15ull;
+    x ^= h.size * plugmon::layout::fibonacci_multiplier;
     x ^= (std::uint64_t(h.plugin) << 32) ^ (offset << 8);
     x ^= x >> 31;
     x *= 0xbf58476d1ce4e5b9ull;

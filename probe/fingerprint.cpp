@@ -2,6 +2,8 @@
 // statement fingerprint. Runs in plugin threads: no allocation, no exceptions, no system calls.
 #include "fingerprint.hpp"
 
+#include <plugmon/layout.hpp>
+
 #include <cstring>
 
 namespace plugmon::detail {
@@ -618,7 +620,7 @@ std::uint64_t statement_fingerprint(std::string_view normalized) noexcept {
     h ^= h >> 32;
     h *= 0xd6e8feb86659fd93ull;
     h ^= h >> 29;
-    h *= 0x9e3779b97f4a7c15ull;
+    h *= layout::fibonacci_multiplier;
     h ^= h >> 32;
     return h != 0 ? h : 1;
 }

@@ -1,6 +1,7 @@
 // The probe's cold path: segment creation, lane hand-out and release, name interning, the helper
 // thread that registers the segment with the agent, the exit hand-over, and fork safety.
 #include <plugmon/probe.hpp>
+#include <plugmon/runtime_dir.hpp>
 
 #include "fingerprint.hpp"
 
@@ -24,7 +25,6 @@
 #include <pthread.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -58,14 +58,14 @@ std::uint64_t env_u64(const char* name, std::uint64_t fallback, std::uint64_t lo
     return x;
 }
 
-std::string runtime_dir_from_env() {
-    if (const char* d = std::getenv("PLUGMON_RUNTIME_DIR"); d != nullptr && *d != '\0') return d;
-    // The system agent's directory (systemd RuntimeDirectory=plugmon) exists whenever it runs.
-    struct stat st {};
-    if (::stat("/run/plugmon", &st) == 0 && S_ISDIR(st.st_mode)) return "/run/plugmon";
-    if (const char* x = std::getenv("XDG_RUNTIME_DIR"); x != nullptr && *x != '\0')
-        return std::string(x) + "/plugmon";
-    return "/tmp/plugmon-" + std::to_string(::getuid());
+/// Where the agent's socket is, by the rule the agent uses too (plugmon/runtime_dir.hpp); ""
+/// when the path would not fit in a socket address. Allocates (the runtime's constructor).
+std::string socket_path_from_env() {
+    char dir[sizeof(sockaddr_un::sun_path)];
+    const std::size_t n = plugmon::runtime_dir(dir, sizeof dir);
+    if (n == 0) return std::string();
+    std::string path = std::string(dir, n) + "/" + layout::socket_name;
+    return path.size() < sizeof dir ? path : std::string();
 }
 
 bool cpu_has_invariant_tsc() {
@@ -131,24 +131,36 @@ struct runtime {
     std::atomic<bool> seg_failed{false};
     std::atomic<bool> said_seg_failed{false};
 
-    // registration: only one party registers at a time (helper thread, or the exit path)
+    // Registration with the agent. Who writes and who reads (all sequentially consistent):
+    //  - registering: a try-lock (0 free, 1 held), taken by CAS and released by a store, shared
+    //    by the helper thread (helper_loop) and the exit path (flush_to_agent, also called by the
+    //    atexit hand-over). Only its holder calls register_now(): one registration at a time.
+    //  - sock: the registered socket, -1 when none. Stored by register_now() (holding
+    //    `registering`) before it sets `attached`; the helper, the only reader of the agent's
+    //    messages, clears `attached`, stores -1 and closes the socket when the agent hangs up; the
+    //    exit path loads it to say bye when `attached` is true.
+    //  - attached: true while `sock` is registered. Set by register_now(), cleared by the helper;
+    //    read by the helper, the exit path and probe_stats(). registrations: counted by
+    //    register_now(), read by probe_stats().
+    //  - refused: the agent said no to this segment (retry slowly). Written by register_now(),
+    //    read by the helper.
+    //  - helper_running: one helper thread; set by start_helper() with a CAS, cleared when the
+    //    thread cannot start or stops on an exception.
+    // atfork_child() resets them all: a child has no helper thread and no registration.
     std::atomic<int> sock{-1};
     std::atomic<bool> attached{false};
     std::atomic<int> registering{0};
     std::atomic<std::uint64_t> registrations{0};
     std::atomic<bool> helper_running{false};
     std::atomic<bool> said_refused{false};
-    std::atomic<bool> refused{false};  // the agent said no to this segment: retry slowly
+    std::atomic<bool> refused{false};
 
-    std::atomic<std::uint64_t> unavailable{0};
     std::atomic<std::uint64_t> writers_live{0};
 
     runtime() {
-        disabled = std::getenv("PLUGMON_DISABLE") != nullptr &&
-                   std::strcmp(std::getenv("PLUGMON_DISABLE"), "0") != 0 &&
-                   *std::getenv("PLUGMON_DISABLE") != '\0';
-        const std::string dir = runtime_dir_from_env();
-        socket_path = dir + "/" + layout::socket_name;
+        const char* disable = std::getenv("PLUGMON_DISABLE");
+        disabled = disable != nullptr && *disable != '\0' && std::strcmp(disable, "0") != 0;
+        socket_path = socket_path_from_env();
         lanes = std::uint32_t(env_u64("PLUGMON_LANES", 64, 1, layout::max_lanes));
         lane_slots = std::uint32_t(
             env_u64("PLUGMON_LANE_SLOTS", 16384, layout::min_lane_slots, layout::max_lane_slots));
@@ -326,11 +338,18 @@ struct alignas(64) alloc_counter {
 alloc_counter alloc_counters[layout::max_name_capacity];
 std::atomic<std::uint32_t> alloc_high{0};  // highest plugin id charged so far, + 1
 
+// Events recorded while this process had no segment (no memory for the runtime, no segment, or
+// no memory for a thread's writer): static storage, so it counts even when the runtime could not
+// be built. Relaxed: a statistic, read by probe_stats().
+std::atomic<std::uint64_t> events_unavailable{0};
+
 void on_exit_handover();
 void atfork_prepare();
 void atfork_parent();
 void atfork_child();
 
+/// The runtime, built at first use. Throws what building it throws (std::bad_alloc); the next
+/// call tries again. Entry points use try_rt().
 runtime& rt() {
     static runtime* r = [] {
         auto* p = new runtime();
@@ -339,6 +358,17 @@ runtime& rt() {
         return p;
     }();
     return *r;
+}
+
+/// The runtime, or nullptr when it cannot be built now (out of memory): every probe entry point
+/// goes through here, so a failure becomes a dropped event or a "not attached", never an
+/// exception in the plugin.
+runtime* try_rt() noexcept {
+    try {
+        return &rt();
+    } catch (...) {
+        return nullptr;
+    }
 }
 
 bool send_all(int fd, const void* buf, std::size_t len, int pass_fd) {
@@ -526,11 +556,14 @@ lane_writer* runtime::acquire_helper_lane() {
     for (std::uint32_t i = geo.lane_count; i-- > 0;) {
         lane_header* h = lane(i);
         std::uint32_t free_owner = 0;
+        // A relaxed look first (never used, not owned), so taken lanes cost no CAS; the CAS
+        // below is what claims the lane.
+        if (h->owner.load(std::memory_order_relaxed) != 0 ||
+            h->head.load(std::memory_order_relaxed) != 0 ||
+            h->dropped_full.load(std::memory_order_relaxed) != 0)
+            continue;
         // acquire: pairs with a previous owner's release in lane_releaser (none, if head is 0).
-        if (h->owner.load(std::memory_order_relaxed) == 0 &&
-            h->head.load(std::memory_order_relaxed) == 0 &&
-            h->dropped_full.load(std::memory_order_relaxed) == 0 &&
-            h->owner.compare_exchange_strong(free_owner, tid, std::memory_order_acquire)) {
+        if (h->owner.compare_exchange_strong(free_owner, tid, std::memory_order_acquire)) {
             if (h->head.load(std::memory_order_relaxed) != 0) {  // used between the two looks
                 h->owner.store(0, std::memory_order_release);
                 continue;
@@ -596,8 +629,14 @@ void runtime::start_helper() {
     bool expected = false;
     if (!helper_running.compare_exchange_strong(expected, true)) return;
     try {
-        std::thread([this] { helper_loop(); }).detach();
-    } catch (...) {
+        std::thread([this] {
+            try {
+                helper_loop();
+            } catch (...) {  // nothing in the loop should throw; never let it end the process
+                helper_running.store(false);
+            }
+        }).detach();
+    } catch (...) {  // no memory or no thread: retried by the next thread that takes a lane
         helper_running.store(false);
     }
 }
@@ -634,7 +673,7 @@ void atfork_child() {
     r.registering.store(0);
     r.registrations.store(0);
     r.helper_running.store(false);
-    r.unavailable.store(0);
+    events_unavailable.store(0, std::memory_order_relaxed);
     r.writers_live.store(0);
     if (tls_writer != nullptr) {
         tls_writer->hdr = nullptr;  // the releaser must not touch the parent's lane
@@ -660,28 +699,15 @@ struct lane_releaser {
 };
 thread_local lane_releaser tls_releaser;
 
-}  // namespace
-
-lane_writer* acquire_writer() noexcept {
-    runtime& r = rt();
-    if (r.disabled) return nullptr;
-    {
-        std::lock_guard<std::mutex> lock(r.mu);
-        if (!r.create_segment()) return nullptr;
-    }
-    static std::once_flag exit_hook;
-    std::call_once(exit_hook, [] { std::atexit(on_exit_handover); });
-    r.start_helper();
-
-    auto* w = new (std::nothrow) lane_writer{};
-    if (w == nullptr) return nullptr;
+/// Claims the first free per-thread lane for `w`, else hands it the shared lane. No allocation.
+void claim_lane(runtime& r, lane_writer* w) noexcept {
     const auto tid = std::uint32_t(::syscall(SYS_gettid));
     for (std::uint32_t i = 0; i < r.geo.lane_count; ++i) {
         lane_header* h = r.lane(i);
+        if (h->owner.load(std::memory_order_relaxed) != 0) continue;  // a cheap look first
         std::uint32_t free_owner = 0;
         // acquire: pairs with the previous owner's release in lane_releaser.
-        if (h->owner.load(std::memory_order_relaxed) == 0 &&
-            h->owner.compare_exchange_strong(free_owner, tid, std::memory_order_acquire)) {
+        if (h->owner.compare_exchange_strong(free_owner, tid, std::memory_order_acquire)) {
             w->hdr = h;
             w->slots = r.lane_slots_base(i);
             w->head = h->head.load(std::memory_order_relaxed);
@@ -698,9 +724,35 @@ lane_writer* acquire_writer() noexcept {
     }
     w->capacity = r.geo.lane_slots;
     w->mask = r.geo.lane_slots - 1;
+}
+
+/// acquire_writer() with exceptions allowed (the mutex, call_once); the caller catches them.
+lane_writer* acquire_writer_or_throw(runtime& r) {
+    {
+        std::lock_guard<std::mutex> lock(r.mu);
+        if (!r.create_segment()) return nullptr;
+    }
+    static std::once_flag exit_hook;
+    std::call_once(exit_hook, [] { std::atexit(on_exit_handover); });
+    r.start_helper();
+    auto* w = new (std::nothrow) lane_writer{};
+    if (w == nullptr) return nullptr;
+    claim_lane(r, w);
     tls_writer = w;
     tls_releaser.w = w;
     return w;
+}
+
+}  // namespace
+
+lane_writer* acquire_writer() noexcept {
+    runtime* r = try_rt();
+    if (r == nullptr || r->disabled) return nullptr;
+    try {
+        return acquire_writer_or_throw(*r);
+    } catch (...) {  // never into the plugin: this event and the next are counted as dropped
+        return nullptr;
+    }
 }
 
 void emit_shared(const layout::slot& s) noexcept {
@@ -726,14 +778,14 @@ void emit_shared(const layout::slot& s) noexcept {
 }
 
 void count_unavailable() noexcept {
-    runtime& r = rt();
-    if (!r.disabled) r.unavailable.fetch_add(1, std::memory_order_relaxed);
+    const runtime* r = try_rt();
+    if (r == nullptr || !r->disabled) events_unavailable.fetch_add(1, std::memory_order_relaxed);
 }
 
 std::uint32_t intern_slow(std::string_view name, const char** text) noexcept {
     try {
         return rt().intern(name, text);
-    } catch (...) {  // allocation failure: fold, never throw into the plugin
+    } catch (...) {  // allocation failure (names or the runtime): fold, never throw into the plugin
         return layout::name_overflow;
     }
 }
@@ -787,28 +839,34 @@ std::uint64_t thread_cpu_ns() noexcept {
 namespace plugmon {
 
 ProbeStats probe_stats() noexcept {
-    auto& r = detail::rt();
     ProbeStats s;
-    s.attached = r.attached.load();
-    s.registrations = r.registrations.load();
-    s.events_dropped = r.unavailable.load(std::memory_order_relaxed);
-    s.lanes_in_use = r.writers_live.load();
-    std::lock_guard<std::mutex> lock(r.mu);
-    if (r.seg == nullptr) return s;
-    // acquire: pairs with the helper's helper_lane.store(release); its samples are not the plugin's
-    const std::uint32_t helper = r.seg->helper_lane.load(std::memory_order_acquire);
-    for (std::uint32_t i = 0; i <= r.geo.lane_count; ++i) {
-        if (i == helper) continue;
-        const layout::lane_header* h = r.lane(i);
-        s.events_written += h->head.load(std::memory_order_acquire);
-        s.events_dropped += h->dropped_full.load(std::memory_order_relaxed);
+    s.events_dropped = detail::events_unavailable.load(std::memory_order_relaxed);
+    detail::runtime* r = detail::try_rt();
+    if (r == nullptr) return s;  // no memory for the runtime yet: only the drops are known
+    s.attached = r->attached.load();
+    s.registrations = r->registrations.load();
+    s.lanes_in_use = r->writers_live.load();
+    try {
+        std::lock_guard<std::mutex> lock(r->mu);
+        if (r->seg == nullptr) return s;
+        // acquire: pairs with the helper's helper_lane.store(release); its samples are not the
+        // plugin's.
+        const std::uint32_t helper = r->seg->helper_lane.load(std::memory_order_acquire);
+        for (std::uint32_t i = 0; i <= r->geo.lane_count; ++i) {
+            if (i == helper) continue;
+            const layout::lane_header* h = r->lane(i);
+            s.events_written += h->head.load(std::memory_order_acquire);
+            s.events_dropped += h->dropped_full.load(std::memory_order_relaxed);
+        }
+    } catch (...) {  // the mutex failed to lock: the lanes' counts are left out
     }
     return s;
 }
 
-bool flush_to_agent(std::chrono::milliseconds timeout) noexcept {
-    auto& r = detail::rt();
-    if (r.disabled) return false;
+namespace {
+
+/// flush_to_agent() with exceptions allowed (the mutex); the caller catches them.
+bool flush_or_throw(detail::runtime& r, std::chrono::milliseconds timeout) {
     {
         std::lock_guard<std::mutex> lock(r.mu);
         if (!r.create_segment()) return false;
@@ -828,6 +886,18 @@ bool flush_to_agent(std::chrono::milliseconds timeout) noexcept {
         }
     }
     return r.attached.load();
+}
+
+}  // namespace
+
+bool flush_to_agent(std::chrono::milliseconds timeout) noexcept {
+    detail::runtime* r = detail::try_rt();
+    if (r == nullptr || r->disabled) return false;
+    try {
+        return flush_or_throw(*r, timeout);
+    } catch (...) {
+        return r->attached.load();
+    }
 }
 
 }  // namespace plugmon

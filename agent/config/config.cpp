@@ -3,6 +3,8 @@
 
 #include "common/version.hpp"
 
+#include <plugmon/runtime_dir.hpp>
+
 #include <algorithm>
 #include <array>
 #include <cctype>
@@ -640,14 +642,7 @@ std::vector<double> config::default_buckets() {
             0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
 }
 
-std::string default_runtime_dir() {
-    if (const char* env = std::getenv("PLUGMON_RUNTIME_DIR"); env != nullptr && *env != '\0')
-        return env;
-    if (::geteuid() == 0) return "/run/plugmon";
-    if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg != nullptr && *xdg != '\0')
-        return std::string(xdg) + "/plugmon";
-    return "/tmp/plugmon-" + std::to_string(::geteuid());
-}
+std::string default_runtime_dir() { return plugmon::runtime_dir(); }
 
 std::string default_spool_dir() {
     const auto env = [](const char* name) -> std::string {

@@ -113,8 +113,10 @@ private:
 /// again on each call, so calling it again with the same arguments is a reload.
 config parse_command_line(int argc, const char* const* argv);
 
-/// The runtime directory the probe and the agent agree on: $PLUGMON_RUNTIME_DIR, else
-/// /run/plugmon for root, else $XDG_RUNTIME_DIR/plugmon, else /tmp/plugmon-<uid>.
+/// The runtime directory the probe and the agent agree on, by the one rule both use
+/// (plugmon::runtime_dir() in <plugmon/runtime_dir.hpp>): $PLUGMON_RUNTIME_DIR, else
+/// /run/plugmon for root or when it exists and the user may create files in it, else
+/// $XDG_RUNTIME_DIR/plugmon, else /tmp/plugmon-<euid>. Allocates; throws std::bad_alloc.
 std::string default_runtime_dir();
 
 /// The spool directory by default: $STATE_DIRECTORY/spool (systemd StateDirectory=), else

@@ -1,12 +1,11 @@
 // plugmonctl: talks to a running agent over its HTTP API (status, top) and bills usage from PostgreSQL (usage).
-#include "common/conninfo.hpp"
 #include "common/version.hpp"
 #include "ctl/top/top.hpp"
 #include "ctl/usage/pricing.hpp"
+#include "store/read/usage.hpp"
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
-#include <pqxx/pqxx>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -96,70 +95,6 @@ struct usage_options {
 struct usage_input_error : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
-
-/// A connection or query failure: the message is printed and plugmonctl exits with status 1.
-struct usage_db_error : std::runtime_error {
-    using std::runtime_error::runtime_error;
-};
-
-std::uint64_t non_negative(const pqxx::field& f) {
-    const long long v = f.is_null() ? 0 : f.as<long long>();
-    return v < 0 ? 0 : static_cast<std::uint64_t>(v);
-}
-
-/// plugmon.usage(from, to), optionally for one tenant, ordered by tenant and plugin.
-std::vector<usage::usage_row> fetch_usage(const std::string& url, const usage::period& when,
-                                          const std::string& tenant) {
-    const std::string shown = plugmon::agent::mask_password(url);
-    std::optional<pqxx::connection> conn;
-    try {
-        conn.emplace(url);
-    } catch (const std::exception& e) {
-        std::string why = e.what();
-        while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
-        throw usage_db_error("cannot connect to PostgreSQL at " + shown + ": " + why);
-    }
-    const std::string query =
-        "SELECT coalesce(tenant, ''), coalesce(plugin, ''), queries, query_errors, query_ns, rows, "
-        "executions, "
-        "execution_errors, cpu_ns, wall_ns FROM plugmon.usage($1::timestamptz, $2::timestamptz)" +
-        std::string(tenant.empty() ? " WHERE $3::text = ''"
-                                   : " WHERE coalesce(tenant, '') = $3::text") +
-        " ORDER BY 1, 2";
-    std::vector<usage::usage_row> rows;
-    try {
-        pqxx::read_transaction tx(*conn);
-        const pqxx::result r = tx.exec_params(query, usage::format_timestamp(when.from),
-                                              usage::format_timestamp(when.to), tenant);
-        for (const auto& row : r) {
-            usage::usage_row u;
-            u.tenant = row[0].as<std::string>();
-            u.plugin = row[1].as<std::string>();
-            u.queries = non_negative(row[2]);
-            u.query_errors = non_negative(row[3]);
-            u.query_ns = non_negative(row[4]);
-            u.rows = non_negative(row[5]);
-            u.executions = non_negative(row[6]);
-            u.execution_errors = non_negative(row[7]);
-            u.cpu_ns = non_negative(row[8]);
-            u.wall_ns = non_negative(row[9]);
-            rows.push_back(std::move(u));
-        }
-    } catch (const pqxx::sql_error& e) {
-        std::string why = e.what();
-        while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
-        if (e.sqlstate() == "42883" || e.sqlstate() == "3F000")
-            throw usage_db_error(
-                "the database at " + shown +
-                " has no plugmon.usage() function; plugmon-agent creates it when it migrates "
-                "the schema (" +
-                why + ")");
-        throw usage_db_error("querying plugmon.usage() at " + shown + ": " + why);
-    } catch (const pqxx::broken_connection& e) {
-        throw usage_db_error("lost the connection to PostgreSQL at " + shown + ": " + e.what());
-    }
-    return rows;
-}
 
 /// A column-aligned text table: text left-aligned, numbers right-aligned, two spaces apart.
 class text_table {
@@ -406,8 +341,9 @@ int run_usage(usage_options o) {
     }
     std::vector<usage::usage_row> rows;
     try {
-        rows = fetch_usage(o.postgres, when, o.tenant);
-    } catch (const usage_db_error& e) {
+        rows = plugmon::agent::store::read_usage(o.postgres, usage::format_timestamp(when.from),
+                                                 usage::format_timestamp(when.to), o.tenant);
+    } catch (const plugmon::agent::store::read_error& e) {
         std::fprintf(stderr, "plugmonctl: usage: %s\n", e.what());
         return 1;
     }

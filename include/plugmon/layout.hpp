@@ -90,6 +90,11 @@ inline constexpr std::uint32_t max_name_capacity = 1u << 16;
 inline constexpr std::uint32_t max_statement_capacity = 1u << 14;
 inline constexpr std::uint64_t max_segment_size = 1ull << 34;
 
+/// 2^64 / φ (odd): the multiplier of Fibonacci hashing, whose top bits are a well-spread bucket
+/// index, and a seed with no structure. Not part of the bytes above: it is here so that the probe
+/// (header, allocation accounting, statement fingerprint) and the agent spell it once.
+inline constexpr std::uint64_t fibonacci_multiplier = 0x9e3779b97f4a7c15ull;
+
 /// Reserved name ids. Id 0 is the empty name (no tenant, no table); id 1 is where names fold when
 /// the interning table is full. Real names start at first_name_id.
 inline constexpr std::uint32_t name_empty = 0;

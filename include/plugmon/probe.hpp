@@ -66,13 +66,16 @@ extern __thread std::uint32_t tls_tenant __attribute__((tls_model("initial-exec"
 extern __thread std::uint32_t tls_plugin __attribute__((tls_model("initial-exec")));
 extern bool clock_is_tsc;  // set once, before any lane is handed out
 
-/// Slow path: claims a lane for this thread (creating the segment on first use).
-/// nullptr when the probe is disabled or no segment could be created (then the event is counted
-/// as dropped in this process). Never throws; allocates once per thread.
+/// Slow path: claims a lane for this thread (creating the segment on first use). Thread-safe;
+/// takes the runtime's mutex briefly; allocates the runtime once per process and a writer once
+/// per thread. nullptr when the probe is disabled, no segment could be created or memory ran out
+/// (then the event is counted as dropped in this process, and the thread's next event tries
+/// again). Never throws.
 lane_writer* acquire_writer() noexcept;
 /// The shared lane's claim/publish path (multi-producer).
 void emit_shared(const layout::slot& s) noexcept;
-/// An event recorded while the probe had no segment.
+/// An event recorded without a writer: counted as dropped (relaxed atomic add, in static storage
+/// so that it counts even when the runtime could not be built). Never throws.
 void count_unavailable() noexcept;
 /// Interns a name process-wide (mutex; called on cache misses and by handles). Never throws.
 std::uint32_t intern_slow(std::string_view name, const char** text) noexcept;
@@ -130,7 +133,8 @@ PLUGMON_ALWAYS_INLINE bool cache_hit(const name_cache_entry& e, std::string_view
 PLUGMON_ALWAYS_INLINE std::uint32_t intern_cached(lane_writer* w, std::string_view name) noexcept {
     if (PLUGMON_UNLIKELY(name.empty())) return layout::name_empty;
     const auto key = std::uint64_t(reinterpret_cast<std::uintptr_t>(name.data())) ^ name.size();
-    name_cache_entry* set = &w->cache[((key * 0x9e3779b97f4a7c15ull) >> 60) * name_cache_ways];
+    name_cache_entry* set =
+        &w->cache[((key * layout::fibonacci_multiplier) >> 60) * name_cache_ways];
     if (PLUGMON_LIKELY(cache_hit(set[0], name))) return set[0].id;
     for (std::size_t i = 1; i < name_cache_ways; ++i)
         if (cache_hit(set[i], name)) return set[i].id;
@@ -139,7 +143,7 @@ PLUGMON_ALWAYS_INLINE std::uint32_t intern_cached(lane_writer* w, std::string_vi
 
 /// A fast 64-bit hash of raw text (8 bytes per step); only to recognise a text seen before.
 inline std::uint64_t text_hash(const char* p, std::size_t n) noexcept {
-    std::uint64_t h = 0x9e3779b97f4a7c15ull ^ n;
+    std::uint64_t h = layout::fibonacci_multiplier ^ n;
     std::size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         h ^= load_unaligned<std::uint64_t>(p + i);

@@ -1,6 +1,8 @@
 // Usage pricing for plugmonctl: the pricing file (TOML), its validation, and invoice lines from usage rows.
 #pragma once
 
+#include "store/read/usage_row.hpp"
+
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -55,19 +57,8 @@ std::vector<month_share> month_shares(const period& p);
 /// computed per month in integers).
 double months_covered(const period& p);
 
-/// What usage is totalled per (tenant, plugin) over a period: the columns of plugmon.usage().
-struct usage_row {
-    std::string tenant;  ///< "" for usage recorded without a tenant
-    std::string plugin;
-    std::uint64_t queries = 0;
-    std::uint64_t query_errors = 0;
-    std::uint64_t query_ns = 0;
-    std::uint64_t rows = 0;
-    std::uint64_t executions = 0;
-    std::uint64_t execution_errors = 0;
-    std::uint64_t cpu_ns = 0;
-    std::uint64_t wall_ns = 0;
-};
+/// What usage is totalled per (tenant, plugin) over a period: the store's row of plugmon.usage().
+using usage_row = plugmon::agent::store::usage_row;
 
 /// What a plan counts.
 enum class metric_kind { executions, queries, rows, cpu_seconds, query_seconds };
