@@ -350,11 +350,11 @@ std::string read_host_name(const value_in& v, std::string text, std::string_view
                    [](char ch) { return char(std::tolower(static_cast<unsigned char>(ch))); });
     in6_addr addr{};
     if (inet_pton(AF_INET6, text.c_str(), &addr) == 1) return text;
-    const bool valid = !text.empty() && text.size() <= 253 &&
-                       std::all_of(text.begin(), text.end(), [](char ch) {
-                           return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-                                  ch == '.' || ch == '-' || ch == '_';
-                       });
+    const bool valid =
+        !text.empty() && text.size() <= 253 && std::all_of(text.begin(), text.end(), [](char ch) {
+            return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '.' || ch == '-' ||
+                   ch == '_';
+        });
     if (!valid)
         v.fail(quote(text) + " is not a host name (letters, digits, '.', '-'; no port)", suffix);
     return text;
@@ -694,15 +694,16 @@ void apply_file(config& c, const std::string& path) {
 std::vector<std::string> read_token_scopes(const toml::node& node, const std::string& where) {
     const auto* arr = node.as_array();
     if (arr == nullptr || arr->empty())
-        throw config_error("tokens_file", where + "scopes: expected a non-empty array of \"read\", "
-                                                  "\"ack\", \"admin\"");
+        throw config_error("tokens_file", where +
+                                              "scopes: expected a non-empty array of \"read\", "
+                                              "\"ack\", \"admin\"");
     std::vector<std::string> out;
     for (const auto& e : *arr) {
         const auto* s = e.as_string();
         if (s == nullptr || (s->get() != "read" && s->get() != "ack" && s->get() != "admin"))
-            throw config_error("tokens_file", where + "scopes: " +
-                                                  (s ? quote(s->get()) : type_name(e)) +
-                                                  " is not one of \"read\", \"ack\", \"admin\"");
+            throw config_error("tokens_file",
+                               where + "scopes: " + (s ? quote(s->get()) : type_name(e)) +
+                                   " is not one of \"read\", \"ack\", \"admin\"");
         out.push_back(s->get());
     }
     return out;
@@ -734,8 +735,9 @@ token_spec read_token(const toml::table& t, const std::string& where) {
             const auto d = s ? digest_from_hex(s->get()) : std::nullopt;
             if (!d)
                 throw config_error("tokens_file",
-                                   where + "sha256: expected 64 hex digits (printf %s SECRET | "
-                                           "sha256sum); the secret itself is never stored");
+                                   where +
+                                       "sha256: expected 64 hex digits (printf %s SECRET | "
+                                       "sha256sum); the secret itself is never stored");
             tok.sha256 = *d;
             has_digest = true;
         } else {
@@ -783,11 +785,11 @@ std::vector<token_spec> load_tokens_file(const std::string& path) {
             token_spec tok = read_token(*t.as_table(), here);
             for (const auto& other : out) {
                 if (other.name == tok.name)
-                    throw config_error("tokens_file", here + "name " + quote(tok.name) +
-                                                          " is used twice");
+                    throw config_error("tokens_file",
+                                       here + "name " + quote(tok.name) + " is used twice");
                 if (other.sha256 == tok.sha256)
-                    throw config_error("tokens_file", here + "same secret as token " +
-                                                          quote(other.name));
+                    throw config_error("tokens_file",
+                                       here + "same secret as token " + quote(other.name));
             }
             if (tok.name == "api_token")
                 throw config_error("tokens_file",

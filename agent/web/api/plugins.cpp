@@ -66,8 +66,10 @@ nlohmann::json top_tables_json(const plugin_agg& a) {
     if (tables.size() > 10) tables.resize(10);
     nlohmann::json tj = nlohmann::json::array();
     for (const auto& [key, t] : tables)
-        tj.push_back(
-            {{"op", key.first}, {"table", key.second}, {"calls", t.calls}, {"seconds", seconds(t.ns)}});
+        tj.push_back({{"op", key.first},
+                      {"table", key.second},
+                      {"calls", t.calls},
+                      {"seconds", seconds(t.ns)}});
     return tj;
 }
 
@@ -112,8 +114,8 @@ void add_latency(nlohmann::json& p, const plugin_latency* l) {
     wj.update(quantiles_json(w.calls, w.p50_ns, w.p95_ns, w.p99_ns, w.max_ns));
     p["window"] = wj;
     const dd_sketch& ss = l->since_start;
-    p["since_start"] =
-        quantiles_json(ss.count(), ss.quantile(0.50), ss.quantile(0.95), ss.quantile(0.99), ss.max());
+    p["since_start"] = quantiles_json(ss.count(), ss.quantile(0.50), ss.quantile(0.95),
+                                      ss.quantile(0.99), ss.max());
     p["since_start"]["calls"] = ss.count();
 }
 

@@ -9,8 +9,8 @@ void add_reload_routes(router& r, const api_context& ctx) {
            [&ctx](const http_request&, const route_params&) {
                if (!ctx.reload) return error_response(404, "reload is not available here");
                if (const auto error = ctx.reload())
-                   return error_response(500, "reload refused, the running configuration stays: " +
-                                                  *error);
+                   return error_response(
+                       500, "reload refused, the running configuration stays: " + *error);
                return json_response({{"status", "reloaded"}});
            }});
 }

@@ -74,10 +74,9 @@ http_response slow_queries(const api_context& ctx, const http_request& req) {
 }  // namespace
 
 void add_slow_queries_routes(router& r, const api_context& ctx) {
-    r.add({"GET", "/api/v1/slow-queries", "slow_queries", scope::read,
-           [&ctx](const http_request& req, const route_params&) {
-               return slow_queries(ctx, req);
-           }});
+    r.add(
+        {"GET", "/api/v1/slow-queries", "slow_queries", scope::read,
+         [&ctx](const http_request& req, const route_params&) { return slow_queries(ctx, req); }});
 }
 
 }  // namespace plugmon::agent::api

@@ -34,7 +34,8 @@ bool is_mutating(std::string_view method) {
 std::string decode(std::string_view s) {
     std::string out;
     for (std::size_t i = 0; i < s.size(); ++i) {
-        if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+        if (s[i] == '%' && i + 2 < s.size() &&
+            std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
             std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
             out.push_back(char(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16)));
             i += 2;
@@ -262,9 +263,10 @@ std::optional<http_response> security_layer::authenticate(const security_options
     const auto now = clock::now();
     if (const auto wait = limiter_.blocked_for(req.remote, now, o); wait.count() > 0) {
         metrics_->count(auth_failure::rate_limited);
-        http_response r = json_error(429, "too many failed authentications from this address; "
-                                          "retry in " +
-                                              std::to_string(wait.count()) + " s");
+        http_response r = json_error(429,
+                                     "too many failed authentications from this address; "
+                                     "retry in " +
+                                         std::to_string(wait.count()) + " s");
         r.headers.emplace_back("Retry-After", std::to_string(wait.count()));
         return r;
     }
@@ -287,8 +289,8 @@ std::optional<http_response> security_layer::authenticate(const security_options
     v.token_name = who->name;
     if (!allows(who->allows, needed)) {
         metrics_->count(auth_failure::insufficient_scope);
-        return json_error(403, "token \"" + who->name + "\" lacks scope " +
-                                   std::string(to_string(needed)));
+        return json_error(
+            403, "token \"" + who->name + "\" lacks scope " + std::string(to_string(needed)));
     }
     return std::nullopt;
 }
@@ -296,15 +298,15 @@ std::optional<http_response> security_layer::authenticate(const security_options
 void security_layer::finish(const http_request& req, const route_match& m, const verdict& v,
                             unsigned status, clock::time_point start) {
     const std::string_view handler =
-        m.found != nullptr ? std::string_view(m.found->name)
-                           : (m.path_name.empty() ? std::string_view("not_found")
-                                                  : std::string_view(m.path_name));
+        m.found != nullptr
+            ? std::string_view(m.found->name)
+            : (m.path_name.empty() ? std::string_view("not_found") : std::string_view(m.path_name));
     metrics_->observe(handler, status, clock::now() - start);
     if (!is_mutating(req.method)) return;
     const std::string route =
         m.found != nullptr ? m.found->pattern : printable(path_of(req.target));
-    spdlog::info("audit: token={} method={} route={} status={} client={}", v.token_name,
-                 req.method, route, status, printable(req.remote));
+    spdlog::info("audit: token={} method={} route={} status={} client={}", v.token_name, req.method,
+                 route, status, printable(req.remote));
 }
 
 }  // namespace plugmon::agent

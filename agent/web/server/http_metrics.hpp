@@ -35,8 +35,7 @@ std::string_view to_string(auth_failure reason);
 class http_metrics {
 public:
     /// Upper bounds of the request duration histogram, in seconds.
-    static constexpr std::array<double, 8> buckets = {0.001, 0.005, 0.01, 0.05,
-                                                      0.1,   0.5,   1,    5};
+    static constexpr std::array<double, 8> buckets = {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5};
 
     /// `handlers`: the route names; "not_found" is added for requests no route matched.
     explicit http_metrics(const std::vector<std::string>& handlers);
