@@ -483,8 +483,8 @@ const key_spec keys[] = {
      "execution duration histogram bounds in seconds, strictly increasing (default 0.0001..10)",
      [](config& c, const value_in& v) { c.execution_buckets = read_buckets(v); }},
     {"api_token", "TOKEN",
-     "bearer token for state-changing API calls; empty disables them (prefer the config file: "
-     "flags are visible to other users)",
+     "the admin bearer token (scope admin, audited as \"api_token\"); empty: none (prefer the "
+     "config file: flags are visible to other users)",
      [](config& c, const value_in& v) {
          auto s = read_string(v);
          const bool clean = std::none_of(s.begin(), s.end(), [](char ch) {

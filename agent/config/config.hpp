@@ -49,7 +49,7 @@ struct config {
     /// Histogram bucket upper bounds, in seconds: positive and strictly increasing.
     std::vector<double> query_buckets = default_buckets();
     std::vector<double> execution_buckets = default_buckets();
-    /// Bearer token required by state-changing API calls; empty disables them.
+    /// The admin bearer token (scope admin, named "api_token" in the audit log); empty: none.
     std::string api_token;
     /// TOML file of named tokens (`[[token]] name, scopes, sha256`); refused when group or
     /// others have any access to it. Empty: none.
