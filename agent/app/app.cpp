@@ -15,7 +15,10 @@
 #include "store/schema/migrations.hpp"
 #include "store/write/writer.hpp"
 #include "web/api/api.hpp"
+#include "web/server/auth.hpp"
 #include "web/server/http.hpp"
+#include "web/server/http_metrics.hpp"
+#include "web/server/router.hpp"
 
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
@@ -25,11 +28,14 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <memory>
+#include <optional>
+#include <string>
 
 namespace plugmon::agent {
 
@@ -107,6 +113,34 @@ drain::options drain_options(const config& cfg, window_fanout& windows,
     return o;
 }
 
+/// The most a tokens_file entry's scopes allow.
+scope highest_scope(const std::vector<std::string>& scopes) {
+    scope out = scope::read;
+    for (const auto& s : scopes) {
+        if (s == "admin") out = std::max(out, scope::admin);
+        if (s == "ack") out = std::max(out, scope::ack);
+    }
+    return out;
+}
+
+/// What the HTTP security layer enforces under a configuration.
+security_options security_from(const config& cfg) {
+    security_options o;
+    o.tokens = admin_token(cfg.api_token);
+    for (const auto& t : cfg.tokens)
+        o.tokens.push_back(api_token_entry{t.name, highest_scope(t.scopes), t.sha256});
+    o.read_requires_token = cfg.read_requires_token;
+    o.allowed_hosts = cfg.http_allowed_hosts;
+    o.listen_host = split_listen(cfg.listen).first;
+    return o;
+}
+
+router make_routes(const api_context& ctx) {
+    router r;
+    add_api_routes(r, ctx);
+    return r;
+}
+
 /// The running agent. Members are constructed in data-flow order and destroyed in reverse.
 class agent_app {
 public:
@@ -118,9 +152,13 @@ public:
           drainer_(series_, drain_options(cfg_, windows_, statements_)),
           intake_(io_, intake_options(cfg_), drainer_),
           ctx_{series_, drainer_, &intake_, version, {}, &statements_, cfg_.top_statements},
+          routes_(make_routes(ctx_)),
+          http_metrics_(std::make_shared<http_metrics>(routes_.names())),
+          gate_(routes_, security_from(cfg_), http_metrics_),
           http_(io_, split_listen(cfg_.listen).first, split_listen(cfg_.listen).second,
-                [this](const http_request& r) { return handle_request(ctx_, r); }),
+                [this](const http_request& r) { return gate_.handle(r); }),
           signals_(io_, SIGTERM, SIGINT, SIGHUP) {
+        ctx_.reload = [this] { return reload(); };
         series_.set_slow_threshold([this](const std::string& plugin) {
             return std::uint64_t(cfg_.slow_threshold_for(plugin).count());
         });
@@ -160,6 +198,8 @@ private:
             ctx_.store_state = [w = writer_] { return w->state(); };
             ctx_.store_json = [w = writer_] { return w->status().dump(); };
         }
+        http_metrics_->attach(http_.counters());
+        metrics_.add([m = http_metrics_](std::string& out) { m->render(out); });
         ctx_.metrics = &metrics_;
     }
 
@@ -175,13 +215,23 @@ private:
         });
     }
 
-    void reload() {
+    /// SIGHUP and POST /-/reload: reads the configuration again and applies the log level and
+    /// the HTTP security settings (tokens, read_requires_token, http_allowed_hosts). Returns why
+    /// the new configuration was refused, or nullopt when it was applied.
+    std::optional<std::string> reload() {
         try {
             config fresh = parse_command_line(argc_, argv_);
+            security_options security = security_from(fresh);
+            security.listen_host = split_listen(cfg_.listen).first;  // the listener stays put
             spdlog::set_level(fresh.log_level);
-            spdlog::info("configuration reloaded (log level; other keys apply at restart)");
+            gate_.set_options(std::move(security));
+            spdlog::info(
+                "configuration reloaded (log level, tokens, read_requires_token, "
+                "http_allowed_hosts; other keys apply at restart)");
+            return std::nullopt;
         } catch (const std::exception& e) {
             spdlog::error("reload refused, keeping the running configuration: {}", e.what());
+            return std::string(e.what());
         }
     }
 
@@ -232,6 +282,9 @@ private:
     boost::asio::io_context io_;
     intake intake_;
     api_context ctx_;
+    router routes_;
+    std::shared_ptr<http_metrics> http_metrics_;
+    security_layer gate_;
     http_server http_;
     boost::asio::signal_set signals_;
     int exit_status_ = 0;

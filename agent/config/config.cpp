@@ -333,6 +333,62 @@ std::optional<std::pair<std::string, std::uint16_t>> try_split_listen(std::strin
     return std::pair{std::string(host), static_cast<std::uint16_t>(value)};
 }
 
+bool read_bool(const value_in& v) {
+    if (v.node != nullptr) {
+        if (const auto* b = v.node->as_boolean()) return b->get();
+        v.fail("expected true or false, got " + type_name(*v.node));
+    }
+    if (v.text == "true") return true;
+    if (v.text == "false") return false;
+    v.fail(quote(v.text) + " is not true or false");
+}
+
+/// A host name or IP address as a Host header carries it (without the port), lowercased; an
+/// IPv6 address may come in brackets.
+std::string read_host_name(const value_in& v, std::string text, std::string_view suffix) {
+    if (text.size() > 2 && text.front() == '[' && text.back() == ']')
+        text = text.substr(1, text.size() - 2);
+    std::transform(text.begin(), text.end(), text.begin(),
+                   [](char ch) { return char(std::tolower(static_cast<unsigned char>(ch))); });
+    in6_addr addr{};
+    if (inet_pton(AF_INET6, text.c_str(), &addr) == 1) return text;
+    const bool valid =
+        !text.empty() && text.size() <= 253 && std::all_of(text.begin(), text.end(), [](char ch) {
+            return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '.' || ch == '-' ||
+                   ch == '_';
+        });
+    if (!valid)
+        v.fail(quote(text) + " is not a host name (letters, digits, '.', '-'; no port)", suffix);
+    return text;
+}
+
+/// `http_allowed_hosts`: a TOML array of strings, or a comma-separated flag.
+std::vector<std::string> read_host_list(const value_in& v) {
+    std::vector<std::string> out;
+    if (v.node != nullptr) {
+        const auto* arr = v.node->as_array();
+        if (arr == nullptr) v.fail("expected an array of host names, got " + type_name(*v.node));
+        for (std::size_t i = 0; i < arr->size(); ++i) {
+            const std::string suffix = "[" + std::to_string(i) + "]";
+            const auto* s = arr->get(i)->as_string();
+            if (s == nullptr)
+                v.fail("expected a host name string, got " + type_name(*arr->get(i)), suffix);
+            out.push_back(read_host_name(v, s->get(), suffix));
+        }
+        return out;
+    }
+    std::string_view rest = v.text;
+    for (std::size_t i = 0; !rest.empty(); ++i) {
+        const auto comma = rest.find(',');
+        std::string_view item = rest.substr(0, comma);
+        rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+        while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+        while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+        out.push_back(read_host_name(v, std::string(item), "[" + std::to_string(i) + "]"));
+    }
+    return out;
+}
+
 constexpr std::array<std::pair<std::string_view, spdlog::level::level_enum>, 6> log_levels{{
     {"trace", spdlog::level::trace},
     {"debug", spdlog::level::debug},
@@ -429,8 +485,8 @@ const key_spec keys[] = {
      "execution duration histogram bounds in seconds, strictly increasing (default 0.0001..10)",
      [](config& c, const value_in& v) { c.execution_buckets = read_buckets(v); }},
     {"api_token", "TOKEN",
-     "bearer token for state-changing API calls; empty disables them (prefer the config file: "
-     "flags are visible to other users)",
+     "the admin bearer token (scope admin, audited as \"api_token\"); empty: none (prefer the "
+     "config file: flags are visible to other users)",
      [](config& c, const value_in& v) {
          auto s = read_string(v);
          const bool clean = std::none_of(s.begin(), s.end(), [](char ch) {
@@ -439,6 +495,21 @@ const key_spec keys[] = {
          if (!clean) v.fail("must not contain spaces or control characters (value not shown)");
          c.api_token = std::move(s);
      }},
+    {"tokens_file", "FILE",
+     "TOML file of named API tokens: [[token]] name, scopes (read, ack, admin), sha256 (hex "
+     "digest of the secret, e.g. printf %s SECRET | sha256sum); must be mode 0600 or stricter",
+     [](config& c, const value_in& v) {
+         auto s = read_string(v);
+         if (s.empty()) v.fail("is empty");
+         c.tokens_file = std::move(s);
+     }},
+    {"read_requires_token", "BOOL",
+     "true: /metrics and /api/v1 reads need a token with scope read (default false)",
+     [](config& c, const value_in& v) { c.read_requires_token = read_bool(v); }},
+    {"http_allowed_hosts", "HOST,...",
+     "Host header names accepted besides loopback names and the listen address "
+     "(TOML: an array; others get 421)",
+     [](config& c, const value_in& v) { c.http_allowed_hosts = read_host_list(v); }},
     {"series_budget", "N", "live label sets across all plugins, 1..100000000 (default 100000)",
      [](config& c, const value_in& v) {
          c.series_budget = static_cast<std::uint64_t>(read_integer(v, 1, 100'000'000));
@@ -566,10 +637,13 @@ std::optional<std::string_view> closest_key(std::string_view name) {
     return best;
 }
 
-std::string read_file(const std::string& path) {
+/// The whole of a small file; errors name `key` ("config", "tokens_file"). `mode` receives the
+/// file's permission bits when given.
+std::string read_file(const std::string& path, const std::string& key = "config",
+                      unsigned* mode = nullptr) {
     const auto cannot = [&](int err) {
-        return config_error("config", "config: cannot read " + quote(path) + ": " +
-                                          std::generic_category().message(err));
+        return config_error(key, key + ": cannot read " + quote(path) + ": " +
+                                     std::generic_category().message(err));
     };
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) throw cannot(errno);
@@ -580,6 +654,7 @@ std::string read_file(const std::string& path) {
     struct stat st {};
     if (::fstat(fd, &st) != 0) throw cannot(errno);
     if (S_ISDIR(st.st_mode)) throw cannot(EISDIR);
+    if (mode != nullptr) *mode = static_cast<unsigned>(st.st_mode & 07777);
     std::string text;
     char buf[16384];
     for (;;) {
@@ -591,7 +666,7 @@ std::string read_file(const std::string& path) {
         if (n == 0) break;
         text.append(buf, static_cast<std::size_t>(n));
         if (text.size() > max_config_bytes)
-            throw config_error("config", "config: " + quote(path) + " is larger than 1 MiB");
+            throw config_error(key, key + ": " + quote(path) + " is larger than 1 MiB");
     }
     return text;
 }
@@ -615,6 +690,116 @@ void apply_file(config& c, const std::string& path) {
         }
         spec->apply(c, value_in{spec->name, &node, {}, location(path, node.source())});
     }
+}
+
+/// The scopes of one [[token]]: a non-empty array of "read", "ack", "admin".
+std::vector<std::string> read_token_scopes(const toml::node& node, const std::string& where) {
+    const auto* arr = node.as_array();
+    if (arr == nullptr || arr->empty())
+        throw config_error("tokens_file", where +
+                                              "scopes: expected a non-empty array of \"read\", "
+                                              "\"ack\", \"admin\"");
+    std::vector<std::string> out;
+    for (const auto& e : *arr) {
+        const auto* s = e.as_string();
+        if (s == nullptr || (s->get() != "read" && s->get() != "ack" && s->get() != "admin"))
+            throw config_error("tokens_file",
+                               where + "scopes: " + (s ? quote(s->get()) : type_name(e)) +
+                                   " is not one of \"read\", \"ack\", \"admin\"");
+        out.push_back(s->get());
+    }
+    return out;
+}
+
+/// One [[token]] table: name, scopes and sha256, nothing else.
+token_spec read_token(const toml::table& t, const std::string& where) {
+    token_spec tok;
+    bool has_name = false, has_scopes = false, has_digest = false;
+    for (auto&& [k, node] : t) {
+        const std::string key(k.str());
+        if (key == "name") {
+            const auto* s = node.as_string();
+            const bool valid = s != nullptr && !s->get().empty() && s->get().size() <= 64 &&
+                               std::all_of(s->get().begin(), s->get().end(), [](char ch) {
+                                   return std::isalnum(static_cast<unsigned char>(ch)) ||
+                                          ch == '-' || ch == '_' || ch == '.';
+                               });
+            if (!valid)
+                throw config_error("tokens_file",
+                                   where + "name: expected 1..64 letters, digits, '-', '_', '.'");
+            tok.name = s->get();
+            has_name = true;
+        } else if (key == "scopes") {
+            tok.scopes = read_token_scopes(node, where);
+            has_scopes = true;
+        } else if (key == "sha256") {
+            const auto* s = node.as_string();
+            const auto d = s ? digest_from_hex(s->get()) : std::nullopt;
+            if (!d)
+                throw config_error("tokens_file",
+                                   where +
+                                       "sha256: expected 64 hex digits (printf %s SECRET | "
+                                       "sha256sum); the secret itself is never stored");
+            tok.sha256 = *d;
+            has_digest = true;
+        } else {
+            throw config_error("tokens_file", where + "unknown key " + quote(key) +
+                                                  " (a token has name, scopes and sha256)");
+        }
+    }
+    if (!has_name || !has_scopes || !has_digest)
+        throw config_error("tokens_file", where + "needs name, scopes and sha256");
+    return tok;
+}
+
+/// Reads tokens_file: refused when group or others have any access, or when it holds anything
+/// but [[token]] tables with known keys.
+std::vector<token_spec> load_tokens_file(const std::string& path) {
+    unsigned mode = 0;
+    const std::string text = read_file(path, "tokens_file", &mode);
+    const std::string at = "tokens_file: " + quote(path);
+    if ((mode & 077) != 0) {
+        char octal[16];
+        std::snprintf(octal, sizeof octal, "%04o", mode);
+        throw config_error("tokens_file", at + " is accessible by group or others (mode " + octal +
+                                              "); chmod 600 it");
+    }
+    toml::table table;
+    try {
+        table = toml::parse(text, path);
+    } catch (const toml::parse_error& e) {
+        throw config_error("tokens_file", "tokens_file: " + location(path, e.source()) +
+                                              "TOML syntax error: " + std::string(e.description()));
+    }
+    std::vector<token_spec> out;
+    for (auto&& [k, node] : table) {
+        const std::string where = "tokens_file: " + location(path, node.source());
+        if (k.str() != "token")
+            throw config_error("tokens_file", "tokens_file: " + location(path, k.source()) +
+                                                  "unknown key " + quote(k.str()) +
+                                                  " (the file holds [[token]] tables)");
+        const auto* arr = node.as_array();
+        if (arr == nullptr || !arr->is_array_of_tables())
+            throw config_error("tokens_file", where + "token: expected [[token]] tables");
+        for (const auto& t : *arr) {
+            const std::string here = "tokens_file: " + location(path, t.source()) + "token " +
+                                     std::to_string(out.size() + 1) + ": ";
+            token_spec tok = read_token(*t.as_table(), here);
+            for (const auto& other : out) {
+                if (other.name == tok.name)
+                    throw config_error("tokens_file",
+                                       here + "name " + quote(tok.name) + " is used twice");
+                if (other.sha256 == tok.sha256)
+                    throw config_error("tokens_file",
+                                       here + "same secret as token " + quote(other.name));
+            }
+            if (tok.name == "api_token")
+                throw config_error("tokens_file",
+                                   here + "the name \"api_token\" is reserved for api_token");
+            out.push_back(std::move(tok));
+        }
+    }
+    return out;
 }
 
 [[noreturn]] void unknown_argument(const std::vector<std::string>& extras) {
@@ -685,6 +870,10 @@ std::string describe(const config& c) {
     line += " query_buckets=" + buckets(c.query_buckets);
     line += " execution_buckets=" + buckets(c.execution_buckets);
     line += " api_token=" + std::string(c.api_token.empty() ? "unset" : "set");
+    if (!c.tokens_file.empty())
+        line += " tokens_file=" + c.tokens_file + "(" + std::to_string(c.tokens.size()) + ")";
+    line += " read_requires_token=" + std::string(c.read_requires_token ? "true" : "false");
+    for (const auto& h : c.http_allowed_hosts) line += " http_allowed_hosts=" + h;
     line += " series_budget=" + std::to_string(c.series_budget);
     line += " series_budget_per_plugin=" + std::to_string(c.series_budget_per_plugin);
     line += " series_expiry_windows=" + std::to_string(c.series_expiry_windows);
@@ -776,6 +965,11 @@ config parse_command_line(int argc, const char* const* argv) {
             "series_budget_per_plugin",
             "series_budget_per_plugin: " + std::to_string(c.series_budget_per_plugin) +
                 " exceeds series_budget (" + std::to_string(c.series_budget) + ")");
+    if (!c.tokens_file.empty()) c.tokens = load_tokens_file(c.tokens_file);
+    if (c.read_requires_token && c.api_token.empty() && c.tokens.empty())
+        throw config_error("read_requires_token",
+                           "read_requires_token: true, but no token is configured (set "
+                           "api_token or tokens_file)");
     if (c.command == "migrate" && c.postgres.empty())
         throw config_error("postgres", "postgres: migrate needs a database (--postgres URL)");
     if (c.postgres_downsample_after >= c.postgres_retention)

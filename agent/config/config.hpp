@@ -14,8 +14,17 @@
 
 #include "common/conninfo.hpp"
 #include "common/duration.hpp"
+#include "common/sha256.hpp"
 
 namespace plugmon::agent {
+
+/// One named API token of tokens_file: its secret is known only by its SHA-256 digest.
+struct token_spec {
+    std::string name;
+    /// "read", "ack" and/or "admin" (admin implies ack, ack implies read).
+    std::vector<std::string> scopes;
+    sha256_digest sha256{};
+};
 
 /// Everything the agent can be told. Each member is a TOML key of the same name and a flag
 /// `--kebab-case` of it; flags override the file, the file overrides the defaults.
@@ -40,8 +49,17 @@ struct config {
     /// Histogram bucket upper bounds, in seconds: positive and strictly increasing.
     std::vector<double> query_buckets = default_buckets();
     std::vector<double> execution_buckets = default_buckets();
-    /// Bearer token required by state-changing API calls; empty disables them.
+    /// The admin bearer token (scope admin, named "api_token" in the audit log); empty: none.
     std::string api_token;
+    /// TOML file of named tokens (`[[token]] name, scopes, sha256`); refused when group or
+    /// others have any access to it. Empty: none.
+    std::string tokens_file;
+    /// The tokens read from tokens_file (not a key; read again on every parse, i.e. reload).
+    std::vector<token_spec> tokens;
+    /// When true, the read routes (/metrics, /api/v1/...) need a token with scope read too.
+    bool read_requires_token = false;
+    /// Host header names accepted besides the loopback names and the listen address.
+    std::vector<std::string> http_allowed_hosts;
     /// Live label sets across all plugins, and for any one plugin; beyond them events fold.
     std::uint64_t series_budget = 100000;
     std::uint64_t series_budget_per_plugin = 10000;

@@ -1,4 +1,5 @@
-// Routes of the agent's HTTP listener: /metrics, /healthz, /readyz and the JSON API.
+// Routes of the agent's HTTP listener: /metrics, /healthz, /readyz, the JSON API and /-/reload,
+// each declared in the route table with the token scope it needs.
 #pragma once
 
 #include "aggregate/series.hpp"
@@ -7,11 +8,16 @@
 #include "ingest/intake.hpp"
 #include "pipeline/metrics_source.hpp"
 #include "web/server/http.hpp"
+#include "web/server/router.hpp"
 
 #include <functional>
+#include <optional>
 #include <string>
 
 namespace plugmon::agent {
+
+/// Reloads the configuration; nullopt when it was applied, else why the new one was refused.
+using reload_function = std::function<std::optional<std::string>()>;
 
 struct api_context {
     const series_store& store;
@@ -25,9 +31,16 @@ struct api_context {
     const metrics_registry* metrics = nullptr;
     /// GET /api/v1/store: the store writer's state as JSON; empty: 404 (no store configured).
     std::function<std::string()> store_json{};
+    /// POST /-/reload (scope admin) calls it; empty: the route answers 404.
+    reload_function reload{};
 };
 
-/// Answers one request; never throws for a bad request (4xx instead).
+/// Adds every route of the agent to `r`. The handlers keep a reference to `ctx`, which must
+/// outlive the router.
+void add_api_routes(router& r, const api_context& ctx);
+
+/// Answers one request through the route table, without the security layer (for tests and
+/// benchmarks that call the handlers directly); never throws for a bad request (4xx instead).
 http_response handle_request(const api_context& ctx, const http_request& req);
 
 }  // namespace plugmon::agent

@@ -82,6 +82,29 @@ void check_response(const http_response& r) {
         throw std::invalid_argument("status " + std::to_string(r.status) + " must have no body");
 }
 
+/// The headers every response carries; Cache-Control: no-store where answers must not be kept.
+template <typename Message>
+void set_security_headers(Message& m, bool no_store) {
+    m.set(http::field::server, "plugmon-agent");
+    m.set("X-Content-Type-Options", "nosniff");
+    m.set("Referrer-Policy", "no-referrer");
+    m.set("X-Frame-Options", "DENY");
+    if (no_store && m.find(http::field::cache_control) == m.end())
+        m.set(http::field::cache_control, "no-store");
+}
+
+/// True for the paths of the JSON API and of the admin endpoints.
+bool is_private_path(std::string_view target) {
+    return target.starts_with("/api/") || target.starts_with("/-/");
+}
+
+/// The address as text, IPv4-mapped IPv6 addresses shown as IPv4.
+std::string address_text(const asio::ip::address& a) {
+    if (a.is_v6() && a.to_v6().is_v4_mapped())
+        return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).to_string();
+    return a.to_string();
+}
+
 std::error_code to_std(const error_code& ec) {
     if (ec.category() == boost::system::system_category())
         return {ec.value(), std::system_category()};
@@ -110,7 +133,7 @@ struct http_server_state : std::enable_shared_from_this<http_server_state> {
     asio::steady_timer retry_timer_;  // re-arms accept after an error such as EMFILE
     http_handler handler_;
     http_limits limits_;
-    http_stats stats_;
+    std::shared_ptr<http_counters> stats_ = std::make_shared<http_counters>();
     std::uint16_t port_ = 0;
     bool stopped_ = false;
     std::unordered_map<http_session*, std::weak_ptr<http_session>> sessions_;
@@ -186,22 +209,22 @@ private:
         if (ec == beast::error::timeout) {
             // basic_stream has closed the socket already. An idle keep-alive connection that
             // times out before a new request begins is a normal end, not a rejection.
-            if (parser_ && parser_->got_some()) ++server_->stats_.rejected;
+            if (parser_ && parser_->got_some()) ++server_->stats_->rejected;
             return;
         }
         if (ec == http::error::body_limit) {
-            ++server_->stats_.rejected;
+            ++server_->stats_->rejected;
             return send_error(
                 http::status::payload_too_large,
                 "request body exceeds " + std::to_string(server_->limits_.body_limit) + " bytes\n");
         }
         if (ec == http::error::header_limit) {
-            ++server_->stats_.rejected;
+            ++server_->stats_->rejected;
             return send_error(http::status::request_header_fields_too_large,
                               "request header too large\n");
         }
         if (is_parse_error(ec)) {
-            ++server_->stats_.rejected;
+            ++server_->stats_->rejected;
             return send_error(http::status::bad_request,
                               "malformed request: " + ec.message() + "\n");
         }
@@ -219,7 +242,8 @@ private:
         in.authorization = std::string(req[http::field::authorization]);
         in.accept_encoding = std::string(req[http::field::accept_encoding]);
         in.body = std::move(req.body());
-        ++server_->stats_.requests;
+        fill_connection(in, req);
+        ++server_->stats_->requests;
 
         http_response out;
         try {
@@ -234,10 +258,10 @@ private:
         response_.emplace();
         response_->version(req.version());
         response_->result(out.status);
-        response_->set(http::field::server, "plugmon-agent");
         const bool no_content = out.status == 204 || out.status == 304;
         if (!no_content) response_->set(http::field::content_type, out.content_type);
         for (const auto& [name, value] : out.headers) response_->insert(name, value);
+        set_security_headers(*response_, is_private_path(in.target));
         response_->body() = std::move(out.body);
         response_->keep_alive(req.keep_alive());
         if (!no_content) response_->prepare_payload();
@@ -246,8 +270,27 @@ private:
         send(!response_->keep_alive(), false);
     }
 
+    /// The peer and local addresses and the headers the security layer looks at.
+    void fill_connection(http_request& in, const http::request<http::string_body>& req) {
+        error_code ec;
+        const auto peer = stream_.socket().remote_endpoint(ec);
+        if (!ec) in.remote = address_text(peer.address());
+        const auto self = stream_.socket().local_endpoint(ec);
+        if (!ec) in.local = address_text(self.address());
+        if (const auto it = req.find(http::field::host); it != req.end()) {
+            in.has_host = true;
+            in.host = std::string(it->value());
+        }
+        if (const auto it = req.find(http::field::origin); it != req.end()) {
+            in.has_origin = true;
+            in.origin = std::string(it->value());
+        }
+        in.sec_fetch_site = std::string(req["Sec-Fetch-Site"]);
+        in.content_type = std::string(req[http::field::content_type]);
+    }
+
     http_response handler_failed(const http_request& in, const char* what) {
-        ++server_->stats_.handler_errors;
+        ++server_->stats_->handler_errors;
         server_->handler_log_.log(spdlog::level::err, "http: handler failed on " + in.method + " " +
                                                           in.target + ": " + what);
         return http_response{500, "text/plain; charset=utf-8", "internal error\n"};
@@ -256,7 +299,7 @@ private:
     /// Answers a request that was not read whole, then closes the connection.
     void send_error(http::status status, std::string text) {
         response_.emplace(status, 11);
-        response_->set(http::field::server, "plugmon-agent");
+        set_security_headers(*response_, true);
         response_->set(http::field::content_type, "text/plain; charset=utf-8");
         response_->body() = std::move(text);
         response_->keep_alive(false);
@@ -350,7 +393,7 @@ void detail::http_server_state::on_accept(const error_code& ec, tcp::socket sock
             });
             return;
         }
-        ++stats_.connections;
+        ++stats_->connections;
         error_code ignored;
         socket.set_option(tcp::no_delay(true), ignored);
         auto s = std::make_shared<http_session>(std::move(socket), shared_from_this());
@@ -417,6 +460,8 @@ std::uint16_t http_server::port() const { return state_->port_; }
 
 void http_server::stop() { state_->stop(); }
 
-http_stats http_server::stats() const { return state_->stats_; }
+http_stats http_server::stats() const { return state_->stats_->snapshot(); }
+
+std::shared_ptr<const http_counters> http_server::counters() const { return state_->stats_; }
 
 }  // namespace plugmon::agent

@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include <atomic>
+
 #include <boost/asio/io_context.hpp>
 
 namespace plugmon::agent {
@@ -28,6 +30,20 @@ struct http_request {
     /// The Accept-Encoding header, empty when absent.
     std::string accept_encoding;
     std::string body;
+    /// The client's IP address ("127.0.0.1", "::1"; IPv4-mapped IPv6 shown as IPv4), empty when
+    /// unknown. Filled by the server.
+    std::string remote;
+    /// The local IP address the connection arrived on (the listen address, or the interface's
+    /// address when listening on a wildcard). Filled by the server.
+    std::string local;
+    /// Host, Origin, Sec-Fetch-Site and Content-Type headers; has_host tells an empty Host header
+    /// from none (HTTP/1.0).
+    std::string host;
+    bool has_host = false;
+    std::string origin;
+    bool has_origin = false;
+    std::string sec_fetch_site;
+    std::string content_type;
 };
 
 struct http_response {
@@ -57,11 +73,31 @@ struct http_stats {
     std::uint64_t rejected = 0;        ///< malformed, oversize or timed-out requests
 };
 
+/// The live counters behind http_stats: written on the I/O thread, readable from any thread.
+struct http_counters {
+    std::atomic<std::uint64_t> connections{0};
+    std::atomic<std::uint64_t> requests{0};
+    std::atomic<std::uint64_t> handler_errors{0};
+    std::atomic<std::uint64_t> rejected{0};
+
+    http_stats snapshot() const {
+        return {connections.load(std::memory_order_relaxed),
+                requests.load(std::memory_order_relaxed),
+                handler_errors.load(std::memory_order_relaxed),
+                rejected.load(std::memory_order_relaxed)};
+    }
+};
+
 /// HTTP/1.1 server with keep-alive on a caller-provided io_context.
 ///
 /// Not thread-safe: construct it, call its members and destroy it on the thread that runs the
 /// io_context (or while the io_context is not running). The io_context must outlive it.
 /// Handler exceptions never escape into the io_context; they are logged, rate-limited.
+///
+/// Every response, the server's own errors included, carries `X-Content-Type-Options: nosniff`,
+/// `Referrer-Policy: no-referrer` and `X-Frame-Options: DENY`; responses to /api/ and /-/ paths
+/// (and the server's own error answers) also `Cache-Control: no-store`, unless the handler set
+/// a Cache-Control of its own.
 class http_server {
 public:
     /// Binds host:port (host: an IP address or a name to resolve; port 0 picks a free port)
@@ -80,7 +116,10 @@ public:
     /// Outstanding operations complete (as cancelled) the next time the io_context runs.
     /// Idempotent.
     void stop();
+    /// Thread-safe.
     http_stats stats() const;
+    /// The live counters, for a metrics source that may outlive the server.
+    std::shared_ptr<const http_counters> counters() const;
 
 private:
     std::shared_ptr<detail::http_server_state> state_;

@@ -9,6 +9,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace plugmon::agent {
@@ -530,6 +531,121 @@ TEST(config, migrate_is_a_subcommand_taking_the_daemons_options_before_or_after_
     const config b = parse({"--postgres", "host=db", "migrate"});
     EXPECT_EQ(b.command, "migrate");
     EXPECT_FALSE(b.dry_run);
+}
+
+/// A tokens file beside the config file, with the given permission bits.
+std::string write_tokens(const std::string& dir, const std::string& text, mode_t mode) {
+    const std::string path = dir + "/tokens.toml";
+    std::ofstream(path) << text;
+    EXPECT_EQ(::chmod(path.c_str(), mode), 0);
+    return path;
+}
+
+// Two digests in the form `printf %s SECRET | sha256sum` prints (which secrets does not matter here).
+constexpr const char* grafana_sha = "d7a63fa47a5e5c8e1c4c3b1e8e6d1b1f2bd1f4f7b9a4a5c1e4b7d4c7a2f0e1d3";
+constexpr const char* ops_sha = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
+
+const std::string two_tokens = std::string(R"([[token]]
+name = "grafana"
+scopes = ["read"]
+sha256 = ")") + grafana_sha + R"("
+
+[[token]]
+name = "ops"
+scopes = ["ack", "admin"]
+sha256 = ")" + ops_sha + "\"\n";
+
+TEST_F(config_file, reads_named_tokens_from_a_private_tokens_file) {
+    const std::string tokens = write_tokens(dir_, two_tokens, 0600);
+    const config c = parse({"--tokens-file", tokens});
+    ASSERT_EQ(c.tokens.size(), 2u);
+    EXPECT_EQ(c.tokens_file, tokens);
+    EXPECT_EQ(c.tokens[0].name, "grafana");
+    EXPECT_EQ(c.tokens[0].scopes, std::vector<std::string>{"read"});
+    EXPECT_EQ(to_hex(c.tokens[0].sha256), grafana_sha);
+    EXPECT_EQ(c.tokens[1].name, "ops");
+    EXPECT_EQ(c.tokens[1].scopes, (std::vector<std::string>{"ack", "admin"}));
+    EXPECT_EQ(to_hex(c.tokens[1].sha256), ops_sha);
+    std::remove(tokens.c_str());
+}
+
+TEST_F(config_file, refuses_a_tokens_file_others_can_read) {
+    const std::string tokens = write_tokens(dir_, two_tokens, 0644);
+    const auto e = error_of([&] { parse({"--tokens-file", tokens}); });
+    EXPECT_EQ(e.key(), "tokens_file");
+    EXPECT_THAT(e.what(), HasSubstr(tokens));
+    EXPECT_THAT(e.what(), HasSubstr("mode 0644"));
+    ASSERT_EQ(::chmod(tokens.c_str(), 0640), 0);  // group alone is enough to refuse
+    EXPECT_THAT(error_of([&] { parse({"--tokens-file", tokens}); }).what(), HasSubstr("mode 0640"));
+    ASSERT_EQ(::chmod(tokens.c_str(), 0600), 0);
+    EXPECT_EQ(parse({"--tokens-file", tokens}).tokens.size(), 2u);
+    ASSERT_EQ(::chmod(tokens.c_str(), 0400), 0);
+    EXPECT_EQ(parse({"--tokens-file", tokens}).tokens.size(), 2u);
+    std::remove(tokens.c_str());
+}
+
+TEST_F(config_file, refuses_unknown_keys_and_bad_entries_in_the_tokens_file) {
+    const auto problem = [&](const std::string& text) {
+        const std::string tokens = write_tokens(dir_, text, 0600);
+        const auto e = error_of([&] { parse({"--tokens-file", tokens}); });
+        std::remove(tokens.c_str());
+        EXPECT_EQ(e.key(), "tokens_file");
+        EXPECT_THAT(e.what(), HasSubstr(tokens));
+        return std::string(e.what());
+    };
+    const std::string digest = std::string("sha256 = \"") + grafana_sha + "\"\n";
+    EXPECT_THAT(problem("[[token]]\nname = \"a\"\nscopes = [\"read\"]\n" + digest + "secret = \"x\"\n"),
+                HasSubstr("unknown key \"secret\""));
+    EXPECT_THAT(problem("tokens = 1\n"), HasSubstr("unknown key \"tokens\""));
+    EXPECT_THAT(problem("[[token]]\nname = \"a\"\nscopes = [\"write\"]\n" + digest),
+                HasSubstr("\"write\" is not one of"));
+    EXPECT_THAT(problem("[[token]]\nname = \"a\"\nscopes = [\"read\"]\nsha256 = \"abc\"\n"),
+                HasSubstr("sha256: expected 64 hex digits"));
+    EXPECT_THAT(problem("[[token]]\nname = \"a\"\nscopes = [\"read\"]\n"), HasSubstr("needs name, scopes and sha256"));
+    EXPECT_THAT(problem("[[token]]\nname = \"a\"\nscopes = [\"read\"]\n" + digest +
+                        "[[token]]\nname = \"a\"\nscopes = [\"admin\"]\nsha256 = \"" + ops_sha + "\"\n"),
+                HasSubstr("used twice"));
+    EXPECT_THAT(problem("[[token]]\nname = \"api_token\"\nscopes = [\"read\"]\n" + digest), HasSubstr("reserved"));
+}
+
+TEST_F(config_file, a_missing_tokens_file_is_a_config_error) {
+    const auto e = error_of([&] { parse({"--tokens-file", dir_ + "/absent.toml"}); });
+    EXPECT_EQ(e.key(), "tokens_file");
+    EXPECT_THAT(e.what(), HasSubstr("tokens_file: cannot read"));
+}
+
+TEST(config, http_security_keys_default_to_open_reads_and_loopback_hosts) {
+    const config c = parse({});
+    EXPECT_FALSE(c.read_requires_token);
+    EXPECT_TRUE(c.http_allowed_hosts.empty());
+    EXPECT_TRUE(c.tokens_file.empty());
+    EXPECT_TRUE(c.tokens.empty());
+}
+
+TEST_F(config_file, reads_read_requires_token_and_http_allowed_hosts) {
+    const config c = parse({"--config", write("api_token = \"t\"\nread_requires_token = true\n"
+                                              "http_allowed_hosts = [\"Agent.Example.com\", \"[fd00::1]\"]\n")});
+    EXPECT_TRUE(c.read_requires_token);
+    EXPECT_EQ(c.http_allowed_hosts, (std::vector<std::string>{"agent.example.com", "fd00::1"}));
+    const config f = parse({"--http-allowed-hosts", "a.example, b.example", "--read-requires-token", "false"});
+    EXPECT_EQ(f.http_allowed_hosts, (std::vector<std::string>{"a.example", "b.example"}));
+    EXPECT_FALSE(f.read_requires_token);
+}
+
+TEST_F(config_file, refuses_bad_http_security_values_naming_the_key) {
+    EXPECT_THAT(error_of([&] { parse({"--config", write("read_requires_token = \"yes\"\n")}); }).what(),
+                HasSubstr("read_requires_token: expected true or false"));
+    EXPECT_THAT(error_of([] { parse({"--read-requires-token", "maybe"}); }).what(),
+                HasSubstr("read_requires_token: \"maybe\" is not true or false"));
+    const auto no_token = error_of([] { parse({"--read-requires-token", "true"}); });
+    EXPECT_EQ(no_token.key(), "read_requires_token");
+    EXPECT_THAT(no_token.what(), HasSubstr("no token is configured"));
+    EXPECT_THAT(error_of([&] { parse({"--config", write("http_allowed_hosts = \"a.example\"\n")}); }).what(),
+                HasSubstr("http_allowed_hosts: expected an array of host names"));
+    EXPECT_THAT(error_of([&] { parse({"--config", write("http_allowed_hosts = [\"ok.example\", \"bad host:80\"]\n")}); })
+                    .what(),
+                HasSubstr("http_allowed_hosts[1]: \"bad host:80\" is not a host name"));
+    EXPECT_EQ(error_of([] { parse({"--http-allowed-hosts", "x.example,,y.example"}); }).key(), "http_allowed_hosts");
 }
 
 }  // namespace

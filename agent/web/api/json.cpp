@@ -1,0 +1,72 @@
+// JSON answers and query-string parsing shared by the API handlers.
+#include "web/api/json.hpp"
+
+#include <cctype>
+#include <string_view>
+
+namespace plugmon::agent::api {
+
+http_response json_response(const nlohmann::json& j, unsigned status) {
+    http_response r;
+    r.status = status;
+    r.content_type = "application/json";
+    r.body = j.dump(2);
+    r.body.push_back('\n');
+    return r;
+}
+
+http_response error_response(unsigned status, const std::string& message) {
+    return json_response(nlohmann::json{{"error", message}}, status);
+}
+
+std::optional<std::string> query_param(const std::string& target, const std::string& name) {
+    const auto q = target.find('?');
+    if (q == std::string::npos) return std::nullopt;
+    std::string_view rest(target);
+    rest.remove_prefix(q + 1);
+    while (!rest.empty()) {
+        const auto amp = rest.find('&');
+        const std::string_view item = rest.substr(0, amp);
+        rest = amp == std::string_view::npos ? std::string_view{} : rest.substr(amp + 1);
+        const auto eq = item.find('=');
+        if (item.substr(0, eq) != name) continue;
+        std::string out;
+        const std::string_view v =
+            eq == std::string_view::npos ? std::string_view{} : item.substr(eq + 1);
+        for (std::size_t i = 0; i < v.size(); ++i) {
+            if (v[i] == '+') {
+                out.push_back(' ');
+            } else if (v[i] == '%' && i + 2 < v.size() &&
+                       std::isxdigit(static_cast<unsigned char>(v[i + 1])) &&
+                       std::isxdigit(static_cast<unsigned char>(v[i + 2]))) {
+                out.push_back(char(std::stoi(std::string(v.substr(i + 1, 2)), nullptr, 16)));
+                i += 2;
+            } else {
+                out.push_back(v[i]);
+            }
+        }
+        return out;
+    }
+    return std::nullopt;
+}
+
+nlohmann::json leak_json(const leak_watch& w) {
+    return {{"suspected", w.suspected.load(std::memory_order_relaxed)},
+            {"slope_bytes_per_second", w.slope.load(std::memory_order_relaxed)},
+            {"r2", w.r2.load(std::memory_order_relaxed)}};
+}
+
+nlohmann::json quantiles_json(std::uint64_t count, std::uint64_t p50, std::uint64_t p95,
+                              std::uint64_t p99, std::uint64_t max) {
+    if (count == 0)
+        return {{"p50_seconds", nullptr},
+                {"p95_seconds", nullptr},
+                {"p99_seconds", nullptr},
+                {"max_seconds", nullptr}};
+    return {{"p50_seconds", seconds(p50)},
+            {"p95_seconds", seconds(p95)},
+            {"p99_seconds", seconds(p99)},
+            {"max_seconds", seconds(max)}};
+}
+
+}  // namespace plugmon::agent::api

@@ -1,0 +1,162 @@
+// GET /api/v1/plugins and /api/v1/plugins/{name}: per-plugin calls, errors, top tables, memory,
+// pool use and latency quantiles, folded from the series store.
+#include "web/api/json.hpp"
+#include "web/api/routes.hpp"
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <utility>
+#include <vector>
+
+namespace plugmon::agent::api {
+
+namespace {
+
+struct table_agg {
+    std::uint64_t calls = 0, ns = 0;
+};
+
+/// One plugin's series folded together.
+struct plugin_agg {
+    std::uint64_t ok = 0, error = 0, rows = 0, sum_ns = 0, executions = 0, cpu_ns = 0;
+    std::map<std::pair<std::string, std::string>, table_agg> tables;
+    std::shared_ptr<const pool_series> pool;
+    std::shared_ptr<const memory_series> memory;
+};
+
+/// Folds the store's series by plugin (only `only` when given).
+std::map<std::string, plugin_agg> fold_plugins(const series_store& store, const std::string* only) {
+    std::map<std::string, plugin_agg> by_plugin;
+    const auto v = store.snapshot();
+    for (const auto& s : v.queries) {
+        if (only && s->plugin != *only) continue;
+        plugin_agg& a = by_plugin[s->plugin];
+        a.ok += s->ok.get();
+        a.error += s->error.get();
+        a.rows += s->rows.get();
+        a.sum_ns += s->duration.sum_ns();
+        table_agg& t = a.tables[{s->op, s->table}];
+        t.calls += s->ok.get() + s->error.get();
+        t.ns += s->duration.sum_ns();
+    }
+    for (const auto& s : v.executions) {
+        if (only && s->plugin != *only) continue;
+        plugin_agg& a = by_plugin[s->plugin];
+        a.executions += s->ok.get() + s->error.get();
+        a.cpu_ns += s->cpu_ns.get();
+    }
+    // A heap lists its plugin; a pool only joins a plugin listed for something else.
+    std::map<std::string, std::shared_ptr<const pool_series>> pools;
+    for (const auto& ps : v.pools)
+        if (!only || ps->plugin == *only) pools[ps->plugin] = ps;
+    for (const auto& m : v.memories)
+        if (!only || m->plugin == *only) by_plugin[m->plugin].memory = m;
+    for (auto& [name, a] : by_plugin)
+        if (const auto ps = pools.find(name); ps != pools.end()) a.pool = ps->second;
+    return by_plugin;
+}
+
+/// The ten tables with the most query time.
+nlohmann::json top_tables_json(const plugin_agg& a) {
+    std::vector<std::pair<std::pair<std::string, std::string>, table_agg>> tables(a.tables.begin(),
+                                                                                  a.tables.end());
+    std::sort(tables.begin(), tables.end(),
+              [](const auto& x, const auto& y) { return x.second.ns > y.second.ns; });
+    if (tables.size() > 10) tables.resize(10);
+    nlohmann::json tj = nlohmann::json::array();
+    for (const auto& [key, t] : tables)
+        tj.push_back({{"op", key.first},
+                      {"table", key.second},
+                      {"calls", t.calls},
+                      {"seconds", seconds(t.ns)}});
+    return tj;
+}
+
+void add_memory_and_pool(nlohmann::json& p, const plugin_agg& a) {
+    if (a.memory) {
+        const std::uint64_t al = a.memory->allocated.get(), fr = a.memory->freed.get();
+        p["alloc_tracked"] = true;
+        p["live_bytes"] = al >= fr ? al - fr : 0;
+        p["allocated_bytes"] = al;
+        p["freed_bytes"] = fr;
+        p["leak"] = leak_json(a.memory->leak);
+    } else {
+        p["alloc_tracked"] = false;
+        p["live_bytes"] = nullptr;
+        p["leak"] = nullptr;
+    }
+    if (a.pool) {
+        // last sample of each producer, summed: utilisation of the plugin's connections
+        const std::uint64_t in_use = a.pool->in_use.get(), idle = a.pool->idle.get();
+        p["pool"] = {{"in_use", in_use},
+                     {"idle", idle},
+                     {"waiting", a.pool->waiting.get()},
+                     {"utilization", in_use + idle ? double(in_use) / double(in_use + idle) : 0.0}};
+    } else {
+        p["pool"] = nullptr;
+    }
+}
+
+void add_latency(nlohmann::json& p, const plugin_latency* l) {
+    if (l == nullptr) {
+        p["window"] = nullptr;  // no window has closed since the plugin's first query
+        p["since_start"] = quantiles_json(0, 0, 0, 0, 0);
+        p["since_start"]["calls"] = 0;
+        return;
+    }
+    const auto& w = l->window;
+    nlohmann::json wj = {{"start", unix_seconds(w.start)},
+                         {"seconds", std::chrono::duration<double>(w.length).count()},
+                         {"calls", w.calls},
+                         {"errors", w.errors},
+                         {"query_seconds", seconds(w.total_ns)}};
+    wj.update(quantiles_json(w.calls, w.p50_ns, w.p95_ns, w.p99_ns, w.max_ns));
+    p["window"] = wj;
+    const dd_sketch& ss = l->since_start;
+    p["since_start"] = quantiles_json(ss.count(), ss.quantile(0.50), ss.quantile(0.95),
+                                      ss.quantile(0.99), ss.max());
+    p["since_start"]["calls"] = ss.count();
+}
+
+nlohmann::json plugins_json(const series_store& store, const std::string* only) {
+    const auto by_plugin = fold_plugins(store, only);
+    const auto latency = store.latency();
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& [name, a] : by_plugin) {
+        const std::uint64_t calls = a.ok + a.error;
+        nlohmann::json p = {{"plugin", name},
+                            {"calls", calls},
+                            {"errors", a.error},
+                            {"error_ratio", calls ? double(a.error) / double(calls) : 0.0},
+                            {"rows", a.rows},
+                            {"query_seconds", seconds(a.sum_ns)},
+                            {"executions", a.executions},
+                            {"cpu_seconds", seconds(a.cpu_ns)},
+                            {"tables", top_tables_json(a)}};
+        add_memory_and_pool(p, a);
+        const auto it = latency.find(name);
+        add_latency(p, it != latency.end() ? &it->second : nullptr);
+        out.push_back(std::move(p));
+    }
+    return out;
+}
+
+}  // namespace
+
+void add_plugins_routes(router& r, const api_context& ctx) {
+    r.add({"GET", "/api/v1/plugins", "plugins", scope::read,
+           [&ctx](const http_request&, const route_params&) {
+               return json_response({{"plugins", plugins_json(ctx.store, nullptr)}});
+           }});
+    // {name...}: the rest of the path, as before the route table ("a/b" is one name).
+    r.add({"GET", "/api/v1/plugins/{name...}", "plugin", scope::read,
+           [&ctx](const http_request&, const route_params& params) {
+               const std::string& name = params.at("name");
+               auto list = plugins_json(ctx.store, &name);
+               if (list.empty()) return error_response(404, "no plugin named \"" + name + "\"");
+               return json_response(list[0]);
+           }});
+}
+
+}  // namespace plugmon::agent::api
