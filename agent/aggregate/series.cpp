@@ -1,6 +1,8 @@
 // Series creation and histogram bucketing.
 #include "aggregate/series.hpp"
 
+#include <plugmon/layout.hpp>
+
 #include <algorithm>
 #include <cmath>
 
@@ -77,7 +79,7 @@ std::string key_of(std::initializer_list<const std::string*> parts) {
     }
     return k;
 }
-const std::string overflow = "__overflow__";
+const std::string overflow = layout::overflow_label;
 enum fold_kind { fold_none = 0, fold_plugin = 1, fold_total = 2 };
 }  // namespace
 
@@ -251,6 +253,8 @@ window_batch series_store::close_window(std::chrono::system_clock::time_point st
                   expire(memories_, expiry_windows);
     }
     expired_.fetch_add(expired, std::memory_order_relaxed);
+    // Lock order: latency_mu_, then mu_ (taken inside the loop below to see whether a plugin
+    // still has series). Nothing takes latency_mu_ while holding mu_, so the two cannot deadlock.
     std::lock_guard<std::mutex> lock(latency_mu_);
     for (auto it = latency_.begin(); it != latency_.end();) {
         if (per_plugin.count(it->first) == 0) {
