@@ -129,6 +129,22 @@ std::chrono::system_clock::time_point align_down(std::chrono::system_clock::time
     return std::chrono::system_clock::time_point(
         std::chrono::duration_cast<std::chrono::system_clock::duration>(since - since % step));
 }
+
+constexpr std::uint64_t pack(std::uint32_t a, std::uint32_t b, std::uint32_t c, std::uint32_t d) {
+    // Name ids are below layout::max_name_capacity (2^16): four fit in one key.
+    return std::uint64_t(a) | std::uint64_t(b) << 16 | std::uint64_t(c) << 32 |
+           std::uint64_t(d) << 48;
+}
+static_assert(layout::max_name_capacity <= (1u << 16));
+
+/// 2^64 divided by the golden ratio: Fibonacci hashing spreads packed keys over the top bits.
+constexpr std::uint64_t fibonacci_multiplier = 0x9e3779b97f4a7c15ull;
+/// The slot of the query front (256 entries) that caches `key`.
+constexpr std::size_t query_front_slot(std::uint64_t key) {
+    return std::size_t((key * fibonacci_multiplier) >> 56);
+}
+
+bool is_error(const event& e) { return (e.flags & layout::flag_error) != 0; }
 }  // namespace
 
 // Windows are aligned to multiples of the flush interval in wall-clock time, so every agent's
@@ -273,24 +289,6 @@ void drain::finish(producer& p) {
     p.state_.store(int(producer_state::finished), std::memory_order_relaxed);
     totals_.producers_finished.add(1);
 }
-
-namespace {
-constexpr std::uint64_t pack(std::uint32_t a, std::uint32_t b, std::uint32_t c, std::uint32_t d) {
-    // Name ids are below layout::max_name_capacity (2^16): four fit in one key.
-    return std::uint64_t(a) | std::uint64_t(b) << 16 | std::uint64_t(c) << 32 |
-           std::uint64_t(d) << 48;
-}
-static_assert(layout::max_name_capacity <= (1u << 16));
-
-/// 2^64 divided by the golden ratio: Fibonacci hashing spreads packed keys over the top bits.
-constexpr std::uint64_t fibonacci_multiplier = 0x9e3779b97f4a7c15ull;
-/// The slot of the query front (256 entries) that caches `key`.
-constexpr std::size_t query_front_slot(std::uint64_t key) {
-    return std::size_t((key * fibonacci_multiplier) >> 56);
-}
-
-bool is_error(const event& e) { return (e.flags & layout::flag_error) != 0; }
-}  // namespace
 
 // A query with a statement, or a slow one: per-statement totals and the slow-query ring. Every
 // id here was validated when the event's series was first looked up.

@@ -16,6 +16,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -72,6 +73,9 @@ public:
     /// Slow-query samples a window hands to the store at most.
     static constexpr std::size_t max_slow_per_window = 10000;
     const drain_totals& totals() const { return totals_; }
+    /// The drain's own families (plugmon_ring_*, plugmon_agent_events_*, plugmon_producers, ...),
+    /// appended to `out`; from any thread (ingest_metrics.cpp).
+    void render_metrics(std::string& out) const;
     bool running() const { return running_.load(); }
 
 private:

@@ -46,6 +46,9 @@ public:
     void stop();
     const std::string& socket_path() const { return path_; }
     const intake_totals& totals() const { return totals_; }
+    /// plugmon_agent_registrations_refused_total, appended to `out`; from any thread
+    /// (ingest_metrics.cpp).
+    void render_metrics(std::string& out) const;
 
 private:
     struct connection;
