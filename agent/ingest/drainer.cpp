@@ -8,6 +8,8 @@
 #include <cstddef>
 #include <string>
 
+#include <unistd.h>
+
 namespace plugmon::agent {
 
 drain::drain(series_store& store, options opt) : store_(store), opt_(opt) {}
