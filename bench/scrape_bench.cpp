@@ -302,12 +302,14 @@ int main(int argc, char** argv) {
 
     // /metrics: R renders; only the last body is kept (each render's string is freed before the
     // next one starts, as the HTTP server frees a response once sent).
+    // The core sources, registered once as the agent does at start.
+    const pa::metrics_registry metrics = pa::core_metrics(store, drainer, nullptr);
     const bool peak_reset = reset_peak();
     std::vector<double> render_ms, snapshot_ms;
     std::string body;
     for (std::uint64_t r = 0; r < repeat; ++r) {
         std::string b;
-        render_ms.push_back(time_ms([&] { b = pa::render_metrics(pa::core_metrics(store, drainer, nullptr)); }));
+        render_ms.push_back(time_ms([&] { b = pa::render_metrics(metrics); }));
         if (r + 1 == repeat) body = std::move(b);
     }
     const memory rendered = read_memory();
@@ -362,7 +364,8 @@ int main(int argc, char** argv) {
 
     // GET /api/v1/plugins (the copy floor above doubled the body for a moment: not a render's peak)
     const bool json_peak_reset = reset_peak();
-    const pa::api_context ctx{store, drainer, nullptr, "scrape_bench", {}};
+    pa::api_context ctx{store, drainer, nullptr, "scrape_bench", {}};
+    ctx.metrics = &metrics;  // without it /metrics answers 404
     pa::http_request req;
     req.method = "GET";
     req.target = "/api/v1/plugins";
@@ -404,10 +407,16 @@ int main(int argc, char** argv) {
     gz_req.accept_encoding = "gzip";
     std::vector<double> gzip_ms;
     std::size_t gzip_bytes = 0;
+    unsigned gzip_status = 0;
     for (std::uint64_t r = 0; r < repeat; ++r) {
         gzip_ms.push_back(time_ms([&] { resp = pa::handle_request(ctx, gz_req); }));
         gzip_bytes = resp.body.size();
+        gzip_status = resp.status;
         resp = pa::http_response{};
+    }
+    if (gzip_status != 200) {
+        std::fprintf(stderr, "scrape_bench: GET /metrics (gzip) answered %u\n", gzip_status);
+        ++failures;
     }
     const memory gzipped = read_memory();
     const stats gz = summarize(gzip_ms);

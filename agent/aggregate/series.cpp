@@ -1,6 +1,8 @@
 // Series creation and histogram bucketing.
 #include "aggregate/series.hpp"
 
+#include <plugmon/layout.hpp>
+
 #include <algorithm>
 #include <cmath>
 
@@ -38,6 +40,27 @@ std::vector<std::uint16_t> buckets_by_index(const std::vector<std::uint64_t>& bo
     }
     return out;
 }
+
+// Label values may hold any byte but NUL-free text, so '\0' cannot collide inside a key.
+std::string key_of(std::initializer_list<const std::string*> parts) {
+    std::string k;
+    for (const std::string* p : parts) {
+        k += *p;
+        k.push_back('\0');
+    }
+    return k;
+}
+const std::string overflow = layout::overflow_label;
+enum fold_kind { fold_none = 0, fold_plugin = 1, fold_total = 2 };
+
+template <class T>
+std::vector<std::shared_ptr<const T>> list_of(
+    const std::unordered_map<std::string, std::shared_ptr<T>>& m) {
+    std::vector<std::shared_ptr<const T>> out;
+    out.reserve(m.size());
+    for (const auto& [key, s] : m) out.push_back(s);
+    return out;
+}
 }  // namespace
 
 void histogram::observe(std::uint64_t ns) {
@@ -66,20 +89,6 @@ bucket_bounds bucket_bounds::from_seconds(const std::vector<double>& query,
 
 series_store::series_store(bucket_bounds bounds, limits budget)
     : bounds_(std::move(bounds)), budget_(budget) {}
-
-namespace {
-// Label values may hold any byte but NUL-free text, so '\0' cannot collide inside a key.
-std::string key_of(std::initializer_list<const std::string*> parts) {
-    std::string k;
-    for (const std::string* p : parts) {
-        k += *p;
-        k.push_back('\0');
-    }
-    return k;
-}
-const std::string overflow = "__overflow__";
-enum fold_kind { fold_none = 0, fold_plugin = 1, fold_total = 2 };
-}  // namespace
 
 template <class T, class Make>
 T* series_store::get_or_create(family<T>& f, const std::string& plugin, std::string key,
@@ -165,17 +174,6 @@ void series_store::observe_memory(double t_seconds, const leak_settings& s) {
         m->leak.observe(t_seconds, double(m->allocated.get()) - double(m->freed.get()), s);
 }
 
-namespace {
-template <class T>
-std::vector<std::shared_ptr<const T>> list_of(
-    const std::unordered_map<std::string, std::shared_ptr<T>>& m) {
-    std::vector<std::shared_ptr<const T>> out;
-    out.reserve(m.size());
-    for (const auto& [key, s] : m) out.push_back(s);
-    return out;
-}
-}  // namespace
-
 series_store::view series_store::snapshot() const {
     std::lock_guard<std::mutex> lock(mu_);
     return view{list_of(queries_.by_key), list_of(executions_.by_key), list_of(counters_.by_key),
@@ -251,6 +249,8 @@ window_batch series_store::close_window(std::chrono::system_clock::time_point st
                   expire(memories_, expiry_windows);
     }
     expired_.fetch_add(expired, std::memory_order_relaxed);
+    // Lock order: latency_mu_, then mu_ (taken inside the loop below to see whether a plugin
+    // still has series). Nothing takes latency_mu_ while holding mu_, so the two cannot deadlock.
     std::lock_guard<std::mutex> lock(latency_mu_);
     for (auto it = latency_.begin(); it != latency_.end();) {
         if (per_plugin.count(it->first) == 0) {

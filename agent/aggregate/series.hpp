@@ -269,6 +269,8 @@ private:
     std::unordered_map<std::string, std::uint64_t> per_plugin_;  // guarded by mu_
     std::atomic<std::uint64_t> folded_sets_{0}, expired_{0};
 
+    /// Lock order: latency_mu_ before mu_ (close_window holds the first while it takes the
+    /// second); never the other way round.
     mutable std::mutex latency_mu_;
     std::map<std::string, plugin_latency> latency_;  // guarded by latency_mu_
 };

@@ -1,6 +1,8 @@
 // Statement totals and the slow-query ring (see statements.hpp).
 #include "aggregate/statements.hpp"
 
+#include <plugmon/layout.hpp>
+
 #include <algorithm>
 #include <map>
 
@@ -22,7 +24,7 @@ statement_stats* statement_book::find_or_create(const std::string& plugin, const
         const std::uint64_t zero = 0;
         key.append(reinterpret_cast<const char*>(&zero), sizeof zero);
         if (auto it = by_key_.find(key); it != by_key_.end()) return it->second.get();
-        s = std::make_shared<statement_stats>(plugin, "__overflow__", 0);
+        s = std::make_shared<statement_stats>(plugin, layout::overflow_label, 0);
     } else {
         s = std::make_shared<statement_stats>(plugin, text, fingerprint);
     }

@@ -190,7 +190,7 @@ private:
 
     /// Every consumer of closed windows is a sink; every component renders its own families.
     void register_sinks_and_sources() {
-        metrics_.add(make_core_metrics_source(series_, drainer_, &intake_));
+        add_core_metrics(metrics_, series_, drainer_, &intake_);
         metrics_.add([this](std::string& out) { windows_.render_metrics(out); });
         if (writer_) {
             windows_.add(writer_);

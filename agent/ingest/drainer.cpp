@@ -3,7 +3,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <bit>
+#include <cstddef>
+#include <string>
+
+#include <unistd.h>
 
 namespace plugmon::agent {
 
@@ -126,6 +131,22 @@ std::chrono::system_clock::time_point align_down(std::chrono::system_clock::time
     return std::chrono::system_clock::time_point(
         std::chrono::duration_cast<std::chrono::system_clock::duration>(since - since % step));
 }
+
+constexpr std::uint64_t pack(std::uint32_t a, std::uint32_t b, std::uint32_t c, std::uint32_t d) {
+    // Name ids are below layout::max_name_capacity (2^16): four fit in one key.
+    return std::uint64_t(a) | std::uint64_t(b) << 16 | std::uint64_t(c) << 32 |
+           std::uint64_t(d) << 48;
+}
+static_assert(layout::max_name_capacity <= (1u << 16));
+
+/// 2^64 divided by the golden ratio: Fibonacci hashing spreads packed keys over the top bits.
+constexpr std::uint64_t fibonacci_multiplier = 0x9e3779b97f4a7c15ull;
+/// The slot of the query front (256 entries) that caches `key`.
+constexpr std::size_t query_front_slot(std::uint64_t key) {
+    return std::size_t((key * fibonacci_multiplier) >> 56);
+}
+
+bool is_error(const event& e) { return (e.flags & layout::flag_error) != 0; }
 }  // namespace
 
 // Windows are aligned to multiples of the flush interval in wall-clock time, so every agent's
@@ -202,47 +223,6 @@ void drain::forget_series(const std::vector<std::shared_ptr<producer>>& list) {
     }
 }
 
-std::uint64_t drain::drain_producer(producer& p, bool final) {
-    mapped_segment& seg = *p.seg_;
-    const std::uint32_t lanes = seg.geometry().lane_count + 1;
-    const double npt = seg.tsc_clock() ? opt_.ns_per_tick : 1.0;
-    std::uint64_t n = 0;
-    for (std::uint32_t i = 0; i < lanes; ++i) {
-        const lane_result r =
-            seg.drain_lane(i, final, npt, [&](const event& e) { return consume(p, e); });
-        if (r.corrupt) {
-            quarantine(p, "impossible lane indices");
-            return n;
-        }
-        // The probe's own samples are not events the plugin recorded. Read after the lane: the
-        // probe publishes helper_lane before its first sample, and drain_lane's acquire of head
-        // made that store visible if any sample was read here.
-        if (r.drained && i == seg.helper_lane()) {
-            p.counts_.resource_samples.add(r.drained);
-            totals_.resource_samples.add(r.drained);
-        } else if (r.drained) {
-            p.counts_.drained.add(r.drained);
-            totals_.drained.add(r.drained);
-        }
-        if (r.invalid) {
-            const std::uint64_t before = p.counts_.invalid.get();
-            p.counts_.invalid.add(r.invalid);
-            totals_.invalid.add(r.invalid);
-            // Logged each time the producer's count doubles, not per pass: a producer that
-            // writes garbage without end must not be able to flood the agent's log.
-            if (std::bit_width(before) != std::bit_width(before + r.invalid))
-                spdlog::warn("producer pid {}: {} invalid slot(s) so far, latest on lane {}",
-                             p.pid(), before + r.invalid, i);
-        }
-        if (r.torn) {
-            p.counts_.torn.add(r.torn);
-            totals_.torn.add(r.torn);
-        }
-        n += r.drained + r.invalid + r.torn;
-    }
-    return n;
-}
-
 void drain::collect_drops(producer& p) {
     bool corrupt = false;
     const std::uint64_t d = p.seg_->take_new_drops(corrupt);
@@ -257,13 +237,42 @@ void drain::quarantine(producer& p, const char* why) {
     if (p.state() != producer_state::attached) return;
     p.state_.store(int(producer_state::quarantined), std::memory_order_relaxed);
     totals_.producers_quarantined.add(1);
-    p.counts_.invalid.add(1);
-    totals_.invalid.add(1);
-    spdlog::error("producer pid {} quarantined: {}; its segment is no longer read", p.pid(), why);
+    const std::uint64_t lost = count_abandoned(p);
+    spdlog::error(
+        "producer pid {} quarantined: {}; its segment is no longer read ({} published event(s) "
+        "left unread, counted invalid)",
+        p.pid(), why, lost);
+}
+
+// The quarantine itself is no event: what it costs is the events the producer published and the
+// drain will now never read, so recorded = drained + dropped{full,torn,invalid} stays exact.
+// Only lane indices are read, never a slot; a lane whose indices are impossible has nothing
+// countable. The helper lane's samples are not events the plugin recorded.
+std::uint64_t drain::count_abandoned(producer& p) {
+    const mapped_segment& seg = *p.seg_;
+    const std::uint32_t lanes = seg.geometry().lane_count + 1;
+    const std::uint32_t helper = seg.helper_lane();
+    p.abandoned_to_.resize(lanes, 0);
+    std::uint64_t lost = 0;
+    for (std::uint32_t i = 0; i < lanes; ++i) {
+        std::uint64_t tail = 0, head = 0;
+        if (i == helper || !seg.lane_indices(i, tail, head)) continue;
+        const std::uint64_t from = std::max(tail, p.abandoned_to_[i]);  // never counted twice
+        if (head <= from) continue;
+        lost += head - from;
+        p.abandoned_to_[i] = head;
+    }
+    if (lost != 0) {
+        p.counts_.invalid.add(lost);
+        totals_.invalid.add(lost);
+    }
+    return lost;
 }
 
 void drain::finish(producer& p) {
     if (p.state() == producer_state::attached) collect_drops(p);
+    // what a quarantined producer published after its quarantine is lost too
+    if (p.state() == producer_state::quarantined) count_abandoned(p);
     for (auto& [plugin, last] : p.pools_) {
         last.series->in_use.set(last.series->in_use.get() - last.in_use);
         last.series->idle.set(last.series->idle.get() - last.idle);
@@ -282,15 +291,6 @@ void drain::finish(producer& p) {
     p.state_.store(int(producer_state::finished), std::memory_order_relaxed);
     totals_.producers_finished.add(1);
 }
-
-namespace {
-constexpr std::uint64_t pack(std::uint32_t a, std::uint32_t b, std::uint32_t c, std::uint32_t d) {
-    // Name ids are below layout::max_name_capacity (2^16): four fit in one key.
-    return std::uint64_t(a) | std::uint64_t(b) << 16 | std::uint64_t(c) << 32 |
-           std::uint64_t(d) << 48;
-}
-static_assert(layout::max_name_capacity <= (1u << 16));
-}  // namespace
 
 // A query with a statement, or a slow one: per-statement totals and the slow-query ring. Every
 // id here was validated when the event's series was first looked up.
@@ -337,139 +337,207 @@ void drain::note_statement(producer& p, const event& e, const statement_text* st
     }
 }
 
-bool drain::consume(producer& p, const event& e) {
-    mapped_segment& seg = *p.seg_;
+// The per-kind aggregation below runs once per event on the drain thread. Each returns false
+// for an event that names something the producer never published (counted invalid); the
+// dispatch and the query path are forced inline into drain_lane's loop.
+
+[[gnu::always_inline]] inline bool drain::consume(producer& p, const event& e) {
     switch (e.kind) {
-        case layout::event_kind::query: {
-            // checked before anything is counted: an event is either aggregated or invalid
-            const statement_text* st = e.aux != 0 ? seg.statement(e.aux) : nullptr;
-            if (e.aux != 0 && st == nullptr) return false;  // a statement never published
-            const std::uint64_t key = pack(e.plugin, e.op, e.table, e.tenant);
-            auto& front = p.query_front_[(key * 0x9e3779b97f4a7c15ull) >> 56];
-            query_series* s = front.series;
-            if (s == nullptr || front.key != key) {
-                auto it = p.queries_.find(key);
-                if (it == p.queries_.end()) {
-                    const std::string* pl = seg.name(e.plugin);
-                    const std::string* op = seg.name(e.op);
-                    const std::string* tb = seg.name(e.table);
-                    const std::string* tn = seg.name(e.tenant);
-                    if (!pl || !op || !tb || !tn) return false;
-                    it = p.queries_.emplace(key, store_.query(*pl, *op, *tb, *tn)).first;
-                }
-                s = it->second;
-                front = {key, s};
-            }
-            s->record(e.duration_ns, (e.flags & layout::flag_error) != 0, e.value);
-            if (s->folded) totals_.folded.add(1);
-            const bool slow = e.duration_ns >= s->slow_ns;
-            if (slow) totals_.slow.add(1);
-            if ((st != nullptr || slow) && opt_.statements != nullptr)
-                note_statement(p, e, st, slow);
-            return true;
-        }
-        case layout::event_kind::execution: {
-            const std::uint64_t key = pack(e.plugin, 0, 0, e.tenant);
-            auto it = p.executions_.find(key);
-            if (it == p.executions_.end()) {
-                const std::string* pl = seg.name(e.plugin);
-                const std::string* tn = seg.name(e.tenant);
-                if (!pl || !tn) return false;
-                it = p.executions_.emplace(key, store_.execution(*pl, *tn)).first;
-            }
-            execution_series* s = it->second;
-            s->record(e.duration_ns, e.value2, (e.flags & layout::flag_error) != 0);
-            if (s->folded) totals_.folded.add(1);
-            return true;
-        }
-        case layout::event_kind::counter: {
-            const std::uint64_t key = pack(e.plugin, e.op, 0, 0);
-            auto it = p.counters_.find(key);
-            if (it == p.counters_.end()) {
-                const std::string* pl = seg.name(e.plugin);
-                const std::string* ev = seg.name(e.op);
-                if (!pl || !ev || ev->empty()) return false;
-                it = p.counters_.emplace(key, store_.counter(*pl, *ev)).first;
-            }
-            counter_series* s = it->second;
-            s->total.add(e.value);
-            s->active = true;
-            if (s->folded) totals_.folded.add(1);
-            return true;
-        }
-        case layout::event_kind::pool: {
-            auto it = p.pools_.find(e.plugin);
-            if (it == p.pools_.end()) {
-                const std::string* pl = seg.name(e.plugin);
-                if (!pl) return false;
-                it = p.pools_.emplace(e.plugin, producer::pool_last{store_.pool(*pl), 0, 0, 0})
-                         .first;
-            }
-            auto& last = it->second;
-            const std::uint64_t in_use = e.value & 0xffffffffu, idle = e.value >> 32,
-                                waiting = e.value2;
-            last.series->in_use.set(last.series->in_use.get() - last.in_use + in_use);
-            last.series->idle.set(last.series->idle.get() - last.idle + idle);
-            last.series->waiting.set(last.series->waiting.get() - last.waiting + waiting);
-            last.in_use = in_use;
-            last.idle = idle;
-            last.waiting = waiting;
-            last.series->active = true;
-            if (last.series->folded) totals_.folded.add(1);
-            return true;
-        }
-        case layout::event_kind::resource: {
-            const auto field = layout::resource_field(e.aux);
-            if (field == layout::resource_field::alloc_bytes) {
-                auto it = p.memories_.find(e.plugin);
-                if (it == p.memories_.end()) {
-                    const std::string* pl = seg.name(e.plugin);
-                    if (pl == nullptr || e.plugin == layout::name_empty) return false;
-                    it = p.memories_
-                             .emplace(e.plugin, producer::memory_last{store_.memory(*pl), 0, 0})
-                             .first;
-                }
-                producer::memory_last& last = it->second;
-                // totals since the producer started: they only grow
-                if (e.value < last.allocated || e.value2 < last.freed || e.value2 > e.value)
-                    return false;
-                last.series->allocated.add(e.value - last.allocated);
-                last.series->freed.add(e.value2 - last.freed);
-                last.allocated = e.value;
-                last.freed = e.value2;
-                last.series->active = true;
-                return true;
-            }
-            producer::process_resources& r = p.resources_;
-            switch (field) {
-                case layout::resource_field::rss_bytes:
-                    r.rss_bytes.set(e.value);
-                    break;
-                case layout::resource_field::cpu_ns:
-                    r.cpu_ns.set(e.value);
-                    break;
-                case layout::resource_field::open_fds:
-                    r.open_fds.set(e.value);
-                    break;
-                case layout::resource_field::threads:
-                    r.threads.set(e.value);
-                    break;
-                case layout::resource_field::read_bytes:
-                    r.read_bytes.set(e.value);
-                    break;
-                case layout::resource_field::write_bytes:
-                    r.write_bytes.set(e.value);
-                    break;
-                case layout::resource_field::alloc_bytes:
-                    break;
-            }
-            r.sampled.store(true, std::memory_order_release);
-            return true;
-        }
+        case layout::event_kind::query:
+            return consume_query(p, e);
+        case layout::event_kind::execution:
+            return consume_execution(p, e);
+        case layout::event_kind::counter:
+            return consume_counter(p, e);
+        case layout::event_kind::pool:
+            return consume_pool(p, e);
+        case layout::event_kind::resource:
+            if (layout::resource_field(e.aux) == layout::resource_field::alloc_bytes)
+                return consume_heap(p, e);
+            return consume_process_sample(p, e);
         case layout::event_kind::none:
             break;
     }
     return false;
+}
+
+/// The query series of (plugin, op, table, tenant) ids, from the producer's cache or the store;
+/// nullptr when a name was never published. Off the hot path: the front caches the hits.
+[[gnu::noinline]] query_series* drain::find_query(producer& p, const event& e, std::uint64_t key) {
+    auto it = p.queries_.find(key);
+    if (it == p.queries_.end()) {
+        mapped_segment& seg = *p.seg_;
+        const std::string* pl = seg.name(e.plugin);
+        const std::string* op = seg.name(e.op);
+        const std::string* tb = seg.name(e.table);
+        const std::string* tn = seg.name(e.tenant);
+        if (!pl || !op || !tb || !tn) return nullptr;
+        it = p.queries_.emplace(key, store_.query(*pl, *op, *tb, *tn)).first;
+    }
+    return it->second;
+}
+
+[[gnu::always_inline]] inline bool drain::consume_query(producer& p, const event& e) {
+    // checked before anything is counted: an event is either aggregated or invalid
+    const statement_text* st = e.aux != 0 ? p.seg_->statement(e.aux) : nullptr;
+    if (e.aux != 0 && st == nullptr) return false;  // a statement never published
+    const std::uint64_t key = pack(e.plugin, e.op, e.table, e.tenant);
+    producer::query_front& front = p.query_front_[query_front_slot(key)];
+    query_series* s = front.series;
+    if (s == nullptr || front.key != key) {
+        s = find_query(p, e, key);
+        if (s == nullptr) return false;
+        front = {key, s};
+    }
+    s->record(e.duration_ns, is_error(e), e.value);
+    if (s->folded) totals_.folded.add(1);
+    const bool slow = e.duration_ns >= s->slow_ns;
+    if (slow) totals_.slow.add(1);
+    if ((st != nullptr || slow) && opt_.statements != nullptr) note_statement(p, e, st, slow);
+    return true;
+}
+
+bool drain::consume_execution(producer& p, const event& e) {
+    const std::uint64_t key = pack(e.plugin, 0, 0, e.tenant);
+    auto it = p.executions_.find(key);
+    if (it == p.executions_.end()) {
+        const std::string* pl = p.seg_->name(e.plugin);
+        const std::string* tn = p.seg_->name(e.tenant);
+        if (!pl || !tn) return false;
+        it = p.executions_.emplace(key, store_.execution(*pl, *tn)).first;
+    }
+    execution_series* s = it->second;
+    s->record(e.duration_ns, e.value2, is_error(e));
+    if (s->folded) totals_.folded.add(1);
+    return true;
+}
+
+bool drain::consume_counter(producer& p, const event& e) {
+    const std::uint64_t key = pack(e.plugin, e.op, 0, 0);
+    auto it = p.counters_.find(key);
+    if (it == p.counters_.end()) {
+        const std::string* pl = p.seg_->name(e.plugin);
+        const std::string* ev = p.seg_->name(e.op);
+        if (!pl || !ev || ev->empty()) return false;
+        it = p.counters_.emplace(key, store_.counter(*pl, *ev)).first;
+    }
+    counter_series* s = it->second;
+    s->total.add(e.value);
+    s->active = true;
+    if (s->folded) totals_.folded.add(1);
+    return true;
+}
+
+/// A pool sample replaces this producer's previous one in the plugin's sums.
+bool drain::consume_pool(producer& p, const event& e) {
+    auto it = p.pools_.find(e.plugin);
+    if (it == p.pools_.end()) {
+        const std::string* pl = p.seg_->name(e.plugin);
+        if (!pl) return false;
+        it = p.pools_.emplace(e.plugin, producer::pool_last{store_.pool(*pl), 0, 0, 0}).first;
+    }
+    producer::pool_last& last = it->second;
+    const std::uint64_t in_use = e.value & 0xffffffffu, idle = e.value >> 32, waiting = e.value2;
+    pool_series& s = *last.series;
+    s.in_use.set(s.in_use.get() - last.in_use + in_use);
+    s.idle.set(s.idle.get() - last.idle + idle);
+    s.waiting.set(s.waiting.get() - last.waiting + waiting);
+    last.in_use = in_use;
+    last.idle = idle;
+    last.waiting = waiting;
+    s.active = true;
+    if (s.folded) totals_.folded.add(1);
+    return true;
+}
+
+/// A plugin's heap totals since its producer started (they only grow): the growth is added.
+bool drain::consume_heap(producer& p, const event& e) {
+    auto it = p.memories_.find(e.plugin);
+    if (it == p.memories_.end()) {
+        const std::string* pl = p.seg_->name(e.plugin);
+        if (pl == nullptr || e.plugin == layout::name_empty) return false;
+        it = p.memories_.emplace(e.plugin, producer::memory_last{store_.memory(*pl), 0, 0}).first;
+    }
+    producer::memory_last& last = it->second;
+    if (e.value < last.allocated || e.value2 < last.freed || e.value2 > e.value) return false;
+    last.series->allocated.add(e.value - last.allocated);
+    last.series->freed.add(e.value2 - last.freed);
+    last.allocated = e.value;
+    last.freed = e.value2;
+    last.series->active = true;
+    return true;
+}
+
+/// One field of the process sample (the probe's helper thread writes one event per field).
+bool drain::consume_process_sample(producer& p, const event& e) {
+    producer::process_resources& r = p.resources_;
+    switch (layout::resource_field(e.aux)) {
+        case layout::resource_field::rss_bytes:
+            r.rss_bytes.set(e.value);
+            break;
+        case layout::resource_field::cpu_ns:
+            r.cpu_ns.set(e.value);
+            break;
+        case layout::resource_field::open_fds:
+            r.open_fds.set(e.value);
+            break;
+        case layout::resource_field::threads:
+            r.threads.set(e.value);
+            break;
+        case layout::resource_field::read_bytes:
+            r.read_bytes.set(e.value);
+            break;
+        case layout::resource_field::write_bytes:
+            r.write_bytes.set(e.value);
+            break;
+        case layout::resource_field::alloc_bytes:  // consume_heap's
+            break;
+    }
+    // release: the cells above are visible to whoever sees sampled (see process_resources)
+    r.sampled.store(true, std::memory_order_release);
+    return true;
+}
+
+/// One pass over every lane of `p` (the consume functions are inlined here).
+std::uint64_t drain::drain_producer(producer& p, bool final) {
+    mapped_segment& seg = *p.seg_;
+    const std::uint32_t lanes = seg.geometry().lane_count + 1;
+    const double npt = seg.tsc_clock() ? opt_.ns_per_tick : 1.0;
+    std::uint64_t n = 0;
+    for (std::uint32_t i = 0; i < lanes; ++i) {
+        const lane_result r =
+            seg.drain_lane(i, final, npt, [&](const event& e) { return consume(p, e); });
+        if (r.corrupt) {
+            quarantine(p, "impossible lane indices");
+            return n;
+        }
+        // The probe's own samples are not events the plugin recorded. Read after the lane: the
+        // probe publishes helper_lane before its first sample, and drain_lane's acquire of head
+        // made that store visible if any sample was read here.
+        if (r.drained && i == seg.helper_lane()) {
+            p.counts_.resource_samples.add(r.drained);
+            totals_.resource_samples.add(r.drained);
+        } else if (r.drained) {
+            p.counts_.drained.add(r.drained);
+            totals_.drained.add(r.drained);
+        }
+        if (r.invalid) {
+            const std::uint64_t before = p.counts_.invalid.get();
+            p.counts_.invalid.add(r.invalid);
+            totals_.invalid.add(r.invalid);
+            // Logged each time the producer's count doubles, not per pass: a producer that
+            // writes garbage without end must not be able to flood the agent's log.
+            if (std::bit_width(before) != std::bit_width(before + r.invalid))
+                spdlog::warn("producer pid {}: {} invalid slot(s) so far, latest on lane {}",
+                             p.pid(), before + r.invalid, i);
+        }
+        if (r.torn) {
+            p.counts_.torn.add(r.torn);
+            totals_.torn.add(r.torn);
+        }
+        n += r.drained + r.invalid + r.torn;
+    }
+    return n;
 }
 
 }  // namespace plugmon::agent

@@ -9,18 +9,15 @@
 #include "ingest/segment.hpp"
 #include "pipeline/window_sink.hpp"
 
-#include <array>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
+#include <cstddef>
 #include <cstdint>
 #include <deque>
-#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
-#include <unordered_map>
 #include <vector>
 
 namespace plugmon::agent {
@@ -76,15 +73,28 @@ public:
     /// Slow-query samples a window hands to the store at most.
     static constexpr std::size_t max_slow_per_window = 10000;
     const drain_totals& totals() const { return totals_; }
+    /// The drain's own families (plugmon_ring_*, plugmon_agent_events_*, plugmon_producers, ...),
+    /// appended to `out`; from any thread (ingest_metrics.cpp).
+    void render_metrics(std::string& out) const;
     bool running() const { return running_.load(); }
 
 private:
     void loop();
     std::uint64_t drain_producer(producer& p, bool final);
     void finish(producer& p);
+    // One event of each kind into its series (false: it names something never published).
     bool consume(producer& p, const event& e);
+    bool consume_query(producer& p, const event& e);
+    query_series* find_query(producer& p, const event& e, std::uint64_t key);
+    bool consume_execution(producer& p, const event& e);
+    bool consume_counter(producer& p, const event& e);
+    bool consume_pool(producer& p, const event& e);
+    bool consume_heap(producer& p, const event& e);
+    bool consume_process_sample(producer& p, const event& e);
     void note_statement(producer& p, const event& e, const statement_text* st, bool slow);
     void quarantine(producer& p, const char* why);
+    /// Counts as invalid the events `p` published that will never be read (quarantine).
+    std::uint64_t count_abandoned(producer& p);
     void collect_drops(producer& p);
     void close_window(std::chrono::system_clock::time_point now,
                       const std::vector<std::shared_ptr<producer>>& list);

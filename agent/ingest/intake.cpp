@@ -3,8 +3,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <boost/asio/post.hpp>
-
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -191,7 +189,7 @@ void intake::on_hello(const std::shared_ptr<connection>& c) {
     std::string detail;
     auto seg = mapped_segment::attach(memfd, why, detail);
     if (!seg) {
-        totals_.rejected[std::size_t(why)].add(1);
+        totals_.rejected_for(why).add(1);
         spdlog::error("refused the segment of pid {} (uid {}): {}: {}", cred.pid, cred.uid,
                       to_string(why), detail);
         return refuse(layout::welcome_status::bad_segment);

@@ -10,15 +10,23 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
 
 namespace plugmon::agent {
 
+/// The intake's refusals, exported as plugmon_agent_registrations_refused_total.
 struct intake_totals {
-    std::array<cell, 9> rejected;  ///< by reject_reason (segment refused at attach)
+    std::array<cell, reject_reason_count> rejected;  ///< by reject_reason (refused at attach)
     cell refused_protocol, refused_limit, refused_duplicate;
+    /// The cell of reason `r`; a value out of range (attach never gives one) counts under none.
+    cell& rejected_for(reject_reason r) {
+        const auto i = static_cast<std::size_t>(r);
+        return rejected[i < rejected.size() ? i : 0];
+    }
 };
 
 class intake {
@@ -38,6 +46,9 @@ public:
     void stop();
     const std::string& socket_path() const { return path_; }
     const intake_totals& totals() const { return totals_; }
+    /// plugmon_agent_registrations_refused_total, appended to `out`; from any thread
+    /// (ingest_metrics.cpp).
+    void render_metrics(std::string& out) const;
 
 private:
     struct connection;

@@ -14,6 +14,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 namespace plugmon::agent {
 
@@ -54,6 +55,10 @@ public:
     /// The latest process sample from the probe's helper thread (sampled: at least one came).
     struct process_resources {
         cell rss_bytes, cpu_ns, open_fds, threads, read_bytes, write_bytes;
+        /// Set by the drain thread with a release store after it wrote the sample's cells; pairs
+        /// with the acquire loads of the readers on other threads (the process-resources metrics
+        /// source, the producers API) before they read the cells. The drain thread's own
+        /// acquire loads (observe_resources, add_resource_rows) only keep the pattern uniform.
         std::atomic<bool> sampled{false};
         leak_watch leak;  // on rss_bytes
     };
@@ -97,6 +102,8 @@ private:
         std::uint64_t allocated, freed;
     };
     std::unordered_map<std::uint32_t, memory_last> memories_;
+    /// Quarantined: per lane, the index up to which unread slots were counted lost.
+    std::vector<std::uint64_t> abandoned_to_;
 };
 
 }  // namespace plugmon::agent

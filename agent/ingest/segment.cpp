@@ -32,6 +32,8 @@ const char* to_string(reject_reason r) {
             return "version";
         case reject_reason::geometry:
             return "geometry";
+        case reject_reason::count:
+            break;
     }
     return "unknown";
 }

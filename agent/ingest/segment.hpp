@@ -4,6 +4,7 @@
 
 #include <plugmon/layout.hpp>
 
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -14,8 +15,21 @@
 
 namespace plugmon::agent {
 
-/// Why a segment was refused at attach (labels of plugmon_agent_segments_rejected_total).
-enum class reject_reason { none, fstat, unsealed, size, mmap, not_ready, magic, version, geometry };
+/// Why a segment was refused at attach (labels of plugmon_agent_registrations_refused_total).
+/// `count` is not a reason: it is the number of reasons, for arrays indexed by reason.
+enum class reject_reason {
+    none,
+    fstat,
+    unsealed,
+    size,
+    mmap,
+    not_ready,
+    magic,
+    version,
+    geometry,
+    count
+};
+inline constexpr std::size_t reject_reason_count = std::size_t(reject_reason::count);
 const char* to_string(reject_reason r);
 
 /// One decoded, validated event with durations in nanoseconds and names as segment-local ids.
@@ -63,6 +77,14 @@ public:
     std::uint64_t take_new_drops(bool& corrupt);
     /// Events published but not yet consumed, and the fullest lane's fill ratio.
     void backlog(std::uint64_t& pending, double& max_ratio) const;
+    /// Lane i's consumed and published indices; false when they are impossible (head behind
+    /// tail, or more than a lane ahead of it). Reads the two indices, never a slot.
+    bool lane_indices(std::uint32_t i, std::uint64_t& tail, std::uint64_t& head) const {
+        const layout::lane_header* h = lane(i);
+        tail = h->tail.load(std::memory_order_relaxed);
+        head = h->head.load(std::memory_order_relaxed);
+        return head >= tail && head - tail <= geo_.lane_slots;
+    }
     /// Sum of tail over lanes except the helper's (events all agents so far consumed).
     std::uint64_t consumed_total() const;
 

@@ -19,9 +19,9 @@ using metrics_sink = std::function<void(std::string_view)>;
 /// at 10 k series) is never held whole.
 class metrics_text {
 public:
-    explicit metrics_text(std::string& out, const metrics_sink* sink = nullptr,
+    explicit metrics_text(std::string& text, const metrics_sink* sink = nullptr,
                           std::size_t chunk = 0)
-        : out(out), sink_(sink), chunk_(chunk) {}
+        : out(text), sink_(sink), chunk_(chunk) {}
     std::string& out;
     /// Call between complete lines: hands the text on when a chunk has accumulated.
     void flush_if_full() {
@@ -51,6 +51,10 @@ class metrics_source {
 public:
     virtual ~metrics_source() = default;
     virtual void render(metrics_text& t) const = 0;
+    /// Upper bound of the bytes render() appends, when it is cheap to know (0: small, or only
+    /// known while rendering). A body rendered whole is reserved for the sum of the hints first,
+    /// so that no source appended after a large one makes the body grow (a copy of all of it).
+    virtual std::size_t size_hint() const { return 0; }
 };
 
 /// A source made of a function (for components that keep their own render member).

@@ -1,4 +1,5 @@
-// Prometheus text exposition (format 0.0.4) of the aggregated series and the agent's own metrics.
+// /metrics: the Prometheus text exposition (format 0.0.4) of every registered metrics source,
+// plain, in pieces or gzip-compressed, and the registration of the core sources.
 #pragma once
 
 #include "aggregate/series.hpp"
@@ -7,21 +8,17 @@
 #include "pipeline/metrics_source.hpp"
 
 #include <cstddef>
-#include <cstdint>
-#include <functional>
-#include <memory>
 #include <string>
-#include <string_view>
-#include <utility>
 
 namespace plugmon::agent {
 
-/// The aggregated series with the drain's and the intake's own figures, as one metrics source
-/// (`in` may be null). Safe to render while the drain thread runs.
-std::shared_ptr<const metrics_source> make_core_metrics_source(const series_store& store,
-                                                               const drain& d, const intake* in);
+/// Adds the core sources to `r`, each component rendering its own families, in this order: the
+/// aggregated series, the plugin processes, the drain's totals, the intake's refusals (unless
+/// `in` is null) and the series store's own figures. Safe to render while the drain thread runs.
+void add_core_metrics(metrics_registry& r, const series_store& store, const drain& d,
+                      const intake* in);
 
-/// A registry of the core source alone (tests and benchmarks).
+/// A registry of the core sources alone (tests and benchmarks).
 metrics_registry core_metrics(const series_store& store, const drain& d, const intake* in);
 
 /// Renders every source of `sources`, in order (text format 0.0.4).

@@ -251,12 +251,16 @@ const std::string upsert_executions =
     " calls = t.calls + excluded.calls, errors = t.errors + excluded.errors,"
     " wall_ns = t.wall_ns + excluded.wall_ns, cpu_ns = t.cpu_ns + excluded.cpu_ns";
 
-/// Adds a window's rows to per-table counters, in the order of writer::tables.
-void count_rows(std::array<std::atomic<std::uint64_t>, 4>& by_table, const window_batch& w) {
-    by_table[0].fetch_add(w.queries.size());
-    by_table[1].fetch_add(w.executions.size());
-    by_table[2].fetch_add(w.slow.size());
-    by_table[3].fetch_add(w.resources.size());
+/// Adds a window's rows to per-table counters.
+void count_rows(writer::per_table& by_table, const window_batch& w) {
+    using t = writer::store_table;
+    const auto at = [&](t table) -> std::atomic<std::uint64_t>& {
+        return by_table[static_cast<std::size_t>(table)];
+    };
+    at(t::query_rollups).fetch_add(w.queries.size());
+    at(t::execution_rollups).fetch_add(w.executions.size());
+    at(t::slow_queries).fetch_add(w.slow.size());
+    at(t::resource_samples).fetch_add(w.resources.size());
 }
 
 constexpr std::int64_t maintenance_lock_key = 0x706c75676d6f6e01;  // "plugmon" + 1

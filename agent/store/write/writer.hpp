@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -96,13 +97,28 @@ public:
 
     std::uint64_t run_id() const { return run_id_; }
 
+    /// The tables whose rows are counted, indexing totals::rows_written and rows_duplicate.
+    enum class store_table : std::size_t {
+        query_rollups,
+        execution_rollups,
+        slow_queries,
+        resource_samples,
+        count  ///< not a table: the number of tables
+    };
+    /// A row counter per store_table.
+    using per_table =
+        std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(store_table::count)>;
+    /// The name of each store_table, in its order.
+    static constexpr std::array<const char*, static_cast<std::size_t>(store_table::count)> tables =
+        {"query_rollups", "execution_rollups", "slow_queries", "resource_samples"};
+
     struct totals {
         std::atomic<std::uint64_t> batches_submitted{0}, rows_submitted{0}, calls_submitted{0};
         std::atomic<std::uint64_t> batches_written{0}, batches_duplicate{0}, calls_written{0};
-        std::array<std::atomic<std::uint64_t>, 4> rows_written{};  ///< by tables[]
+        per_table rows_written{};  ///< indexed by store_table
         /// Rows of the batches found already committed (by an earlier attempt whose
-        /// acknowledgement was lost, or by a previous run), by tables[].
-        std::array<std::atomic<std::uint64_t>, 4> rows_duplicate{};
+        /// acknowledgement was lost, or by a previous run), indexed by store_table.
+        per_table rows_duplicate{};
         std::atomic<std::uint64_t> failures{0}, connects{0}, maintenance_runs{0};
         /// Batches whose rollups met rows of the same keys (another batch of the same window)
         /// and were added into them.
@@ -113,9 +129,6 @@ public:
     };
     const totals& stats() const { return totals_; }
     const spool& spooled() const { return *spool_; }
-    /// Tables written, in the order of totals::rows_written.
-    static constexpr std::array<const char*, 4> tables = {"query_rollups", "execution_rollups",
-                                                          "slow_queries", "resource_samples"};
 
 private:
     void spooler_loop();

@@ -8,6 +8,7 @@
 #include <zlib.h>
 
 #include <string>
+#include <vector>
 
 namespace plugmon::agent {
 namespace {
@@ -62,6 +63,42 @@ TEST(metrics, rendering_in_pieces_gives_the_same_text_as_one_render) {
     EXPECT_EQ(pieces, whole);
     EXPECT_GT(calls, whole.size() / 8192);  // it really streamed
     EXPECT_LT(largest, 64u * 1024u);        // one piece: the chunk plus at most one series' lines
+}
+
+TEST(metrics, the_core_sources_render_every_family_once_in_component_order) {
+    metrics_fixture f;
+    const std::string text = render_metrics(core_metrics(f.store, f.drainer, nullptr));
+    std::vector<std::string> types;
+    for (std::size_t pos = 0; (pos = text.find("# TYPE ", pos)) != std::string::npos; ++pos)
+        types.push_back(text.substr(pos + 7, text.find('\n', pos) - pos - 7));
+    const std::vector<std::string> expected = {
+        // the aggregated series
+        "plugmon_queries_total counter", "plugmon_query_rows_total counter",
+        "plugmon_query_duration_seconds histogram", "plugmon_executions_total counter",
+        "plugmon_execution_duration_seconds histogram", "plugmon_plugin_cpu_seconds_total counter",
+        "plugmon_plugin_events_total counter", "plugmon_pool_connections gauge",
+        "plugmon_plugin_heap_allocated_bytes_total counter",
+        "plugmon_plugin_heap_freed_bytes_total counter", "plugmon_plugin_heap_live_bytes gauge",
+        "plugmon_plugin_leak_suspected gauge",
+        // the plugin processes (none sampled here: the families without samples)
+        "plugmon_process_resident_memory_bytes gauge", "plugmon_process_cpu_seconds_total counter",
+        "plugmon_process_open_fds gauge", "plugmon_process_threads gauge",
+        "plugmon_process_read_bytes_total counter", "plugmon_process_write_bytes_total counter",
+        "plugmon_process_leak_suspected gauge",
+        // the drain
+        "plugmon_ring_events_dropped_total counter", "plugmon_agent_events_folded_total counter",
+        "plugmon_agent_slow_queries_total counter",
+        "plugmon_agent_slow_queries_unstored_total counter",
+        "plugmon_agent_resource_samples_total counter", "plugmon_agent_windows_total counter",
+        "plugmon_agent_events_drained_total counter", "plugmon_producers gauge",
+        "plugmon_agent_producers_registered_total counter", "plugmon_ring_used_ratio gauge",
+        "plugmon_ring_backlog_events gauge",
+        // the series store's own (the intake's refusals come before them when there is one)
+        "plugmon_agent_series_budget gauge", "plugmon_agent_series_folded_total counter",
+        "plugmon_agent_series_expired_total counter", "plugmon_agent_series gauge"};
+    EXPECT_EQ(types, expected);
+    EXPECT_NE(text.find("\nplugmon_agent_series 3002\n"), std::string::npos);
+    EXPECT_NE(text.find("\nplugmon_ring_used_ratio 0\n"), std::string::npos);
 }
 
 TEST(metrics, the_gzip_body_inflates_to_the_plain_text) {
