@@ -45,7 +45,7 @@ namespace {
 int run_migrate(const config& cfg) {
     try {
         pqxx::connection c(cfg.postgres);
-        const auto r = store::migrate(c, cfg.dry_run, version, [](const std::string& line) {
+        const auto r = store::migrate(c, cfg.dry_run, project_version, [](const std::string& line) {
             std::printf("%s\n", line.c_str());
         });
         if (cfg.dry_run)
@@ -79,7 +79,7 @@ void check_schema_at_start(const config& cfg) {
             e.what());
         return;
     }
-    const auto r = store::migrate(*c, false, version,
+    const auto r = store::migrate(*c, false, project_version,
                                   [](const std::string& line) { spdlog::info("store: {}", line); });
     spdlog::info("store: schema at version {}", r.to_version);
 }
@@ -90,7 +90,7 @@ std::shared_ptr<store::writer> make_writer(const config& cfg) {
     store::writer_options wopt;
     wopt.conninfo = cfg.postgres;
     wopt.host = cfg.host;
-    wopt.agent_version = version;
+    wopt.agent_version = project_version;
     wopt.spooling.dir = cfg.spool_dir;
     wopt.spooling.max_bytes = cfg.spool_max_bytes;
     wopt.backoff_max = cfg.postgres_backoff_max;
@@ -151,7 +151,7 @@ public:
           statements_(cfg_.slow_query_samples),
           drainer_(series_, drain_options(cfg_, windows_, statements_)),
           intake_(io_, intake_options(cfg_), drainer_),
-          ctx_{series_, drainer_, &intake_, version, {}, &statements_, cfg_.top_statements},
+          ctx_{series_, drainer_, &intake_, project_version, {}, &statements_, cfg_.top_statements},
           routes_(make_routes(ctx_)),
           http_metrics_(std::make_shared<http_metrics>(routes_.names())),
           gate_(routes_, security_from(cfg_), http_metrics_),
@@ -312,7 +312,7 @@ int run_agent(int argc, char** argv) {
     ::setenv("PGCONNECT_TIMEOUT", "10", 0);
     if (cfg.command == "migrate") return run_migrate(cfg);
     try {
-        spdlog::info("plugmon-agent {} starting: {}", version, describe(cfg));
+        spdlog::info("plugmon-agent {} starting: {}", project_version, describe(cfg));
         agent_app app(std::move(cfg), argc, argv);
         return app.run();
     } catch (const config_error& e) {

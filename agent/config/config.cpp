@@ -902,7 +902,7 @@ config parse_command_line(int argc, const char* const* argv) {
         "plugmon-agent: drains plugin probes, aggregates, and exports to Prometheus and "
         "PostgreSQL.\nDurations are written with a unit: 250us, 500ms, 10s, 2m, 1h.",
         "plugmon-agent"};
-    app.set_version_flag("--version", std::string("plugmon-agent ") + version);
+    app.set_version_flag("--version", std::string("plugmon-agent ") + project_version);
     std::string config_path;
     auto* config_option = app.add_option("--config", config_path,
                                          "TOML file with any of the keys below (snake_case); "

@@ -371,7 +371,7 @@ int run_usage(usage_options o) {
 int main(int argc, char** argv) {
     CLI::App app{
         "plugmonctl: inspect a running plugmon agent, and bill plugin usage from its database"};
-    app.set_version_flag("--version", plugmon::agent::version);
+    app.set_version_flag("--version", plugmon::agent::project_version);
     std::string agent = "127.0.0.1:9464";
     app.add_option("--agent", agent, "The agent's HTTP listener (host:port)")
         ->capture_default_str();

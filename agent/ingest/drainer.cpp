@@ -139,11 +139,10 @@ constexpr std::uint64_t pack(std::uint32_t a, std::uint32_t b, std::uint32_t c, 
 }
 static_assert(layout::max_name_capacity <= (1u << 16));
 
-/// 2^64 divided by the golden ratio: Fibonacci hashing spreads packed keys over the top bits.
-constexpr std::uint64_t fibonacci_multiplier = 0x9e3779b97f4a7c15ull;
-/// The slot of the query front (256 entries) that caches `key`.
+/// The slot of the query front (256 entries) that caches `key` (Fibonacci hashing spreads packed
+/// keys over the top bits).
 constexpr std::size_t query_front_slot(std::uint64_t key) {
-    return std::size_t((key * fibonacci_multiplier) >> 56);
+    return std::size_t((key * layout::fibonacci_multiplier) >> 56);
 }
 
 bool is_error(const event& e) { return (e.flags & layout::flag_error) != 0; }
