@@ -73,7 +73,7 @@ double one_run(std::uint64_t per_thread, unsigned threads, const std::string& di
     }
     ::close(pipefd[0]);
 
-    pa::series_store store(pa::bucket_bounds::from_seconds(pa::config::default_buckets(),
+    pa::series_registry store(pa::bucket_bounds::from_seconds(pa::config::default_buckets(),
                                                            pa::config::default_buckets()));
     pa::drain::options dopt;
     dopt.idle_sleep = std::chrono::microseconds(50);

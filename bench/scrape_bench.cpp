@@ -101,7 +101,7 @@ struct workload {
     /// Creates every series: query i is (plugin i % 20, table i / 20 % 25, tenant i / 500), so
     /// every plugin gets the same share; one execution series per plugin and tenant (at most 20
     /// tenants), five event counters and one pool per plugin.
-    void create(pa::series_store& store) {
+    void create(pa::series_registry& store) {
         const std::size_t per_tenant = plugin_count * table_count;
         tenants = (queries + per_tenant - 1) / per_tenant;
         std::vector<std::string> tenant(tenants);
@@ -261,9 +261,9 @@ int main(int argc, char** argv) {
         usage("--series: at most 90000 (the store's budget is 100000 series in all)");
 
     const memory before = read_memory();
-    pa::series_store store(pa::bucket_bounds::from_seconds(pa::config::default_buckets(),
+    pa::series_registry store(pa::bucket_bounds::from_seconds(pa::config::default_buckets(),
                                                            pa::config::default_buckets()),
-                           pa::series_store::limits{100000, 100000});
+                           pa::series_registry::limits{100000, 100000});
     pa::drain drainer(store, pa::drain::options{});  // never started: no producers, no thread
     workload w(series, sigma);
 

@@ -87,13 +87,13 @@ bucket_bounds bucket_bounds::from_seconds(const std::vector<double>& query,
     return b;
 }
 
-series_store::series_store(bucket_bounds bounds, limits budget)
+series_registry::series_registry(bucket_bounds bounds, limits budget)
     : bounds_(std::move(bounds)), budget_(budget) {}
 
 template <class T, class Make>
-T* series_store::get_or_create(family<T>& f, const std::string& plugin, std::string key,
-                               std::string plugin_overflow_key, std::string total_overflow_key,
-                               Make&& make) {
+T* series_registry::get_or_create(family<T>& f, const std::string& plugin, std::string key,
+                                  std::string plugin_overflow_key, std::string total_overflow_key,
+                                  Make&& make) {
     std::lock_guard<std::mutex> lock(mu_);
     if (auto it = f.by_key.find(key); it != f.by_key.end()) return it->second.get();
     // find, not operator[]: a flood of new plugin names must not grow per_plugin_ past the budget
@@ -119,8 +119,8 @@ T* series_store::get_or_create(family<T>& f, const std::string& plugin, std::str
     return raw;
 }
 
-query_series* series_store::query(const std::string& plugin, const std::string& op,
-                                  const std::string& table, const std::string& tenant) {
+query_series* series_registry::query(const std::string& plugin, const std::string& op,
+                                     const std::string& table, const std::string& tenant) {
     query_series* s = get_or_create(
         queries_, plugin, key_of({&plugin, &op, &table, &tenant}),
         key_of({&plugin, &overflow, &overflow, &overflow}),
@@ -135,7 +135,7 @@ query_series* series_store::query(const std::string& plugin, const std::string& 
     return s;
 }
 
-execution_series* series_store::execution(const std::string& plugin, const std::string& tenant) {
+execution_series* series_registry::execution(const std::string& plugin, const std::string& tenant) {
     return get_or_create(
         executions_, plugin, key_of({&plugin, &tenant}), key_of({&plugin, &overflow}),
         key_of({&overflow, &overflow}), [&](int fold) {
@@ -147,7 +147,7 @@ execution_series* series_store::execution(const std::string& plugin, const std::
         });
 }
 
-counter_series* series_store::counter(const std::string& plugin, const std::string& event) {
+counter_series* series_registry::counter(const std::string& plugin, const std::string& event) {
     return get_or_create(counters_, plugin, key_of({&plugin, &event}), key_of({&plugin, &overflow}),
                          key_of({&overflow, &overflow}), [&](int fold) {
                              if (fold == fold_none) return new counter_series(plugin, event);
@@ -156,37 +156,37 @@ counter_series* series_store::counter(const std::string& plugin, const std::stri
                          });
 }
 
-pool_series* series_store::pool(const std::string& plugin) {
+pool_series* series_registry::pool(const std::string& plugin) {
     return get_or_create(pools_, plugin, plugin, plugin, overflow, [&](int fold) {
         return new pool_series(fold == fold_total ? overflow : plugin);
     });
 }
 
-memory_series* series_store::memory(const std::string& plugin) {
+memory_series* series_registry::memory(const std::string& plugin) {
     return get_or_create(memories_, plugin, plugin, plugin, overflow, [&](int fold) {
         return new memory_series(fold == fold_total ? overflow : plugin);
     });
 }
 
-void series_store::observe_memory(double t_seconds, const leak_settings& s) {
+void series_registry::observe_memory(double t_seconds, const leak_settings& s) {
     // drain thread: the only one that creates or erases series, so no lock to iterate
     for (auto& [key, m] : memories_.by_key)
         m->leak.observe(t_seconds, double(m->allocated.get()) - double(m->freed.get()), s);
 }
 
-series_store::view series_store::snapshot() const {
+series_registry::view series_registry::snapshot() const {
     std::lock_guard<std::mutex> lock(mu_);
     return view{list_of(queries_.by_key), list_of(executions_.by_key), list_of(counters_.by_key),
                 list_of(pools_.by_key), list_of(memories_.by_key)};
 }
 
-std::size_t series_store::series_count() const {
+std::size_t series_registry::series_count() const {
     std::lock_guard<std::mutex> lock(mu_);
     return live_;
 }
 
 template <class T>
-std::size_t series_store::expire(family<T>& f, std::uint32_t expiry_windows) {
+std::size_t series_registry::expire(family<T>& f, std::uint32_t expiry_windows) {
     std::size_t n = 0;
     for (auto it = f.by_key.begin(); it != f.by_key.end();) {
         T& s = *it->second;
@@ -206,9 +206,9 @@ std::size_t series_store::expire(family<T>& f, std::uint32_t expiry_windows) {
     return n;
 }
 
-window_batch series_store::close_window(std::chrono::system_clock::time_point start,
-                                        std::chrono::nanoseconds length,
-                                        std::uint32_t expiry_windows, std::size_t& expired) {
+window_batch series_registry::close_window(std::chrono::system_clock::time_point start,
+                                           std::chrono::nanoseconds length,
+                                           std::uint32_t expiry_windows, std::size_t& expired) {
     window_batch b;
     b.bucket_start = start;
     b.length = length;
@@ -283,12 +283,12 @@ window_batch series_store::close_window(std::chrono::system_clock::time_point st
     return b;
 }
 
-std::map<std::string, plugin_latency> series_store::latency() const {
+std::map<std::string, plugin_latency> series_registry::latency() const {
     std::lock_guard<std::mutex> lock(latency_mu_);
     return latency_;
 }
 
-bool series_store::latency_of(const std::string& plugin, plugin_latency& out) const {
+bool series_registry::latency_of(const std::string& plugin, plugin_latency& out) const {
     std::lock_guard<std::mutex> lock(latency_mu_);
     const auto it = latency_.find(plugin);
     if (it == latency_.end()) return false;

@@ -190,14 +190,14 @@ struct plugin_latency {
 
 /// Every series the agent has seen. Lookups and creation happen on the drain thread; readers take
 /// a consistent list of series under the same mutex and then read the cells without it.
-class series_store {
+class series_registry {
 public:
     struct limits {
         std::uint64_t total = 100000;      ///< live series of all families and plugins
         std::uint64_t per_plugin = 10000;  ///< live series of any one plugin
     };
-    series_store(bucket_bounds bounds, limits budget);
-    explicit series_store(bucket_bounds bounds) : series_store(std::move(bounds), limits{}) {}
+    series_registry(bucket_bounds bounds, limits budget);
+    explicit series_registry(bucket_bounds bounds) : series_registry(std::move(bounds), limits{}) {}
     /// The slow-query threshold of a plugin, in ns (applied to query series created afterwards).
     void set_slow_threshold(std::function<std::uint64_t(const std::string& plugin)> f) {
         slow_ns_ = std::move(f);

@@ -147,7 +147,7 @@ public:
     agent_app(config cfg, int argc, char** argv)
         : cfg_(std::move(cfg)), argc_(argc), argv_(argv), writer_(make_writer(cfg_)),
           series_(bucket_bounds::from_seconds(cfg_.query_buckets, cfg_.execution_buckets),
-                  series_store::limits{cfg_.series_budget, cfg_.series_budget_per_plugin}),
+                  series_registry::limits{cfg_.series_budget, cfg_.series_budget_per_plugin}),
           statements_(cfg_.slow_query_samples),
           drainer_(series_, drain_options(cfg_, windows_, statements_)),
           intake_(io_, intake_options(cfg_), drainer_),
@@ -276,7 +276,7 @@ private:
     std::shared_ptr<store::writer> writer_;
     window_fanout windows_;
     metrics_registry metrics_;
-    series_store series_;
+    series_registry series_;
     statement_book statements_;
     drain drainer_;
     boost::asio::io_context io_;

@@ -12,7 +12,7 @@
 
 namespace plugmon::agent {
 
-drain::drain(series_store& store, options opt) : store_(store), opt_(opt) {}
+drain::drain(series_registry& store, options opt) : store_(store), opt_(opt) {}
 
 drain::~drain() {
     stop_.store(true);

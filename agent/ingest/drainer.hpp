@@ -56,7 +56,7 @@ public:
         /// Leak detection over process RSS and per-plugin live heap bytes (sampled once a second).
         leak_settings leak{std::chrono::minutes(10), 1u << 20, 0.8};
     };
-    drain(series_store& store, options opt);
+    drain(series_registry& store, options opt);
     ~drain();
 
     void start();
@@ -102,7 +102,7 @@ private:
     void observe_resources(const std::vector<std::shared_ptr<producer>>& list, double t_seconds);
     void add_resource_rows(window_batch& b, const std::vector<std::shared_ptr<producer>>& list);
 
-    series_store& store_;
+    series_registry& store_;
     options opt_;
     drain_totals totals_;
     mutable std::mutex mu_;

@@ -49,7 +49,7 @@ public:
 
     const agent::drain& drainer() const { return drain_; }
     const agent::drain_totals& totals() const { return drain_.totals(); }
-    const agent::series_store& store() const { return store_; }
+    const agent::series_registry& store() const { return store_; }
     /// Events the agent has aggregated or counted as dropped, for every reason.
     std::uint64_t accounted() const {
         const auto& t = drain_.totals();
@@ -57,7 +57,7 @@ public:
     }
 
 private:
-    agent::series_store store_;
+    agent::series_registry store_;
     agent::drain drain_;
     boost::asio::io_context io_;
     std::unique_ptr<agent::intake> in_;

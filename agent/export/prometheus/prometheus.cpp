@@ -46,7 +46,7 @@ void render_all(const metrics_registry& sources, metrics_text& t) {
 
 }  // namespace
 
-void add_core_metrics(metrics_registry& r, const series_store& store, const drain& d,
+void add_core_metrics(metrics_registry& r, const series_registry& store, const drain& d,
                       const intake* in) {
     r.add(make_series_metrics_source(store));
     r.add(make_process_metrics_source(d));
@@ -55,7 +55,7 @@ void add_core_metrics(metrics_registry& r, const series_store& store, const drai
     r.add(make_series_store_metrics_source(store));
 }
 
-metrics_registry core_metrics(const series_store& store, const drain& d, const intake* in) {
+metrics_registry core_metrics(const series_registry& store, const drain& d, const intake* in) {
     metrics_registry r;
     add_core_metrics(r, store, d, in);
     return r;

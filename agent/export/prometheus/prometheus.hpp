@@ -15,11 +15,11 @@ namespace plugmon::agent {
 /// Adds the core sources to `r`, each component rendering its own families, in this order: the
 /// aggregated series, the plugin processes, the drain's totals, the intake's refusals (unless
 /// `in` is null) and the series store's own figures. Safe to render while the drain thread runs.
-void add_core_metrics(metrics_registry& r, const series_store& store, const drain& d,
+void add_core_metrics(metrics_registry& r, const series_registry& store, const drain& d,
                       const intake* in);
 
 /// A registry of the core sources alone (tests and benchmarks).
-metrics_registry core_metrics(const series_store& store, const drain& d, const intake* in);
+metrics_registry core_metrics(const series_registry& store, const drain& d, const intake* in);
 
 /// Renders every source of `sources`, in order (text format 0.0.4).
 std::string render_metrics(const metrics_registry& sources);

@@ -175,11 +175,11 @@ void advise_huge_pages(std::string& out) {
 /// What every family of one render shares: the snapshot, each query and execution series' escaped
 /// label prefix, and the strings of both histogram families.
 struct series_render {
-    explicit series_render(const series_store& store)
+    explicit series_render(const series_registry& store)
         : v(store.snapshot()), query_h(query_duration, store.bounds().query_s),
           execution_h(execution_duration, store.bounds().execution_s),
           query_prefix(v.queries, query_labels), execution_prefix(v.executions, execution_labels) {}
-    series_store::view v;
+    series_registry::view v;
     histogram_family query_h, execution_h;
     prefix_table query_prefix, execution_prefix;
 
@@ -301,7 +301,7 @@ void render_heap(metrics_text& t, const series_render& r) {
 
 class series_source final : public metrics_source {
 public:
-    explicit series_source(const series_store& store) : store_(store) {}
+    explicit series_source(const series_registry& store) : store_(store) {}
     void render(metrics_text& t) const override {
         const series_render r(store_);
         if (t.sink() == nullptr) {
@@ -318,12 +318,12 @@ public:
     }
 
 private:
-    const series_store& store_;
+    const series_registry& store_;
 };
 
 class series_store_source final : public metrics_source {
 public:
-    explicit series_store_source(const series_store& store) : store_(store) {}
+    explicit series_store_source(const series_registry& store) : store_(store) {}
     void render(metrics_text& t) const override {
         std::string& out = t.out;
         head(out, series_budget, "gauge", "Series budget, total and per plugin.");
@@ -342,16 +342,17 @@ public:
     }
 
 private:
-    const series_store& store_;
+    const series_registry& store_;
 };
 
 }  // namespace
 
-std::shared_ptr<const metrics_source> make_series_metrics_source(const series_store& store) {
+std::shared_ptr<const metrics_source> make_series_metrics_source(const series_registry& store) {
     return std::make_shared<series_source>(store);
 }
 
-std::shared_ptr<const metrics_source> make_series_store_metrics_source(const series_store& store) {
+std::shared_ptr<const metrics_source> make_series_store_metrics_source(
+    const series_registry& store) {
     return std::make_shared<series_store_source>(store);
 }
 

@@ -20,7 +20,7 @@ namespace plugmon::agent {
 using reload_function = std::function<std::optional<std::string>()>;
 
 struct api_context {
-    const series_store& store;
+    const series_registry& store;
     const drain& drainer;
     const intake* in;
     std::string version;

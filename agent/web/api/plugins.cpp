@@ -26,7 +26,8 @@ struct plugin_agg {
 };
 
 /// Folds the store's series by plugin (only `only` when given).
-std::map<std::string, plugin_agg> fold_plugins(const series_store& store, const std::string* only) {
+std::map<std::string, plugin_agg> fold_plugins(const series_registry& store,
+                                               const std::string* only) {
     std::map<std::string, plugin_agg> by_plugin;
     const auto v = store.snapshot();
     for (const auto& s : v.queries) {
@@ -119,7 +120,7 @@ void add_latency(nlohmann::json& p, const plugin_latency* l) {
     p["since_start"]["calls"] = ss.count();
 }
 
-nlohmann::json plugins_json(const series_store& store, const std::string* only) {
+nlohmann::json plugins_json(const series_registry& store, const std::string* only) {
     const auto by_plugin = fold_plugins(store, only);
     const auto latency = store.latency();
     nlohmann::json out = nlohmann::json::array();

@@ -27,7 +27,7 @@ void record(query_series* s, std::uint64_t ns, bool failed = false, std::uint64_
 }
 
 TEST(series_budget, per_plugin_budget_folds_further_label_sets_into_the_plugins_overflow_series) {
-    series_store store(default_bounds(), {100, 3});
+    series_registry store(default_bounds(), {100, 3});
     std::set<query_series*> distinct;
     for (int i = 0; i < 10; ++i) distinct.insert(store.query("billing", "SELECT", "t" + std::to_string(i), ""));
     EXPECT_EQ(distinct.size(), 4u);  // three of its own, one overflow
@@ -43,7 +43,7 @@ TEST(series_budget, per_plugin_budget_folds_further_label_sets_into_the_plugins_
 }
 
 TEST(series_budget, total_budget_folds_everything_new_into_the_all_overflow_series) {
-    series_store store(default_bounds(), {5, 5});
+    series_registry store(default_bounds(), {5, 5});
     for (int i = 0; i < 5; ++i) EXPECT_FALSE(store.query("p" + std::to_string(i), "op", "t", "")->folded);
     query_series* fold = store.query("newcomer", "op", "t", "");
     EXPECT_TRUE(fold->folded);
@@ -55,7 +55,7 @@ TEST(series_budget, total_budget_folds_everything_new_into_the_all_overflow_seri
 
 TEST(series_budget, a_hostile_flood_of_names_stays_within_budget_and_loses_no_count) {
     const std::uint64_t budget = 1000, per_plugin = 100;
-    series_store store(default_bounds(), {budget, per_plugin});
+    series_registry store(default_bounds(), {budget, per_plugin});
     std::uint64_t recorded = 0;
     for (int i = 0; i < 200000; ++i) {
         // 2,000 plugins x 100 tables: far more label sets than the budget allows
@@ -76,7 +76,7 @@ TEST(series_budget, a_hostile_flood_of_names_stays_within_budget_and_loses_no_co
 }
 
 TEST(series_expiry, idle_series_expire_after_the_given_number_of_windows) {
-    series_store store(default_bounds(), {100, 100});
+    series_registry store(default_bounds(), {100, 100});
     query_series* busy = store.query("p", "SELECT", "busy", "");
     store.query("p", "SELECT", "idle", "");
     store.counter("p", "evt");
@@ -96,7 +96,7 @@ TEST(series_expiry, idle_series_expire_after_the_given_number_of_windows) {
 }
 
 TEST(series_expiry, a_reader_keeps_an_expired_series_alive_until_it_lets_go) {
-    series_store store(default_bounds(), {100, 100});
+    series_registry store(default_bounds(), {100, 100});
     record(store.query("p", "SELECT", "t", ""), 5);
     const auto view = store.snapshot();
     std::size_t expired = 0;
@@ -109,7 +109,7 @@ TEST(series_expiry, a_reader_keeps_an_expired_series_alive_until_it_lets_go) {
 }
 
 TEST(series_expiry, expiry_frees_budget_for_new_label_sets) {
-    series_store store(default_bounds(), {2, 2});
+    series_registry store(default_bounds(), {2, 2});
     store.query("p", "op", "a", "");
     store.query("p", "op", "b", "");
     EXPECT_TRUE(store.query("p", "op", "c", "")->folded);
@@ -120,7 +120,7 @@ TEST(series_expiry, expiry_frees_budget_for_new_label_sets) {
 }
 
 TEST(series_expiry, zero_windows_means_never) {
-    series_store store(default_bounds(), {100, 100});
+    series_registry store(default_bounds(), {100, 100});
     store.query("p", "op", "t", "");
     std::size_t expired = 0;
     for (int w = 0; w < 50; ++w) store.close_window(t0 + w * 10s, 10s, 0, expired);
@@ -128,7 +128,7 @@ TEST(series_expiry, zero_windows_means_never) {
 }
 
 TEST(windows, closing_a_window_gives_exact_rollups_and_resets_the_window) {
-    series_store store(default_bounds(), {100, 100});
+    series_registry store(default_bounds(), {100, 100});
     query_series* s = store.query("billing", "SELECT", "invoices", "acme");
     for (std::uint64_t i = 1; i <= 1000; ++i) record(s, i * 1000, i % 10 == 0, 2);
     std::size_t expired = 0;
@@ -156,7 +156,7 @@ TEST(windows, closing_a_window_gives_exact_rollups_and_resets_the_window) {
 }
 
 TEST(windows, per_plugin_figures_cover_the_last_window_and_everything_since_start) {
-    series_store store(default_bounds(), {100, 100});
+    series_registry store(default_bounds(), {100, 100});
     query_series* a = store.query("billing", "SELECT", "invoices", "");
     query_series* b = store.query("billing", "UPDATE", "invoices", "");
     for (int i = 0; i < 100; ++i) record(a, 1'000'000);     // 1 ms
@@ -183,7 +183,7 @@ TEST(windows, per_plugin_figures_cover_the_last_window_and_everything_since_star
 }
 
 TEST(windows, execution_rollups_carry_calls_wall_and_cpu_time) {
-    series_store store(default_bounds(), {100, 100});
+    series_registry store(default_bounds(), {100, 100});
     execution_series* e = store.execution("billing", "acme");
     e->record(1000, 500, false);
     e->record(1000, 500, true);

@@ -33,7 +33,7 @@ bool wait_for(const std::function<bool()>& pred, std::chrono::seconds limit = st
     return pred();
 }
 
-std::uint64_t query_calls(const pa::series_store& s, const std::string& plugin) {
+std::uint64_t query_calls(const pa::series_registry& s, const std::string& plugin) {
     std::uint64_t n = 0;
     for (const auto& q : s.snapshot().queries)
         if (q->plugin == plugin) n += q->ok.get() + q->error.get();

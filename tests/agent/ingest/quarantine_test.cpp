@@ -92,7 +92,7 @@ protected:
     }
 
     hand_segment h_{segment_spec{.names = 32}};
-    pa::series_store store_{pa::bucket_bounds::from_seconds({0.001, 0.1}, {0.001, 0.1})};
+    pa::series_registry store_{pa::bucket_bounds::from_seconds({0.001, 0.1}, {0.001, 0.1})};
     pa::drain drain_{store_, options()};
     std::shared_ptr<pa::producer> producer_;
 };

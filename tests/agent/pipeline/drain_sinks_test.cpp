@@ -76,7 +76,7 @@ bool wait_for(const std::function<bool()>& pred, std::chrono::seconds limit) {
 }  // namespace
 
 TEST(drain_with_sinks, a_sink_sleeping_10s_delays_neither_draining_nor_the_other_sink) {
-    pa::series_store series(pa::bucket_bounds::from_seconds(pa::config::default_buckets(),
+    pa::series_registry series(pa::bucket_bounds::from_seconds(pa::config::default_buckets(),
                                                             pa::config::default_buckets()));
     pa::window_fanout windows;
     auto sleeper = std::make_shared<counting_sink>("sleeper", 10s);

@@ -14,7 +14,7 @@ namespace plugmon::agent {
 namespace {
 
 struct metrics_fixture {
-    series_store store{bucket_bounds::from_seconds(config::default_buckets(), config::default_buckets())};
+    series_registry store{bucket_bounds::from_seconds(config::default_buckets(), config::default_buckets())};
     drain drainer{store, drain::options{}};
     metrics_fixture() {
         // enough series for many 4 KiB pieces and several 1 MiB pieces

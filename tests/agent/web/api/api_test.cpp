@@ -49,7 +49,7 @@ protected:
 
     std::uint16_t port() const { return server_->port(); }
 
-    series_store store_{bucket_bounds::from_seconds(config::default_buckets(), config::default_buckets())};
+    series_registry store_{bucket_bounds::from_seconds(config::default_buckets(), config::default_buckets())};
     drain drainer_{store_, drain::options{}};
     metrics_registry registry_;
     api_context ctx_{store_, drainer_, nullptr, "test", nullptr};
@@ -143,7 +143,7 @@ TEST_F(agent_routes, answers_keep_their_bodies) {
 }
 
 TEST(handle_request, answers_through_the_route_table_without_the_security_layer) {
-    series_store store{bucket_bounds::from_seconds(config::default_buckets(), config::default_buckets())};
+    series_registry store{bucket_bounds::from_seconds(config::default_buckets(), config::default_buckets())};
     drain drainer{store, drain::options{}};
     const api_context ctx{store, drainer, nullptr, "test", nullptr};
     http_request req;
