@@ -68,6 +68,18 @@ std::string socket_path_from_env() {
     return path.size() < sizeof dir ? path : std::string();
 }
 
+/// Where else to look when no agent answers at socket_path: the system agent's socket, unless
+/// PLUGMON_RUNTIME_DIR names the directory or the rule chose the system directory already ("").
+/// A plugin of any user thus reaches a system agent whose socket it may connect to, without
+/// having to write to its directory. Allocates (the runtime's constructor).
+std::string system_socket_fallback() {
+    const char* set = std::getenv("PLUGMON_RUNTIME_DIR");
+    if (set != nullptr && *set != '\0') return std::string();
+    const auto c = plugmon::detail::choose_runtime_dir(plugmon::system_runtime_dir);
+    if (c.base == plugmon::system_runtime_dir) return std::string();
+    return std::string(plugmon::system_runtime_dir) + "/" + layout::socket_name;
+}
+
 bool cpu_has_invariant_tsc() {
 #if defined(__x86_64__) || defined(__i386__)
     std::FILE* f = std::fopen("/proc/cpuinfo", "re");
@@ -105,6 +117,7 @@ struct runtime {
     // settings (from the environment, read once)
     bool disabled = false;
     std::string socket_path;
+    std::string fallback_socket_path;  // see system_socket_fallback(); empty: none
     std::uint32_t lanes = 64;
     std::uint32_t lane_slots = 16384;
     std::uint32_t name_capacity = 4096;
@@ -161,6 +174,7 @@ struct runtime {
         const char* disable = std::getenv("PLUGMON_DISABLE");
         disabled = disable != nullptr && *disable != '\0' && std::strcmp(disable, "0") != 0;
         socket_path = socket_path_from_env();
+        fallback_socket_path = system_socket_fallback();
         lanes = std::uint32_t(env_u64("PLUGMON_LANES", 64, 1, layout::max_lanes));
         lane_slots = std::uint32_t(
             env_u64("PLUGMON_LANE_SLOTS", 16384, layout::min_lane_slots, layout::max_lane_slots));
@@ -411,7 +425,25 @@ const char* status_text(std::uint32_t s) {
     return "unknown status";
 }
 
-// Connects, passes the segment, waits for the answer. Caller owns `registering`.
+/// A SOCK_SEQPACKET connection to the agent socket at `path`, with send and receive timeouts of
+/// `timeout_ms`; -1 when nothing accepts there.
+int connect_agent(const std::string& path, int timeout_ms) {
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (path.empty() || path.size() >= sizeof addr.sun_path) return -1;
+    const int s = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (s < 0) return -1;
+    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    ::setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ::setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    if (::connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return s;
+    ::close(s);
+    return -1;
+}
+
+// Connects (the rule's socket, else the system agent's), passes the segment, waits for the
+// answer. Caller owns `registering`.
 bool runtime::register_now(int timeout_ms) {
     int fd = -1;
     {
@@ -420,35 +452,29 @@ bool runtime::register_now(int timeout_ms) {
         fd = ::fcntl(seg_fd, F_DUPFD_CLOEXEC, 3);
     }
     if (fd < 0) return false;
-    const int s = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    const std::string* path = &socket_path;
+    int s = connect_agent(socket_path, timeout_ms);
+    if (s < 0 && !fallback_socket_path.empty()) {
+        path = &fallback_socket_path;
+        s = connect_agent(fallback_socket_path, timeout_ms);
+    }
     bool ok = false;
     if (s >= 0) {
-        sockaddr_un addr{};
-        addr.sun_family = AF_UNIX;
-        if (socket_path.size() < sizeof addr.sun_path) {
-            std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.size() + 1);
-            timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-            ::setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-            ::setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-            if (::connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-                const layout::hello_message hello{
-                    layout::hello_magic, std::uint32_t(layout::message_type::hello),
-                    layout::protocol_version, std::uint32_t(::getpid()), seg_size};
-                layout::welcome_message w{};
-                if (send_all(s, &hello, sizeof hello, fd) &&
-                    ::recv(s, &w, sizeof w, 0) == static_cast<ssize_t>(sizeof w) &&
-                    w.magic == layout::hello_magic &&
-                    w.type == std::uint32_t(layout::message_type::welcome)) {
-                    if (w.status == std::uint32_t(layout::welcome_status::accepted)) {
-                        ok = true;
-                        refused.store(false);
-                    } else {
-                        refused.store(w.status !=
-                                      std::uint32_t(layout::welcome_status::agent_closing));
-                        log_once(said_refused, "agent at %s refused this process: %s",
-                                 socket_path.c_str(), status_text(w.status));
-                    }
-                }
+        const layout::hello_message hello{
+            layout::hello_magic, std::uint32_t(layout::message_type::hello),
+            layout::protocol_version, std::uint32_t(::getpid()), seg_size};
+        layout::welcome_message w{};
+        if (send_all(s, &hello, sizeof hello, fd) &&
+            ::recv(s, &w, sizeof w, 0) == static_cast<ssize_t>(sizeof w) &&
+            w.magic == layout::hello_magic &&
+            w.type == std::uint32_t(layout::message_type::welcome)) {
+            if (w.status == std::uint32_t(layout::welcome_status::accepted)) {
+                ok = true;
+                refused.store(false);
+            } else {
+                refused.store(w.status != std::uint32_t(layout::welcome_status::agent_closing));
+                log_once(said_refused, "agent at %s refused this process: %s", path->c_str(),
+                         status_text(w.status));
             }
         }
     }

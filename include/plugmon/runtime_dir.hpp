@@ -20,8 +20,9 @@
 ///
 /// It depends only on the effective uid, the environment and /run/plugmon, so an agent and a
 /// plugin started by the same user in the same environment always pick the same directory. A
-/// plugin of another user reaches a system agent when /run/plugmon is writable by one of its
-/// groups, or through PLUGMON_RUNTIME_DIR.
+/// probe that finds no agent in the rule's directory (and has no PLUGMON_RUNTIME_DIR) also tries
+/// /run/plugmon/agent.sock, so a plugin of any user reaches a system agent whose socket it may
+/// connect to (socket_mode) without being able to write to /run/plugmon.
 namespace plugmon {
 
 /// The system agent's directory (systemd RuntimeDirectory=plugmon).

@@ -36,12 +36,12 @@ namespace {
 constexpr uid_t nobody = 65534;
 constexpr gid_t nogroup = 65534;
 
-/// A child process run as nobody:nogroup (no supplementary groups), stdout and stderr to files;
-/// killed and reaped at destruction if still running.
+/// A child process run as nobody:nogroup (no supplementary groups) unless `as_nobody` is false,
+/// stdout and stderr to files; killed and reaped at destruction if still running.
 class nobody_process {
 public:
     nobody_process(std::vector<std::string> argv, std::vector<std::string> env,
-                   const std::string& out, const std::string& err) {
+                   const std::string& out, const std::string& err, bool as_nobody = true) {
         std::vector<char*> av, ev;
         for (auto& a : argv) av.push_back(a.data());
         av.push_back(nullptr);
@@ -55,7 +55,8 @@ public:
         ::dup2(e, 2);
         const int in = ::open("/dev/null", O_RDONLY);
         ::dup2(in, 0);
-        if (::setgroups(0, nullptr) != 0 || ::setgid(nogroup) != 0 || ::setuid(nobody) != 0) {
+        if (as_nobody &&
+            (::setgroups(0, nullptr) != 0 || ::setgid(nogroup) != 0 || ::setuid(nobody) != 0)) {
             std::fprintf(stderr, "cannot become uid %u: %s\n", unsigned(nobody),
                          std::strerror(errno));
             ::_exit(126);
@@ -124,6 +125,44 @@ bool private_tmp_and_run(std::string& why) {
 
 std::string both(const std::string& path) { return read_file(path) + read_file(path + ".err"); }
 
+/// The HTTP port the agent logs in `alog` once it listens; 0 when it exits or 20 s pass first.
+int http_port_of(nobody_process& agent, const std::string& alog) {
+    int port = 0;
+    const std::regex re("HTTP on http://127\\.0\\.0\\.1:([0-9]+)/metrics");
+    wait_until(
+        [&] {
+            std::smatch m;
+            const std::string text = both(alog);
+            if (std::regex_search(text, m, re)) port = std::stoi(m[1]);
+            return port != 0 || agent.wait(0ms).has_value();
+        },
+        20s);
+    return port;
+}
+
+/// The per-process JSON line of a `plugmon-loadgen --json` run (null when there is none).
+json loadgen_child(const std::string& llog) {
+    json child;
+    std::istringstream lines(read_file(llog));
+    for (std::string l; std::getline(lines, l);)
+        if (!l.empty() && l[0] == '{' && l.find("\"total\"") == std::string::npos)
+            child = json::parse(l);
+    return child;
+}
+
+/// plugmon_agent_events_drained_total once it reaches `written`, or its value after 20 s.
+double drained_when(int port, std::uint64_t written) {
+    double drained = -1;
+    wait_until(
+        [&] {
+            drained = metrics::parse(http_get(port, "/metrics").value_or(""))
+                          .sum("plugmon_agent_events_drained_total");
+            return drained == double(written);
+        },
+        20s);
+    return drained;
+}
+
 }  // namespace
 
 TEST(runtime_dir, unprivileged_agent_and_plugin_without_configuration_find_each_other) {
@@ -158,16 +197,7 @@ TEST(runtime_dir, unprivileged_agent_and_plugin_without_configuration_find_each_
     const std::string alog = dir.path() + "/agent.log";
     nobody_process agent({agent_binary(), "--listen", "127.0.0.1:0", "--drain-interval", "200us"},
                          env, alog, alog + ".err");
-    int port = 0;
-    const std::regex re("HTTP on http://127\\.0\\.0\\.1:([0-9]+)/metrics");
-    ASSERT_TRUE(wait_until(
-        [&] {
-            std::smatch m;
-            const std::string text = both(alog);
-            if (std::regex_search(text, m, re)) port = std::stoi(m[1]);
-            return port != 0 || agent.wait(0ms).has_value();
-        },
-        20s));
+    const int port = http_port_of(agent, alog);
     ASSERT_NE(port, 0) << "the agent did not start: " << both(alog);
     struct stat st {};
     ASSERT_EQ(::stat((expected + "/agent.sock").c_str(), &st), 0)
@@ -181,27 +211,59 @@ TEST(runtime_dir, unprivileged_agent_and_plugin_without_configuration_find_each_
         env, llog, llog + ".err");
     const auto lst = lg.wait(120s);
     ASSERT_TRUE(lst && WIFEXITED(*lst) && WEXITSTATUS(*lst) == 0) << both(llog);
-    json child;
-    std::istringstream lines(read_file(llog));
-    for (std::string l; std::getline(lines, l);)
-        if (!l.empty() && l[0] == '{' && l.find("\"total\"") == std::string::npos)
-            child = json::parse(l);
+    const json child = loadgen_child(llog);
     ASSERT_FALSE(child.is_null()) << both(llog);
     EXPECT_TRUE(child["attached_at_start"].get<bool>())
         << "the plugin did not find the agent: " << both(llog);
     const auto written = child["written"].get<std::uint64_t>();
     EXPECT_EQ(written + child["dropped"].get<std::uint64_t>(), 20000u);
 
-    double drained = -1;
-    EXPECT_TRUE(wait_until(
-        [&] {
-            drained = metrics::parse(http_get(port, "/metrics").value_or(""))
-                          .sum("plugmon_agent_events_drained_total");
-            return drained == double(written);
-        },
-        20s))
-        << "drained " << drained << " of " << written << "; " << both(alog);
+    const double drained = drained_when(port, written);
+    EXPECT_EQ(drained, double(written)) << both(alog);
     EXPECT_GT(written, 0u);
+    ::kill(agent.pid(), SIGTERM);
+    const auto ast = agent.wait(30s);
+    EXPECT_TRUE(ast && WIFEXITED(*ast) && WEXITSTATUS(*ast) == 0) << both(alog);
+}
+
+// A system agent (root, in /run/plugmon, which only root may write) and a plugin of another user
+// with no configuration: the plugin's own directory has no agent, so its probe tries the system
+// agent's socket and attaches there.
+TEST(runtime_dir, a_plugin_of_another_user_finds_the_system_agent_in_run_plugmon) {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root to run the agent as root, the plugin as nobody";
+    std::string why;
+    if (!private_tmp_and_run(why)) GTEST_SKIP() << "needs a private /run: " << why;
+    temp_dir dir;
+    ::chmod(dir.path().c_str(), 0755);
+    const std::vector<std::string> env = bare_environment({});
+
+    const std::string alog = dir.path() + "/agent.log";
+    nobody_process agent({agent_binary(), "--listen", "127.0.0.1:0", "--drain-interval", "200us"},
+                         env, alog, alog + ".err", false);
+    const int port = http_port_of(agent, alog);
+    ASSERT_NE(port, 0) << "the agent did not start: " << both(alog);
+    struct stat st {};
+    ASSERT_EQ(::stat("/run/plugmon/agent.sock", &st), 0)
+        << "the root agent is not listening in /run/plugmon: " << both(alog);
+    ASSERT_NE(::access("/run/plugmon", W_OK), -1);  // root may; nobody may not (mode 0755)
+
+    const std::string llog = dir.path() + "/loadgen.out";
+    nobody_process lg({loadgen_binary(), "--processes", "1", "--threads", "1", "--events", "5000",
+                       "--plugins", "1", "--plugin-prefix", "other-user-", "--wait-attached", "10s",
+                       "--json"},
+                      env, llog, llog + ".err");
+    const auto lst = lg.wait(120s);
+    if (lst && WIFEXITED(*lst) && WEXITSTATUS(*lst) == 127)
+        GTEST_SKIP() << "uid 65534 cannot run " << loadgen_binary() << ": " << both(llog);
+    ASSERT_TRUE(lst && WIFEXITED(*lst) && WEXITSTATUS(*lst) == 0) << both(llog);
+    const json child = loadgen_child(llog);
+    ASSERT_FALSE(child.is_null()) << both(llog);
+    EXPECT_TRUE(child["attached_at_start"].get<bool>())
+        << "the plugin did not find the system agent: " << both(llog);
+    const auto written = child["written"].get<std::uint64_t>();
+    EXPECT_GT(written, 0u);
+    const double drained = drained_when(port, written);
+    EXPECT_EQ(drained, double(written)) << both(alog);
     ::kill(agent.pid(), SIGTERM);
     const auto ast = agent.wait(30s);
     EXPECT_TRUE(ast && WIFEXITED(*ast) && WEXITSTATUS(*ast) == 0) << both(alog);

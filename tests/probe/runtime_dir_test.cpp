@@ -6,6 +6,7 @@
 
 #ifdef PLUGMON_TEST_AGENT_CONFIG
 #include "config/config.hpp"
+#include "support/scoped_env.hpp"
 #endif
 
 #include <gtest/gtest.h>
@@ -44,27 +45,7 @@ std::string rule(const char* system_dir) {
     return s;
 }
 
-/// Sets or (value nullptr) unsets an environment variable for one scope.
-class scoped_env {
-public:
-    scoped_env(const char* name, const char* value) : name_(name) {
-        if (const char* old = std::getenv(name)) old_ = old;
-        if (value != nullptr)
-            ::setenv(name, value, 1);
-        else
-            ::unsetenv(name);
-    }
-    ~scoped_env() {
-        if (old_)
-            ::setenv(name_, old_->c_str(), 1);
-        else
-            ::unsetenv(name_);
-    }
-
-private:
-    const char* name_;
-    std::optional<std::string> old_;
-};
+using plugmon::test::scoped_env;
 
 /// A directory tree every user can search: root/ (0755), holding the test's system directories.
 class dirs {

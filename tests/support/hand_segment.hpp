@@ -122,4 +122,25 @@ private:
     std::uint64_t size_ = 0;
 };
 
+/// Name ids of the hand-built query events: the caller publishes "billing", "SELECT" and
+/// "invoices" (or any names) under them.
+constexpr std::uint32_t plugin_id = layout::first_name_id;
+constexpr std::uint32_t op_id = plugin_id + 1;
+constexpr std::uint32_t table_id = plugin_id + 2;
+
+/// A valid query event for position `index` of a lane (250 ns, `rows` rows, no tenant).
+inline layout::slot query_at(std::uint64_t index, std::uint64_t rows = 1) {
+    layout::slot s{};
+    s.seq = std::uint32_t(index + 1);
+    s.kind = std::uint8_t(layout::event_kind::query);
+    s.plugin = plugin_id;
+    s.op = op_id;
+    s.table = table_id;
+    s.tenant = layout::name_empty;
+    s.start = 1000 + index;
+    s.duration = 250;
+    s.value = rows;
+    return s;
+}
+
 }  // namespace plugmon::test

@@ -1,5 +1,6 @@
 // Specifies the agent's configuration: defaults, file and flags, and the errors it reports.
 #include "config/config.hpp"
+#include "support/scoped_env.hpp"
 
 #include <cstdlib>
 #include <fstream>
@@ -62,29 +63,7 @@ protected:
     std::string path_;
 };
 
-/// Sets an environment variable for one test and restores it after.
-class scoped_env {
-public:
-    scoped_env(const char* name, const char* value) : name_(name) {
-        if (const char* old = std::getenv(name)) old_ = old;
-        if (value != nullptr)
-            ::setenv(name, value, 1);
-        else
-            ::unsetenv(name);
-    }
-    ~scoped_env() {
-        if (old_)
-            ::setenv(name_, old_->c_str(), 1);
-        else
-            ::unsetenv(name_);
-    }
-    scoped_env(const scoped_env&) = delete;
-    scoped_env& operator=(const scoped_env&) = delete;
-
-private:
-    const char* name_;
-    std::optional<std::string> old_;
-};
+using plugmon::test::scoped_env;
 
 TEST(config, defaults_match_the_design) {
     scoped_env runtime("PLUGMON_RUNTIME_DIR", "/tmp/plugmon-test-runtime");

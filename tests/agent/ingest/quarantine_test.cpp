@@ -29,24 +29,11 @@ namespace {
 using plugmon::test::hand_segment;
 using plugmon::test::segment_spec;
 
-constexpr std::uint32_t plugin_id = ly::first_name_id;
-constexpr std::uint32_t op_id = plugin_id + 1;
-constexpr std::uint32_t table_id = plugin_id + 2;
+using plugmon::test::op_id;
+using plugmon::test::plugin_id;
+using plugmon::test::query_at;
+using plugmon::test::table_id;
 constexpr std::uint32_t shared_lane = 2;  // lane_count == 2
-
-ly::slot query_at(std::uint64_t index) {
-    ly::slot s{};
-    s.seq = std::uint32_t(index + 1);
-    s.kind = std::uint8_t(ly::event_kind::query);
-    s.plugin = plugin_id;
-    s.op = op_id;
-    s.table = table_id;
-    s.tenant = ly::name_empty;
-    s.start = 1000 + index;
-    s.duration = 250;
-    s.value = 1;
-    return s;
-}
 
 bool wait_for(const std::function<bool()>& pred) {
     const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);

@@ -179,24 +179,10 @@ INSTANTIATE_TEST_SUITE_P(
 
 // ---- draining a lane ----
 
-constexpr std::uint32_t plugin_id = ly::first_name_id;  // "billing"
-constexpr std::uint32_t op_id = plugin_id + 1;          // "SELECT"
-constexpr std::uint32_t table_id = plugin_id + 2;       // "invoices"
-
-/// A valid query event for position `index` of a lane.
-ly::slot query_at(std::uint64_t index, std::uint64_t rows = 1) {
-    ly::slot s{};
-    s.seq = std::uint32_t(index + 1);
-    s.kind = std::uint8_t(ly::event_kind::query);
-    s.plugin = plugin_id;
-    s.op = op_id;
-    s.table = table_id;
-    s.tenant = ly::name_empty;
-    s.start = 1000 + index;
-    s.duration = 250;
-    s.value = rows;
-    return s;
-}
+using plugmon::test::op_id;
+using plugmon::test::plugin_id;
+using plugmon::test::query_at;
+using plugmon::test::table_id;
 
 /// Collects what a drain pass hands to the aggregation; refuses nothing unless told to.
 struct collector {
