@@ -1,6 +1,8 @@
 // The drain loop and the per-event aggregation.
 #include "ingest/drainer.hpp"
 
+#include "ingest/process_limits.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -186,9 +188,16 @@ void drain::add_resource_rows(window_batch& b, const std::vector<std::shared_ptr
         row.threads = r.threads.get();
         row.read_bytes = r.read_bytes.get();
         row.write_bytes = r.write_bytes.get();
+        const process_limits limits = read_process_limits(p->pid());
+        row.fd_limit = limits.open_files;
+        row.threads_limit = limits.processes;
         b.resources.push_back(std::move(row));
+        b.leaks.push_back({"", p->name(), p->pid(), r.leak.suspected.load(std::memory_order_relaxed),
+                           r.leak.slope.load(std::memory_order_relaxed),
+                           r.leak.r2.load(std::memory_order_relaxed)});
     }
-    for (const auto& m : store_.snapshot().memories) {
+    const series_registry::view v = store_.snapshot();
+    for (const auto& m : v.memories) {
         if (m->allocated.get() == 0) continue;
         resource_row row;
         row.at = at;
@@ -196,6 +205,15 @@ void drain::add_resource_rows(window_batch& b, const std::vector<std::shared_ptr
         row.heap_allocated_bytes = m->allocated.get();
         row.heap_freed_bytes = m->freed.get();
         b.resources.push_back(std::move(row));
+        b.leaks.push_back({m->plugin, "", 0, m->leak.suspected.load(std::memory_order_relaxed),
+                           m->leak.slope.load(std::memory_order_relaxed),
+                           m->leak.r2.load(std::memory_order_relaxed)});
+    }
+    for (const auto& pool : v.pools)
+        b.pools.push_back({pool->plugin, pool->in_use.get(), pool->idle.get(), pool->waiting.get()});
+    for (const auto& p : list) {
+        const producer::counts& c = p->stats();
+        b.drops.push_back({p->pid(), p->name(), c.full.get() + c.torn.get() + c.invalid.get()});
     }
 }
 

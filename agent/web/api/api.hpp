@@ -16,6 +16,10 @@
 
 namespace plugmon::agent {
 
+namespace alert {
+class engine;
+}
+
 /// Reloads the configuration; nullopt when it was applied, else why the new one was refused.
 using reload_function = std::function<std::optional<std::string>()>;
 
@@ -33,6 +37,12 @@ struct api_context {
     std::function<std::string()> store_json{};
     /// POST /-/reload (scope admin) calls it; empty: the route answers 404.
     reload_function reload{};
+    /// The alert engine behind /api/v1/alerts and /api/v1/silences (null: they answer 404).
+    alert::engine* alerts = nullptr;
+    /// GET /api/v1/notifications?state=dead: the dead letters as JSON (empty: 404).
+    std::function<std::string()> dead_letters{};
+    /// POST /api/v1/notifications/{id}/retry: queues a dead letter again; false: no such id.
+    std::function<bool(const std::string&)> replay_notification{};
 };
 
 /// Adds every route of the agent to `r`. The handlers keep a reference to `ctx`, which must

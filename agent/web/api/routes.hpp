@@ -13,5 +13,6 @@ void add_slow_queries_routes(router& r, const api_context& ctx);  // slow_querie
 void add_store_routes(router& r, const api_context& ctx);         // store.cpp
 void add_plugins_routes(router& r, const api_context& ctx);       // plugins.cpp
 void add_reload_routes(router& r, const api_context& ctx);        // reload.cpp
+void add_alerts_routes(router& r, const api_context& ctx);        // alerts.cpp
 
 }  // namespace plugmon::agent::api

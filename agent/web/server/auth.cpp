@@ -219,8 +219,13 @@ http_response security_layer::handle(const http_request& req) {
     try {
         if (auto refusal = check(*o, req, m, v))
             r = std::move(*refusal);
-        else
+        else if (v.token_name == "-")
             r = m.found->handler(req, m.params);
+        else {
+            http_request named = req;
+            named.principal = v.token_name;
+            r = m.found->handler(named, m.params);
+        }
     } catch (...) {
         finish(req, m, v, 500, start);
         throw;

@@ -44,6 +44,9 @@ struct http_request {
     bool has_origin = false;
     std::string sec_fetch_site;
     std::string content_type;
+    /// Who is asking: the name of the token the security layer accepted, empty when none was
+    /// needed or sent. Filled by the security layer, for handlers that record who acted.
+    std::string principal;
 };
 
 struct http_response {
