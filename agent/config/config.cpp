@@ -389,6 +389,40 @@ std::vector<std::string> read_host_list(const value_in& v) {
     return out;
 }
 
+/// `alert_rules`: a TOML string or array of strings, or a comma-separated flag; each a file or a
+/// glob, not empty.
+std::vector<std::string> read_path_list(const value_in& v) {
+    std::vector<std::string> out;
+    if (v.node != nullptr && v.node->is_array()) {
+        const auto* arr = v.node->as_array();
+        for (std::size_t i = 0; i < arr->size(); ++i) {
+            const auto* s = arr->get(i)->as_string();
+            if (s == nullptr)
+                v.fail("expected a file name or glob, got " + type_name(*arr->get(i)),
+                       "[" + std::to_string(i) + "]");
+            if (s->get().empty()) v.fail("is empty", "[" + std::to_string(i) + "]");
+            out.push_back(s->get());
+        }
+        return out;
+    }
+    if (v.node != nullptr && !v.node->is_string())
+        v.fail("expected a file name, a glob or an array of them, got " + type_name(*v.node));
+    const std::string text = read_string(v);
+    if (v.node != nullptr) {
+        if (!text.empty()) out.push_back(text);
+        return out;
+    }
+    std::string_view rest = text;
+    while (!rest.empty()) {
+        const auto comma = rest.find(',');
+        const std::string_view item = rest.substr(0, comma);
+        rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+        if (item.empty()) v.fail("has an empty entry");
+        out.emplace_back(item);
+    }
+    return out;
+}
+
 constexpr std::array<std::pair<std::string_view, spdlog::level::level_enum>, 6> log_levels{{
     {"trace", spdlog::level::trace},
     {"debug", spdlog::level::debug},
@@ -592,6 +626,19 @@ const key_spec keys[] = {
      [](config& c, const value_in& v) {
          c.postgres_downsample_after =
              read_duration(v, std::chrono::hours{24}, std::chrono::hours{24 * 3660});
+     }},
+    {"alert_rules", "FILE,...",
+     "alert rules files or globs, e.g. /etc/plugmon/alerts.d/*.toml (TOML: a string or an "
+     "array); empty: no alerting. Check them with: plugmon-agent check-rules FILE...",
+     [](config& c, const value_in& v) { c.alert_rules = read_path_list(v); }},
+    {"alert_state_dir", "DIR",
+     "where alert state and the notification outbox are kept across restarts (default "
+     "$STATE_DIRECTORY/alerts, else /var/lib/plugmon/alerts for root, else "
+     "~/.local/state/plugmon/alerts)",
+     [](config& c, const value_in& v) {
+         auto s = read_string(v);
+         if (s.empty()) v.fail("is empty");
+         c.alert_state_dir = std::move(s);
      }},
     {"postgres_backoff_max", "DURATION",
      "longest wait between reconnection attempts to PostgreSQL (default 30s)",
@@ -817,6 +864,21 @@ std::vector<token_spec> load_tokens_file(const std::string& path) {
                                            " (settings are --flags or keys in the --config file)");
 }
 
+/// The agent's state directory: $STATE_DIRECTORY (its first entry; systemd StateDirectory=),
+/// else /var/lib/plugmon for root, else $XDG_STATE_HOME/plugmon, else ~/.local/state/plugmon.
+std::string default_state_dir() {
+    const auto env = [](const char* name) -> std::string {
+        const char* v = std::getenv(name);
+        return v != nullptr ? std::string(v) : std::string();
+    };
+    if (auto state = env("STATE_DIRECTORY"); !state.empty())
+        return state.substr(0, state.find(':'));  // the first of a list
+    if (::geteuid() == 0) return "/var/lib/plugmon";
+    if (auto xdg = env("XDG_STATE_HOME"); !xdg.empty()) return xdg + "/plugmon";
+    if (auto home = env("HOME"); !home.empty()) return home + "/.local/state/plugmon";
+    return "/tmp/plugmon-" + std::to_string(::geteuid());
+}
+
 }  // namespace
 
 config_error::config_error(std::string key, const std::string& message)
@@ -829,18 +891,9 @@ std::vector<double> config::default_buckets() {
 
 std::string default_runtime_dir() { return plugmon::runtime_dir(); }
 
-std::string default_spool_dir() {
-    const auto env = [](const char* name) -> std::string {
-        const char* v = std::getenv(name);
-        return v != nullptr ? std::string(v) : std::string();
-    };
-    if (auto state = env("STATE_DIRECTORY"); !state.empty())
-        return state.substr(0, state.find(':')) + "/spool";  // the first of a list
-    if (::geteuid() == 0) return "/var/lib/plugmon/spool";
-    if (auto xdg = env("XDG_STATE_HOME"); !xdg.empty()) return xdg + "/plugmon/spool";
-    if (auto home = env("HOME"); !home.empty()) return home + "/.local/state/plugmon/spool";
-    return "/tmp/plugmon-" + std::to_string(::geteuid()) + "/spool";
-}
+std::string default_spool_dir() { return default_state_dir() + "/spool"; }
+
+std::string default_alert_state_dir() { return default_state_dir() + "/alerts"; }
 
 std::pair<std::string, std::uint16_t> split_listen(std::string_view listen) {
     std::string problem;
@@ -893,6 +946,8 @@ std::string describe(const config& c) {
         line += " postgres_downsample_after=" + format_duration(c.postgres_downsample_after);
         line += " postgres_backoff_max=" + format_duration(c.postgres_backoff_max);
     }
+    for (const auto& r : c.alert_rules) line += " alert_rules=" + r;
+    if (!c.alert_rules.empty()) line += " alert_state_dir=" + c.alert_state_dir;
     if (!c.config_file.empty()) line += " config=" + c.config_file;
     return line;
 }
@@ -924,6 +979,13 @@ config parse_command_line(int argc, const char* const* argv) {
     migrate->fallthrough();
     bool dry_run = false;
     migrate->add_flag("--dry-run", dry_run, "list the pending migrations, change nothing");
+    auto* check_rules =
+        app.add_subcommand("check-rules", "validate alert rules files; exit 0 when all are valid");
+    check_rules->fallthrough();
+    std::vector<std::string> check_files;
+    check_rules->add_option("files", check_files, "rules files or globs")
+        ->required()
+        ->type_name("FILE");
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp&) {
@@ -941,6 +1003,7 @@ config parse_command_line(int argc, const char* const* argv) {
     config c;
     c.runtime_dir = default_runtime_dir();
     c.spool_dir = default_spool_dir();
+    c.alert_state_dir = default_alert_state_dir();
     {
         char name[256] = {};
         if (::gethostname(name, sizeof name - 1) == 0 && name[0] != '\0')
@@ -951,6 +1014,10 @@ config parse_command_line(int argc, const char* const* argv) {
     if (migrate->parsed()) {
         c.command = "migrate";
         c.dry_run = dry_run;
+    }
+    if (check_rules->parsed()) {
+        c.command = "check-rules";
+        c.check_files = std::move(check_files);
     }
     if (config_option->count() > 0) {
         c.config_file = config_path;

@@ -90,10 +90,19 @@ struct config {
     std::chrono::nanoseconds postgres_downsample_after = std::chrono::hours{48};
     /// Longest wait between reconnection attempts (exponential backoff with jitter up to it).
     std::chrono::nanoseconds postgres_backoff_max = std::chrono::seconds{30};
+    /// Alert rules files: paths or glob(3) patterns (TOML: a string or an array of strings;
+    /// flag: comma-separated). Empty: no alerting.
+    std::vector<std::string> alert_rules;
+    /// Where the alert engine keeps its state and notification outbox across restarts
+    /// (default: see default_alert_state_dir()).
+    std::string alert_state_dir;
     /// The file the configuration was read from (empty: none). Not a key; set by --config.
     std::string config_file;
-    /// The subcommand: "run" (the daemon) or "migrate" (apply the schema and exit). Not a key.
+    /// The subcommand: "run" (the daemon), "migrate" (apply the schema and exit) or
+    /// "check-rules" (validate alert rules files and exit 0 or 1). Not a key.
     std::string command = "run";
+    /// check-rules FILE...: the files (or globs) to validate. Not a key.
+    std::vector<std::string> check_files;
     /// migrate --dry-run: list the pending migrations, change nothing. Not a key.
     bool dry_run = false;
 
@@ -141,6 +150,11 @@ std::string default_runtime_dir();
 /// /var/lib/plugmon/spool for root, else $XDG_STATE_HOME/plugmon/spool, else
 /// ~/.local/state/plugmon/spool.
 std::string default_spool_dir();
+
+/// The alert state directory by default: $STATE_DIRECTORY/alerts, else the parent of the
+/// default spool directory plus /alerts (/var/lib/plugmon/alerts for root, else
+/// $XDG_STATE_HOME/plugmon/alerts, else ~/.local/state/plugmon/alerts).
+std::string default_alert_state_dir();
 
 /// Splits and checks "host:port" / "[v6]:port"; the host comes back without brackets.
 /// Throws config_error naming `listen`.

@@ -435,8 +435,9 @@ TEST(describe, summarises_on_one_line_with_secrets_masked) {
 }
 
 TEST_F(config_file, reads_per_plugin_slow_query_thresholds_from_a_table_or_a_flag) {
-    const auto& path = write("slow_query_threshold = \"2s\"\n"
-                             "[slow_query_thresholds]\nbilling = \"200ms\"\nsearch = \"5s\"\n");
+    const auto& path = write(
+        "slow_query_threshold = \"2s\"\n"
+        "[slow_query_thresholds]\nbilling = \"200ms\"\nsearch = \"5s\"\n");
     const config c = parse({"--config", path});
     EXPECT_EQ(c.slow_threshold_for("billing"), 200ms);
     EXPECT_EQ(c.slow_threshold_for("search"), 5s);
@@ -452,27 +453,38 @@ TEST_F(config_file, rejects_a_bad_per_plugin_threshold_naming_the_plugin) {
     const auto e = error_of([&] { parse({"--config", path}); });
     EXPECT_EQ(e.key(), "slow_query_thresholds.billing");
     EXPECT_THAT(e.what(), HasSubstr("\"soon\" is not a duration"));
-    EXPECT_THAT(error_of([] { parse({"--slow-query-thresholds", "billing"}); }).what(),
+    EXPECT_THAT(error_of([] {
+                    parse({"--slow-query-thresholds", "billing"});
+                }).what(),
                 HasSubstr("\"billing\" is not PLUGIN=DURATION"));
-    EXPECT_THAT(error_of([] { parse({"--slow-query-thresholds", "=1s"}); }).what(),
+    EXPECT_THAT(error_of([] {
+                    parse({"--slow-query-thresholds", "=1s"});
+                }).what(),
                 HasSubstr("a plugin name is empty"));
 }
 
 TEST(config, validates_leak_detection_settings) {
-    const config c = parse({"--leak-window", "30s", "--leak-min-growth", "4096", "--leak-min-r2", "0.95"});
+    const config c =
+        parse({"--leak-window", "30s", "--leak-min-growth", "4096", "--leak-min-r2", "0.95"});
     EXPECT_EQ(c.leak_window, 30s);
     EXPECT_EQ(c.leak_min_growth, 4096u);
     EXPECT_DOUBLE_EQ(c.leak_min_r2, 0.95);
-    EXPECT_THAT(error_of([] { parse({"--leak-min-r2", "1.5"}); }).what(),
+    EXPECT_THAT(error_of([] {
+                    parse({"--leak-min-r2", "1.5"});
+                }).what(),
                 HasSubstr("leak_min_r2: 1.5 is out of range (0..1)"));
-    EXPECT_THAT(error_of([] { parse({"--leak-window", "1s"}); }).what(), HasSubstr("leak_window: 1s is out of range"));
+    EXPECT_THAT(error_of([] {
+                    parse({"--leak-window", "1s"});
+                }).what(),
+                HasSubstr("leak_window: 1s is out of range"));
     EXPECT_EQ(parse({"--series-expiry-windows", "0"}).series_expiry_windows, 0u);
 }
 
 TEST(config, reads_the_store_settings_with_sizes_and_day_durations) {
-    const config c = parse({"--postgres", "postgresql://u@h/db", "--spool-dir", "/var/tmp/sp", "--spool-max-bytes",
-                            "64MiB", "--postgres-retention", "90d", "--postgres-downsample-after", "36h",
-                            "--postgres-backoff-max", "5s", "--host", "edge-7"});
+    const config c = parse({"--postgres", "postgresql://u@h/db", "--spool-dir", "/var/tmp/sp",
+                            "--spool-max-bytes", "64MiB", "--postgres-retention", "90d",
+                            "--postgres-downsample-after", "36h", "--postgres-backoff-max", "5s",
+                            "--host", "edge-7"});
     EXPECT_EQ(c.spool_dir, "/var/tmp/sp");
     EXPECT_EQ(c.spool_max_bytes, 64u << 20);
     EXPECT_EQ(c.postgres_retention, std::chrono::hours(24 * 90));
@@ -490,16 +502,28 @@ TEST(config, reads_the_store_settings_with_sizes_and_day_durations) {
 }
 
 TEST(config, refuses_bad_store_settings_naming_the_key) {
-    EXPECT_THAT(error_of([] { parse({"--spool-max-bytes", "lots"}); }).what(),
+    EXPECT_THAT(error_of([] {
+                    parse({"--spool-max-bytes", "lots"});
+                }).what(),
                 HasSubstr("spool_max_bytes: is not a size"));
-    EXPECT_THAT(error_of([] { parse({"--spool-max-bytes", "1KiB"}); }).what(),
+    EXPECT_THAT(error_of([] {
+                    parse({"--spool-max-bytes", "1KiB"});
+                }).what(),
                 HasSubstr("spool_max_bytes: 1024 is out of range (1MiB..1TiB)"));
-    EXPECT_THAT(error_of([] { parse({"--postgres-retention", "2h"}); }).what(),
+    EXPECT_THAT(error_of([] {
+                    parse({"--postgres-retention", "2h"});
+                }).what(),
                 HasSubstr("postgres_retention: 2h is out of range"));
-    EXPECT_THAT(error_of([] { parse({"--postgres-retention", "3d", "--postgres-downsample-after", "3d"}); }).what(),
-                HasSubstr("postgres_downsample_after: 3d is not shorter than postgres_retention (3d)"));
+    EXPECT_THAT(
+        error_of([] {
+            parse({"--postgres-retention", "3d", "--postgres-downsample-after", "3d"});
+        }).what(),
+        HasSubstr("postgres_downsample_after: 3d is not shorter than postgres_retention (3d)"));
     EXPECT_EQ(error_of([] { parse({"migrate"}); }).key(), "postgres");
-    EXPECT_THAT(error_of([] { parse({"migrate", "--dry-run"}); }).what(), HasSubstr("migrate needs a database"));
+    EXPECT_THAT(error_of([] {
+                    parse({"migrate", "--dry-run"});
+                }).what(),
+                HasSubstr("migrate needs a database"));
 }
 
 TEST(config, migrate_is_a_subcommand_taking_the_daemons_options_before_or_after_it) {
@@ -512,6 +536,68 @@ TEST(config, migrate_is_a_subcommand_taking_the_daemons_options_before_or_after_
     EXPECT_FALSE(b.dry_run);
 }
 
+TEST(config, alerting_is_off_by_default_and_its_state_sits_beside_the_spool) {
+    {
+        scoped_env state("STATE_DIRECTORY", "/var/lib/plugmon-a:/var/lib/other");
+        const config c = parse({});
+        EXPECT_TRUE(c.alert_rules.empty());
+        EXPECT_EQ(c.alert_state_dir, "/var/lib/plugmon-a/alerts");
+        EXPECT_EQ(c.spool_dir, "/var/lib/plugmon-a/spool");
+    }
+    scoped_env state("STATE_DIRECTORY", nullptr);
+    scoped_env xdg("XDG_STATE_HOME", "/home/u/.state");
+    EXPECT_EQ(default_alert_state_dir(),
+              ::geteuid() == 0 ? "/var/lib/plugmon/alerts" : "/home/u/.state/plugmon/alerts");
+    EXPECT_EQ(default_spool_dir(),
+              ::geteuid() == 0 ? "/var/lib/plugmon/spool" : "/home/u/.state/plugmon/spool");
+}
+
+TEST_F(config_file, reads_alert_rules_as_a_string_an_array_or_a_flag) {
+    EXPECT_EQ(
+        parse({"--config", write("alert_rules = \"/etc/plugmon/alerts.toml\"\n")}).alert_rules,
+        std::vector<std::string>{"/etc/plugmon/alerts.toml"});
+    const config c = parse({"--config", write("alert_rules = [\"/a.toml\", \"/d/*.toml\"]\n"
+                                              "alert_state_dir = \"/srv/alerts\"\n")});
+    EXPECT_EQ(c.alert_rules, (std::vector<std::string>{"/a.toml", "/d/*.toml"}));
+    EXPECT_EQ(c.alert_state_dir, "/srv/alerts");
+    EXPECT_EQ(parse({"--alert-rules", "/a.toml,/b.toml"}).alert_rules,
+              (std::vector<std::string>{"/a.toml", "/b.toml"}));
+    EXPECT_TRUE(parse({"--config", write("alert_rules = \"\"\n")}).alert_rules.empty());
+    const std::string line = describe(c);
+    EXPECT_THAT(line, HasSubstr("alert_rules=/a.toml alert_rules=/d/*.toml"));
+    EXPECT_THAT(line, HasSubstr("alert_state_dir=/srv/alerts"));
+}
+
+TEST_F(config_file, refuses_bad_alert_settings_naming_the_key) {
+    const auto bad_type = error_of([&] { parse({"--config", write("alert_rules = 3\n")}); });
+    EXPECT_EQ(bad_type.key(), "alert_rules");
+    EXPECT_THAT(bad_type.what(), HasSubstr("expected a file name, a glob or an array"));
+    const auto bad_item = error_of([&] {
+        parse({"--config", write("alert_rules = [\"/a\", 1]\n")});
+    });
+    EXPECT_THAT(bad_item.what(), HasSubstr("alert_rules[1]: expected a file name or glob"));
+    EXPECT_EQ(error_of([&] {
+                  parse({"--config", write("alert_state_dir = \"\"\n")});
+              }).key(),
+              "alert_state_dir");
+    EXPECT_THAT(error_of([] {
+                    parse({"--alert-rules", "/a,,/b"});
+                }).what(),
+                HasSubstr("empty entry"));
+}
+
+TEST(config, check_rules_is_a_subcommand_with_files) {
+    const config a = parse({"check-rules", "/a.toml", "/d/*.toml"});
+    EXPECT_EQ(a.command, "check-rules");
+    EXPECT_EQ(a.check_files, (std::vector<std::string>{"/a.toml", "/d/*.toml"}));
+    const config b = parse({"--log-level", "warn", "check-rules", "/a.toml"});
+    EXPECT_EQ(b.command, "check-rules");
+    EXPECT_EQ(b.check_files, std::vector<std::string>{"/a.toml"});
+    EXPECT_EQ(error_of([] { parse({"check-rules"}); }).key(), "command line");
+    EXPECT_EQ(parse({}).command, "run");
+    EXPECT_TRUE(parse({}).check_files.empty());
+}
+
 /// A tokens file beside the config file, with the given permission bits.
 std::string write_tokens(const std::string& dir, const std::string& text, mode_t mode) {
     const std::string path = dir + "/tokens.toml";
@@ -521,7 +607,8 @@ std::string write_tokens(const std::string& dir, const std::string& text, mode_t
 }
 
 // Two digests in the form `printf %s SECRET | sha256sum` prints (which secrets does not matter here).
-constexpr const char* grafana_sha = "d7a63fa47a5e5c8e1c4c3b1e8e6d1b1f2bd1f4f7b9a4a5c1e4b7d4c7a2f0e1d3";
+constexpr const char* grafana_sha =
+    "d7a63fa47a5e5c8e1c4c3b1e8e6d1b1f2bd1f4f7b9a4a5c1e4b7d4c7a2f0e1d3";
 constexpr const char* ops_sha = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
 
 const std::string two_tokens = std::string(R"([[token]]
@@ -573,18 +660,22 @@ TEST_F(config_file, refuses_unknown_keys_and_bad_entries_in_the_tokens_file) {
         return std::string(e.what());
     };
     const std::string digest = std::string("sha256 = \"") + grafana_sha + "\"\n";
-    EXPECT_THAT(problem("[[token]]\nname = \"a\"\nscopes = [\"read\"]\n" + digest + "secret = \"x\"\n"),
-                HasSubstr("unknown key \"secret\""));
+    EXPECT_THAT(
+        problem("[[token]]\nname = \"a\"\nscopes = [\"read\"]\n" + digest + "secret = \"x\"\n"),
+        HasSubstr("unknown key \"secret\""));
     EXPECT_THAT(problem("tokens = 1\n"), HasSubstr("unknown key \"tokens\""));
     EXPECT_THAT(problem("[[token]]\nname = \"a\"\nscopes = [\"write\"]\n" + digest),
                 HasSubstr("\"write\" is not one of"));
     EXPECT_THAT(problem("[[token]]\nname = \"a\"\nscopes = [\"read\"]\nsha256 = \"abc\"\n"),
                 HasSubstr("sha256: expected 64 hex digits"));
-    EXPECT_THAT(problem("[[token]]\nname = \"a\"\nscopes = [\"read\"]\n"), HasSubstr("needs name, scopes and sha256"));
-    EXPECT_THAT(problem("[[token]]\nname = \"a\"\nscopes = [\"read\"]\n" + digest +
-                        "[[token]]\nname = \"a\"\nscopes = [\"admin\"]\nsha256 = \"" + ops_sha + "\"\n"),
-                HasSubstr("used twice"));
-    EXPECT_THAT(problem("[[token]]\nname = \"api_token\"\nscopes = [\"read\"]\n" + digest), HasSubstr("reserved"));
+    EXPECT_THAT(problem("[[token]]\nname = \"a\"\nscopes = [\"read\"]\n"),
+                HasSubstr("needs name, scopes and sha256"));
+    EXPECT_THAT(
+        problem("[[token]]\nname = \"a\"\nscopes = [\"read\"]\n" + digest +
+                "[[token]]\nname = \"a\"\nscopes = [\"admin\"]\nsha256 = \"" + ops_sha + "\"\n"),
+        HasSubstr("used twice"));
+    EXPECT_THAT(problem("[[token]]\nname = \"api_token\"\nscopes = [\"read\"]\n" + digest),
+                HasSubstr("reserved"));
 }
 
 TEST_F(config_file, a_missing_tokens_file_is_a_config_error) {
@@ -602,29 +693,42 @@ TEST(config, http_security_keys_default_to_open_reads_and_loopback_hosts) {
 }
 
 TEST_F(config_file, reads_read_requires_token_and_http_allowed_hosts) {
-    const config c = parse({"--config", write("api_token = \"t\"\nread_requires_token = true\n"
-                                              "http_allowed_hosts = [\"Agent.Example.com\", \"[fd00::1]\"]\n")});
+    const config c =
+        parse({"--config", write("api_token = \"t\"\nread_requires_token = true\n"
+                                 "http_allowed_hosts = [\"Agent.Example.com\", \"[fd00::1]\"]\n")});
     EXPECT_TRUE(c.read_requires_token);
     EXPECT_EQ(c.http_allowed_hosts, (std::vector<std::string>{"agent.example.com", "fd00::1"}));
-    const config f = parse({"--http-allowed-hosts", "a.example, b.example", "--read-requires-token", "false"});
+    const config f =
+        parse({"--http-allowed-hosts", "a.example, b.example", "--read-requires-token", "false"});
     EXPECT_EQ(f.http_allowed_hosts, (std::vector<std::string>{"a.example", "b.example"}));
     EXPECT_FALSE(f.read_requires_token);
 }
 
 TEST_F(config_file, refuses_bad_http_security_values_naming_the_key) {
-    EXPECT_THAT(error_of([&] { parse({"--config", write("read_requires_token = \"yes\"\n")}); }).what(),
+    EXPECT_THAT(error_of([&] {
+                    parse({"--config", write("read_requires_token = \"yes\"\n")});
+                }).what(),
                 HasSubstr("read_requires_token: expected true or false"));
-    EXPECT_THAT(error_of([] { parse({"--read-requires-token", "maybe"}); }).what(),
+    EXPECT_THAT(error_of([] {
+                    parse({"--read-requires-token", "maybe"});
+                }).what(),
                 HasSubstr("read_requires_token: \"maybe\" is not true or false"));
     const auto no_token = error_of([] { parse({"--read-requires-token", "true"}); });
     EXPECT_EQ(no_token.key(), "read_requires_token");
     EXPECT_THAT(no_token.what(), HasSubstr("no token is configured"));
-    EXPECT_THAT(error_of([&] { parse({"--config", write("http_allowed_hosts = \"a.example\"\n")}); }).what(),
+    EXPECT_THAT(error_of([&] {
+                    parse({"--config", write("http_allowed_hosts = \"a.example\"\n")});
+                }).what(),
                 HasSubstr("http_allowed_hosts: expected an array of host names"));
-    EXPECT_THAT(error_of([&] { parse({"--config", write("http_allowed_hosts = [\"ok.example\", \"bad host:80\"]\n")}); })
-                    .what(),
-                HasSubstr("http_allowed_hosts[1]: \"bad host:80\" is not a host name"));
-    EXPECT_EQ(error_of([] { parse({"--http-allowed-hosts", "x.example,,y.example"}); }).key(), "http_allowed_hosts");
+    EXPECT_THAT(
+        error_of([&] {
+            parse({"--config", write("http_allowed_hosts = [\"ok.example\", \"bad host:80\"]\n")});
+        }).what(),
+        HasSubstr("http_allowed_hosts[1]: \"bad host:80\" is not a host name"));
+    EXPECT_EQ(error_of([] {
+                  parse({"--http-allowed-hosts", "x.example,,y.example"});
+              }).key(),
+              "http_allowed_hosts");
 }
 
 }  // namespace
