@@ -25,7 +25,14 @@ void check_batch(std::string_view input) {
     try {
         const batch b = decode_batch(input);
         const std::string again = encode_batch(b);
-        require(again == input);  // one encoding per batch
+        // One encoding per batch. A version-1 payload (the previous release's spool) comes back
+        // as version 2: the version word changed and an empty alert section appended.
+        std::string expected(input);
+        if (expected[4] == 1) {
+            expected[4] = 2;
+            expected.append(4, '\0');
+        }
+        require(again == expected);
         // A frame around it must parse back to the same payload.
         const std::string rec = encode_record(b.seq, b.rows(), again);
         const record_header h = parse_record_header(rec);

@@ -5,12 +5,13 @@
 #include <cstring>
 #include <limits>
 #include <string>
+#include <vector>
 
 namespace plugmon::agent::store {
 
 std::size_t batch::rows() const {
     return window.queries.size() + window.executions.size() + window.slow.size() +
-           window.resources.size();
+           window.resources.size() + window.alerts.size();
 }
 
 std::uint64_t batch::calls() const {
@@ -30,6 +31,23 @@ constexpr std::size_t query_min = 4 * str_min + 9 * 8 + str_min;
 constexpr std::size_t execution_min = 2 * str_min + 4 * 8;
 constexpr std::size_t slow_min = 8 + 5 * str_min + 3 * 8 + 1 + 4;
 constexpr std::size_t resource_min = 8 + 4 + 2 * str_min + 8 * 8;
+constexpr std::size_t alert_min = 8 + 8 + 6 * str_min + 8 + 4 * str_min + 3 * 8;
+
+// An f64 travels as its IEEE 754 bit pattern (any pattern, NaNs included, round-trips).
+static_assert(sizeof(double) == sizeof(std::uint64_t) && std::numeric_limits<double>::is_iec559,
+              "the payload stores doubles as IEEE 754 binary64");
+
+std::uint64_t f64_bits(double v) {
+    std::uint64_t bits;
+    std::memcpy(&bits, &v, sizeof bits);
+    return bits;
+}
+
+double f64_from_bits(std::uint64_t bits) {
+    double v;
+    std::memcpy(&v, &bits, sizeof v);
+    return v;
+}
 
 std::int64_t to_ns(system_clock::time_point t) {
     return std::chrono::duration_cast<nanoseconds>(t.time_since_epoch()).count();
@@ -142,26 +160,9 @@ private:
     std::size_t index_ = 0;
 };
 
-}  // namespace
-
-std::string encode_batch(const batch& b) {
-    const window_batch& w = b.window;
-    std::string out;
-    out.reserve(64 + b.host.size() + w.queries.size() * (query_min + 64) +
-                w.executions.size() * (execution_min + 32) + w.slow.size() * (slow_min + 128) +
-                w.resources.size() * (resource_min + 32));
-    writer o(out);
-    out.append(batch_magic, sizeof batch_magic);
-    o.u16(batch_format_version);
-    o.u16(0);  // flags
-    o.str(b.host, "host");
-    o.u64(b.run_id);
-    o.u64(b.seq);
-    o.i64(to_ns(w.bucket_start));
-    o.i64(w.length.count());
-
-    o.count(w.queries.size(), "queries");
-    for (const query_rollup& q : w.queries) {
+void encode_queries(writer& o, const std::vector<query_rollup>& queries) {
+    o.count(queries.size(), "queries");
+    for (const query_rollup& q : queries) {
         o.str(q.plugin, "queries.plugin");
         o.str(q.op, "queries.op");
         o.str(q.table, "queries.table");
@@ -171,6 +172,9 @@ std::string encode_batch(const batch& b) {
             o.u64(v);
         o.str(q.sketch, "queries.sketch");
     }
+}
+
+void encode_samples(writer& o, const window_batch& w) {
     o.count(w.executions.size(), "executions");
     for (const execution_rollup& e : w.executions) {
         o.str(e.plugin, "executions.plugin");
@@ -199,28 +203,32 @@ std::string encode_batch(const batch& b) {
                                 r.write_bytes, r.heap_allocated_bytes, r.heap_freed_bytes})
             o.u64(v);
     }
-    return out;
 }
 
-batch decode_batch(std::string_view payload) {
-    reader in(payload);
-    batch b;
-    window_batch& w = b.window;
-    in.magic(batch_magic);
-    if (const std::uint16_t v = in.u16("version"); v != batch_format_version)
-        in.fail("version", "unsupported format version " + std::to_string(v) +
-                               " (this build reads " + std::to_string(batch_format_version) + ")");
-    if (const std::uint16_t f = in.u16("flags"); f != 0)
-        in.fail("flags", "reserved bits set (" + std::to_string(f) + ")");
-    b.host = in.str("host");
-    b.run_id = in.u64("run_id");
-    b.seq = in.u64("seq");
-    w.bucket_start = from_ns(in.i64("bucket_start"));
-    w.length = nanoseconds(in.i64("length"));
+void encode_alerts(writer& o, const std::vector<alert_row>& alerts) {
+    o.count(alerts.size(), "alerts");
+    for (const alert_row& a : alerts) {
+        o.i64(to_ns(a.at));
+        o.u64(a.seq);
+        o.str(a.fingerprint, "alerts.fingerprint");
+        o.str(a.rule, "alerts.rule");
+        o.str(a.episode, "alerts.episode");
+        o.str(a.event, "alerts.event");
+        o.str(a.state, "alerts.state");
+        o.str(a.severity, "alerts.severity");
+        o.u64(f64_bits(a.value));
+        o.str(a.detail, "alerts.detail");
+        o.str(a.labels_json, "alerts.labels_json");
+        o.str(a.annotations_json, "alerts.annotations_json");
+        o.str(a.ack_json, "alerts.ack_json");
+        for (const auto t : {a.active_at, a.fired_at, a.resolved_at}) o.i64(to_ns(t));
+    }
+}
 
-    w.queries.resize(in.count("queries", query_min));
-    for (std::size_t i = 0; i < w.queries.size(); ++i) {
-        query_rollup& q = w.queries[i];
+void decode_queries(reader& in, std::vector<query_rollup>& queries) {
+    queries.resize(in.count("queries", query_min));
+    for (std::size_t i = 0; i < queries.size(); ++i) {
+        query_rollup& q = queries[i];
         in.at("queries", i);
         q.plugin = in.str("plugin");
         q.op = in.str("op");
@@ -238,9 +246,12 @@ batch decode_batch(std::string_view payload) {
         q.sketch = in.str("sketch");
     }
     in.top();
-    w.executions.resize(in.count("executions", execution_min));
-    for (std::size_t i = 0; i < w.executions.size(); ++i) {
-        execution_rollup& e = w.executions[i];
+}
+
+void decode_executions(reader& in, std::vector<execution_rollup>& executions) {
+    executions.resize(in.count("executions", execution_min));
+    for (std::size_t i = 0; i < executions.size(); ++i) {
+        execution_rollup& e = executions[i];
         in.at("executions", i);
         e.plugin = in.str("plugin");
         e.tenant = in.str("tenant");
@@ -250,9 +261,12 @@ batch decode_batch(std::string_view payload) {
         e.cpu_ns = in.u64("cpu_ns");
     }
     in.top();
-    w.slow.resize(in.count("slow", slow_min));
-    for (std::size_t i = 0; i < w.slow.size(); ++i) {
-        slow_sample& s = w.slow[i];
+}
+
+void decode_slow(reader& in, std::vector<slow_sample>& slow) {
+    slow.resize(in.count("slow", slow_min));
+    for (std::size_t i = 0; i < slow.size(); ++i) {
+        slow_sample& s = slow[i];
         in.at("slow", i);
         s.at = from_ns(in.i64("at"));
         s.plugin = in.str("plugin");
@@ -269,9 +283,12 @@ batch decode_batch(std::string_view payload) {
         s.pid = in.i32("pid");
     }
     in.top();
-    w.resources.resize(in.count("resources", resource_min));
-    for (std::size_t i = 0; i < w.resources.size(); ++i) {
-        resource_row& r = w.resources[i];
+}
+
+void decode_resources(reader& in, std::vector<resource_row>& resources) {
+    resources.resize(in.count("resources", resource_min));
+    for (std::size_t i = 0; i < resources.size(); ++i) {
+        resource_row& r = resources[i];
         in.at("resources", i);
         r.at = from_ns(in.i64("at"));
         r.pid = in.i32("pid");
@@ -287,8 +304,81 @@ batch decode_batch(std::string_view payload) {
         r.heap_freed_bytes = in.u64("heap_freed_bytes");
     }
     in.top();
+}
+
+void decode_alerts(reader& in, std::vector<alert_row>& alerts) {
+    alerts.resize(in.count("alerts", alert_min));
+    for (std::size_t i = 0; i < alerts.size(); ++i) {
+        alert_row& a = alerts[i];
+        in.at("alerts", i);
+        a.at = from_ns(in.i64("at"));
+        a.seq = in.u64("seq");
+        a.fingerprint = in.str("fingerprint");
+        a.rule = in.str("rule");
+        a.episode = in.str("episode");
+        a.event = in.str("event");
+        a.state = in.str("state");
+        a.severity = in.str("severity");
+        a.value = f64_from_bits(in.u64("value"));
+        a.detail = in.str("detail");
+        a.labels_json = in.str("labels_json");
+        a.annotations_json = in.str("annotations_json");
+        a.ack_json = in.str("ack_json");
+        a.active_at = from_ns(in.i64("active_at"));
+        a.fired_at = from_ns(in.i64("fired_at"));
+        a.resolved_at = from_ns(in.i64("resolved_at"));
+    }
+    in.top();
+}
+
+}  // namespace
+
+std::string encode_batch(const batch& b) {
+    const window_batch& w = b.window;
+    std::string out;
+    out.reserve(64 + b.host.size() + w.queries.size() * (query_min + 64) +
+                w.executions.size() * (execution_min + 32) + w.slow.size() * (slow_min + 128) +
+                w.resources.size() * (resource_min + 32) + w.alerts.size() * (alert_min + 256));
+    writer o(out);
+    out.append(batch_magic, sizeof batch_magic);
+    o.u16(batch_format_version);
+    o.u16(0);  // flags
+    o.str(b.host, "host");
+    o.u64(b.run_id);
+    o.u64(b.seq);
+    o.i64(to_ns(w.bucket_start));
+    o.i64(w.length.count());
+    encode_queries(o, w.queries);
+    encode_samples(o, w);
+    encode_alerts(o, w.alerts);
+    return out;
+}
+
+batch decode_batch(std::string_view payload) {
+    reader in(payload);
+    batch b;
+    window_batch& w = b.window;
+    in.magic(batch_magic);
+    const std::uint16_t version = in.u16("version");
+    if (version < batch_oldest_format_version || version > batch_format_version)
+        in.fail("version", "unsupported format version " + std::to_string(version) +
+                               " (this build reads " + std::to_string(batch_oldest_format_version) +
+                               " to " + std::to_string(batch_format_version) + ")");
+    if (const std::uint16_t f = in.u16("flags"); f != 0)
+        in.fail("flags", "reserved bits set (" + std::to_string(f) + ")");
+    b.host = in.str("host");
+    b.run_id = in.u64("run_id");
+    b.seq = in.u64("seq");
+    w.bucket_start = from_ns(in.i64("bucket_start"));
+    w.length = nanoseconds(in.i64("length"));
+    decode_queries(in, w.queries);
+    decode_executions(in, w.executions);
+    decode_slow(in, w.slow);
+    decode_resources(in, w.resources);
+    if (version >= 2) decode_alerts(in, w.alerts);
     if (in.left() != 0)
-        in.fail("end", std::to_string(in.left()) + " trailing bytes after the last resource row");
+        in.fail("end", std::to_string(in.left()) + " trailing bytes after the last " +
+                           (version >= 2 ? "alert row" : "resource row"));
     return b;
 }
 

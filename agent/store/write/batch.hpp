@@ -29,20 +29,21 @@ struct batch {
     std::uint64_t seq = 0;     ///< 1, 2, ... per run
     window_batch window;
 
-    /// Rows the window would write: queries + executions + slow samples + resource rows.
+    /// Rows the window would write: queries + executions + slow samples + resource rows + alert
+    /// rows (each alert row is one row of plugmon.alert_events).
     std::size_t rows() const;
     /// The sum of the query rollups' calls (wraps modulo 2^64, like the counters it sums).
     std::uint64_t calls() const;
 };
 
-/// The payload format (version 1). Every integer is little-endian and fixed width; a `str` is a
+/// The payload format (version 2). Every integer is little-endian and fixed width; a `str` is a
 /// u32 byte length followed by that many bytes (any bytes: the sketch is binary); time points and
-/// durations are i64 nanoseconds (time points since the Unix epoch). Nothing may follow the last
-/// resource row, so a payload has exactly one encoding.
+/// durations are i64 nanoseconds (time points since the Unix epoch); an f64 is the IEEE 754 bit
+/// pattern as a u64. Nothing may follow the last alert row, so a payload has exactly one encoding.
 ///
 ///    0       4         6        8
 ///   +-------+---------+--------+----------+--------+--------+--------------+--------+
-///   | PMBA  | ver = 1 | flags  | host     | run_id | seq    | bucket_start | length |
+///   | PMBA  | ver = 2 | flags  | host     | run_id | seq    | bucket_start | length |
 ///   | 4 B   | u16     | u16 = 0| str      | u64    | u64    | i64 ns       | i64 ns |
 ///   +-------+---------+--------+----------+--------+--------+--------------+--------+
 ///   | u32 n | n × query_rollup:     str plugin, op, table, tenant;                       |
@@ -56,22 +57,35 @@ struct batch {
 ///   | u32 n | n × resource_row:     i64 at; i32 pid; str process, plugin; u64 rss_bytes, |
 ///   |       |                       cpu_ns, open_fds, threads, read_bytes, write_bytes,  |
 ///   |       |                       heap_allocated_bytes, heap_freed_bytes               |
+///   | u32 n | n × alert_row:        i64 at; u64 seq; str fingerprint, rule, episode,     |
+///   |       |                       event, state, severity; f64 value; str detail,       |
+///   |       |                       labels_json, annotations_json, ack_json;             |
+///   |       |                       i64 active_at, fired_at, resolved_at                 |
 ///   +-------+--------------------------------------------------------------------------+
+///
+/// Version 1 (the previous release's spool) is the same without the alert section, new in
+/// version 2: it ends after the last resource row, and decodes to a batch without alert rows.
+/// Re-encoding such a batch gives version 2 (the version word changed, an empty alert section
+/// appended). resource_row::fd_limit and threads_limit are not stored (PostgreSQL has no column
+/// for them) and decode as 0; so are the window's pools, leaks and drops (for alerts only).
 ///
 /// A reader of a later version must refuse a payload whose version it does not know.
 inline constexpr char batch_magic[4] = {'P', 'M', 'B', 'A'};
-inline constexpr std::uint16_t batch_format_version = 1;
+inline constexpr std::uint16_t batch_format_version = 2;
+/// The oldest payload version decode_batch still reads.
+inline constexpr std::uint16_t batch_oldest_format_version = 1;
 
 /// Encodes `b` as a self-contained payload (see the format above). Throws spool_error if a
 /// string is longer than 4 GiB - 1 or a vector has more than 2^32 - 1 elements, std::bad_alloc
 /// if memory runs out. Thread safety: reentrant.
 std::string encode_batch(const batch& b);
 
-/// Decodes and validates a payload made by encode_batch. Throws spool_error naming the first
-/// bad field (magic, version, flags, a truncated field, a count or length larger than the bytes
-/// left, an error flag other than 0 or 1, trailing bytes). Never reads outside `payload`, and
-/// checks every count and length against the bytes left before allocating, so memory use is
-/// bounded by a small multiple of the payload's size. Thread safety: reentrant.
+/// Decodes and validates a payload made by encode_batch, of this version or of version 1 (then
+/// without alert rows). Throws spool_error naming the first bad field (magic, version, flags, a
+/// truncated field, e.g. "batch: alerts[0].ack_json: truncated ...", a count or length larger
+/// than the bytes left, an error flag other than 0 or 1, trailing bytes). Never reads outside
+/// `payload`, and checks every count and length against the bytes left before allocating, so
+/// memory use is bounded by a small multiple of the payload's size. Thread safety: reentrant.
 batch decode_batch(std::string_view payload);
 
 }  // namespace plugmon::agent::store

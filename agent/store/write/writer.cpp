@@ -18,6 +18,7 @@
 #include <ctime>
 #include <future>
 #include <limits>
+#include <optional>
 #include <random>
 #include <vector>
 
@@ -156,6 +157,25 @@ public:
         }
         return *this;
     }
+    /// double precision: shortest round-trip digits; NaN and infinities by their SQL names.
+    copy_line& real(double v) {
+        sep();
+        if (std::isnan(v)) {
+            line_ += "NaN";
+        } else if (std::isinf(v)) {
+            line_ += v > 0 ? "Infinity" : "-Infinity";
+        } else {
+            char buf[32];
+            const auto r = std::to_chars(buf, buf + sizeof buf, v);
+            line_.append(buf, r.ptr);
+        }
+        return *this;
+    }
+    copy_line& null() {
+        sep();
+        line_ += "\\N";
+        return *this;
+    }
     const std::string& str() const { return line_; }
     void clear() {
         line_.clear();
@@ -261,6 +281,7 @@ void count_rows(writer::per_table& by_table, const window_batch& w) {
     at(t::execution_rollups).fetch_add(w.executions.size());
     at(t::slow_queries).fetch_add(w.slow.size());
     at(t::resource_samples).fetch_add(w.resources.size());
+    at(t::alert_events).fetch_add(w.alerts.size());
 }
 
 constexpr std::int64_t maintenance_lock_key = 0x706c75676d6f6e01;  // "plugmon" + 1
@@ -290,22 +311,41 @@ void writer::start() {
 void writer::submit(window_batch&& w) {
     batch b;
     b.window = std::move(w);
+    if (b.rows() == 0) return;
+    enqueue(std::move(b));
+}
+
+void writer::submit_alerts(std::vector<alert_row> rows) {
+    if (rows.empty()) return;
+    batch b;
+    b.window.bucket_start = rows.front().at;
+    b.window.alerts = std::move(rows);
+    enqueue(std::move(b));
+}
+
+void writer::enqueue(batch&& b) {
     const std::size_t rows = b.rows();
-    if (rows == 0) return;
+    const std::uint64_t calls = b.calls();
     b.host = opts_.host;
     b.run_id = run_id_;
-    const std::uint64_t calls = b.calls();
     {
         std::lock_guard<std::mutex> lock(mu_);
+        // Numbered under the same lock as the push, so the queue (and the spool) is in seq order
+        // whichever thread submits.
         b.seq = ++seq_;
         queue_.push_back(std::move(b));
         if (queue_.size() > opts_.queue_max) {
+            // The disk cannot keep up. A window's figures are the cheaper loss: alert history is
+            // given up only when nothing else is queued.
+            auto victim = std::find_if(queue_.begin(), queue_.end(),
+                                       [](const batch& q) { return q.window.alerts.empty(); });
+            if (victim == queue_.end()) victim = queue_.begin();
             totals_.queue_dropped_batches.fetch_add(1);
-            totals_.queue_dropped_rows.fetch_add(queue_.front().rows());
+            totals_.queue_dropped_rows.fetch_add(victim->rows());
             spdlog::error(
-                "store: the spool cannot keep up; dropped the oldest queued window ({} rows)",
-                queue_.front().rows());
-            queue_.pop_front();
+                "store: the spool cannot keep up; dropped a queued batch ({} rows, {} alert rows)",
+                victim->rows(), victim->window.alerts.size());
+            queue_.erase(victim);
         }
     }
     totals_.batches_submitted.fetch_add(1);
@@ -507,6 +547,14 @@ void writer::connect() {
         "CREATE TEMP TABLE IF NOT EXISTS stage_execution_rollups (LIKE plugmon.execution_rollups "
         "INCLUDING "
         "DEFAULTS) ON COMMIT DELETE ROWS");
+    // Spelled out rather than LIKE plugmon.alert_events: on a schema older than version 4 (with
+    // migrate off) windows still get written, and only alert rows fail, naming the table.
+    tx.exec(
+        "CREATE TEMP TABLE IF NOT EXISTS stage_alert_events (host text, seq bigint, at "
+        "timestamptz, fingerprint text, rule text, episode text, event text, state text, severity "
+        "text, value double precision, detail text, labels jsonb, annotations jsonb, ack jsonb, "
+        "active_at timestamptz, fired_at timestamptz, resolved_at timestamptz) ON COMMIT DELETE "
+        "ROWS");
     tx.commit();
     conn_ = std::move(c);
     ensured_from_day_ = 0;
@@ -615,12 +663,106 @@ void copy_samples(pqxx::transaction_base& tx, const batch& b) {
             });
 }
 
+const std::vector<std::string> alert_stage_columns = {
+    "host",        "seq",   "at",        "fingerprint", "rule",       "episode",
+    "event",       "state", "severity",  "value",       "detail",     "labels",
+    "annotations", "ack",   "active_at", "fired_at",    "resolved_at"};
+
+// Every event once: (host, fingerprint, seq) is its identity, so a batch written again (by
+// another run, or with its ledger entry pruned) adds nothing.
+const std::string insert_alert_events =
+    "INSERT INTO plugmon.alert_events (host, seq, at, fingerprint, rule, episode, event, state,"
+    " severity, value, detail, labels, annotations, ack)"
+    " SELECT host, seq, at, fingerprint, rule, episode, event, state, severity, value, detail,"
+    " labels, annotations, ack FROM pg_temp.stage_alert_events"
+    " ON CONFLICT (host, fingerprint, seq) DO NOTHING";
+// The latest event of each alert in the batch (one per key: an upsert may not touch a row twice),
+// and only if it is newer than the stored one: batches replayed late never bring a state back.
+// Silence events (no fingerprint) have no alert row.
+const std::string upsert_alerts =
+    "INSERT INTO plugmon.alerts (host, fingerprint, rule, episode, state, severity, value, labels,"
+    " annotations, ack, active_at, fired_at, resolved_at, updated_at, last_seq)"
+    " SELECT DISTINCT ON (host, fingerprint) host, fingerprint, rule, episode, state, severity,"
+    " value, labels, annotations, ack, active_at, fired_at, resolved_at, at, seq"
+    " FROM pg_temp.stage_alert_events WHERE fingerprint <> ''"
+    " ORDER BY host, fingerprint, seq DESC"
+    " ON CONFLICT (host, fingerprint) DO UPDATE SET rule = excluded.rule,"
+    " episode = excluded.episode, state = excluded.state, severity = excluded.severity,"
+    " value = excluded.value, labels = excluded.labels, annotations = excluded.annotations,"
+    " ack = excluded.ack, active_at = excluded.active_at, fired_at = excluded.fired_at,"
+    " resolved_at = excluded.resolved_at, updated_at = excluded.updated_at,"
+    " last_seq = excluded.last_seq"
+    " WHERE plugmon.alerts.last_seq < excluded.last_seq";
+
+/// Text PostgreSQL accepts: it refuses NUL bytes in text and jsonb alike.
+std::string without_nul(const std::string& s) {
+    if (s.find('\0') == std::string::npos) return s;
+    std::string out = s;
+    out.erase(std::remove(out.begin(), out.end(), '\0'), out.end());
+    return out;
+}
+
+/// `v` if jsonb takes it as it is; else `v` kept as a JSON string, so that one malformed value
+/// from the engine costs its shape, not the whole batch (which PostgreSQL would refuse). jsonb
+/// also refuses \u0000, which a JSON parser accepts. Empty: `empty` (e.g. "{}"), or SQL NULL
+/// when `empty` is null.
+std::optional<std::string> jsonb_text(const std::string& v, const char* empty, bool& repaired) {
+    if (v.empty() || (empty == nullptr && v == "null"))
+        return empty ? std::optional<std::string>(empty) : std::nullopt;
+    if (v.find("\\u0000") == std::string::npos && nlohmann::json::accept(v)) return v;
+    repaired = true;
+    return nlohmann::json(without_nul(v))
+        .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+/// A batch's alert rows: COPYed to a staging table, then into plugmon.alert_events and
+/// plugmon.alerts (see insert_alert_events and upsert_alerts), in the batch's transaction.
+void write_alerts(pqxx::transaction_base& tx, const batch& b) {
+    const window_batch& w = b.window;
+    if (w.alerts.empty()) return;
+    bool repaired = false;
+    const auto json = [&](copy_line& l, const std::string& v, const char* empty) {
+        if (const auto text = jsonb_text(v, empty, repaired))
+            l.text(*text);
+        else
+            l.null();
+    };
+    const auto time = [](copy_line& l, std::chrono::system_clock::time_point t) {
+        if (t.time_since_epoch().count() == 0)
+            l.null();  // not yet
+        else
+            l.text(timestamptz(t));
+    };
+    copy_into(tx, "pg_temp.stage_alert_events", alert_stage_columns, w.alerts,
+              [&](copy_line& l, const alert_row& a) {
+                  l.text(b.host).number(a.seq).text(timestamptz(a.at));
+                  l.text(without_nul(a.fingerprint)).text(without_nul(a.rule));
+                  l.text(without_nul(a.episode)).text(without_nul(a.event));
+                  l.text(without_nul(a.state)).text(without_nul(a.severity)).real(a.value);
+                  l.text(without_nul(a.detail));
+                  json(l, a.labels_json, "{}");
+                  json(l, a.annotations_json, "{}");
+                  json(l, a.ack_json, nullptr);
+                  time(l, a.active_at);
+                  time(l, a.fired_at);
+                  time(l, a.resolved_at);
+              });
+    tx.exec(insert_alert_events);
+    tx.exec(upsert_alerts);
+    if (repaired)
+        spdlog::warn(
+            "store: batch {}/{}: an alert row's labels, annotations or ack was not valid JSON; "
+            "stored as a JSON string",
+            b.run_id, b.seq);
+}
+
 }  // namespace
 
 void writer::write(const batch& b) {
     const auto t0 = clock::now();
     const window_batch& w = b.window;
-    ensure_partitions(b);
+    // A batch of alert rows alone (submit_alerts) has no row in a partitioned table.
+    if (b.rows() != w.alerts.size()) ensure_partitions(b);
     const std::string bucket = timestamptz(w.bucket_start);
     const auto bucket_seconds = static_cast<std::int32_t>(
         std::chrono::duration_cast<std::chrono::seconds>(w.length).count());
@@ -691,6 +833,7 @@ void writer::write(const batch& b) {
     write_rollups(false, "plugmon.execution_rollups", "pg_temp.stage_execution_rollups",
                   upsert_executions);
     copy_samples(tx, b);
+    write_alerts(tx, b);
     tx.commit();
 
     observe_latency(std::chrono::duration<double>(clock::now() - t0).count());

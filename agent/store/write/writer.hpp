@@ -17,6 +17,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <nlohmann/json_fwd.hpp>
 #include <pqxx/connection>
@@ -65,10 +66,19 @@ struct writer_options {
 /// a savepoint and the rows go through a temporary staging table and INSERT … ON CONFLICT DO
 /// UPDATE, which adds the counts and merges the sketches.
 ///
+/// A batch's alert rows (window_batch::alerts, or the rows of submit_alerts()) go into the same
+/// transaction: each row into plugmon.alert_events (INSERT … ON CONFLICT (host, fingerprint, seq)
+/// DO NOTHING), and the latest row of each fingerprint into plugmon.alerts (ON CONFLICT (host,
+/// fingerprint) DO UPDATE … WHERE last_seq < excluded.last_seq: the state only moves forward).
+/// Both hold on their own, without the ledger: a batch that another run wrote again, or batches
+/// replayed out of order, neither duplicate an event nor bring an older state back.
+///
 /// It is a window sink ("store"): the fan-out calls consume() on the sink's own thread.
 ///
-/// Thread safety: submit() / consume() from one thread at a time; the statistics, status() and
-/// render_metrics() from any thread. Nothing here blocks the caller of submit() beyond a mutex.
+/// Thread safety: submit(), consume() and submit_alerts() may be called from any threads,
+/// concurrently (the queue and the batch numbering are guarded by one mutex); the statistics,
+/// status() and render_metrics() from any thread. Nothing here blocks a caller beyond that
+/// mutex: a PostgreSQL outage only makes the spool grow.
 class writer final : public window_sink {
 public:
     /// Opens the spool (throws std::system_error naming the directory if it is unusable).
@@ -78,8 +88,17 @@ public:
     writer& operator=(const writer&) = delete;
 
     void start();
-    /// Queues one closed window (a window with no rows is ignored). Never blocks for long.
+    /// Queues one closed window; one with nothing to store (no rollup, sample, resource or alert
+    /// row) is ignored. Never blocks for long. Thread safety: any thread.
     void submit(window_batch&& w);
+    /// Queues alert changes as a batch of their own (bucket_start: the first row's `at`, length
+    /// 0, no other rows), which takes the same way as a window: spool, then PostgreSQL. Meant for
+    /// the alert engine's thread; an empty vector is ignored. Does not wait for the disk or the
+    /// database: it takes the queue's mutex and moves the rows in (the oldest queued batch is
+    /// dropped and counted only when queue_max batches wait, windows before alert batches).
+    /// Thread safety: any thread, concurrently with submit() and consume(). Throws nothing but
+    /// std::bad_alloc.
+    void submit_alerts(std::vector<alert_row> rows);
     /// window_sink: submits a copy of the shared window (the batch owns its rows).
     std::string name() const override { return "store"; }
     void consume(const window_ptr& w) override { submit(window_batch(*w)); }
@@ -103,14 +122,15 @@ public:
         execution_rollups,
         slow_queries,
         resource_samples,
-        count  ///< not a table: the number of tables
+        alert_events,  ///< an alert row (its plugmon.alerts upsert is not counted apart)
+        count          ///< not a table: the number of tables
     };
     /// A row counter per store_table.
     using per_table =
         std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(store_table::count)>;
     /// The name of each store_table, in its order.
     static constexpr std::array<const char*, static_cast<std::size_t>(store_table::count)> tables =
-        {"query_rollups", "execution_rollups", "slow_queries", "resource_samples"};
+        {"query_rollups", "execution_rollups", "slow_queries", "resource_samples", "alert_events"};
 
     struct totals {
         std::atomic<std::uint64_t> batches_submitted{0}, rows_submitted{0}, calls_submitted{0};
@@ -131,6 +151,8 @@ public:
     const spool& spooled() const { return *spool_; }
 
 private:
+    /// Numbers `b` and queues it for the spooler (mu_ taken here).
+    void enqueue(batch&& b);
     void spooler_loop();
     void writer_loop();
     /// Writes spooled batches while the connection holds; returns false after a failure.

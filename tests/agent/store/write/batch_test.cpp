@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <string>
 
@@ -71,7 +73,90 @@ batch full_batch() {
     r.process.clear();
     r.plugin = "orders";
     b.window.resources.push_back(r);
+    alert_row a;
+    a.at = at_ns(1'700'000'003'000'000'001);
+    a.seq = 51;
+    a.fingerprint = "0123456789abcdef";
+    a.rule = "PluginErrorRatioHigh";
+    a.episode = "ep-7";
+    a.event = "firing";
+    a.state = "firing";
+    a.severity = "critical";
+    a.value = 0.25;
+    a.detail = "über 20 %";
+    a.labels_json = R"({"alertname":"PluginErrorRatioHigh","plugin":"orders"})";
+    a.annotations_json = R"({"summary":"orders fails 25 % of its queries"})";
+    a.ack_json = R"({"by":"ops","comment":"looking","at":"2026-01-01T00:00:00Z"})";
+    a.active_at = at_ns(1'700'000'000'000'000'002);
+    a.fired_at = at_ns(1'700'000'001'000'000'003);
+    a.resolved_at = at_ns(1'700'000'004'000'000'004);
+    b.window.alerts.push_back(a);
+    alert_row silence;  // defaults: no fingerprint, times at the epoch ("not yet"), ack null
+    silence.at = at_ns(1'700'000'003'500'000'000);
+    silence.seq = 52;
+    silence.event = "silence";
+    silence.detail = "created by ops";
+    silence.value = -1.5;
+    b.window.alerts.push_back(silence);
     return b;
+}
+
+/// The previous release's encoding (format version 1) of the batch of v1_batch(), as that
+/// release's encode_batch wrote it into its spool.
+constexpr const char* v1_payload_hex =
+    "504d42410100000001000000680100000000000000020000000000000000002a"
+    "36fe9c971700e40b5402000000010000000100000070010000006f0100000074"
+    "0000000001000000000000000000000000000000000000000000000000000000"
+    "0000000000000000000000000000000000000000000000000000000000000000"
+    "0000000000000000000000000100000073010000000100000070000000000100"
+    "0000000000000000000000000000000000000000000000000000000000000100"
+    "0000000000000000000001000000700000000000000000000000000000000000"
+    "0000000000000000000000000000000000000000000000010000000001000000"
+    "0000000000000000070000000000000000000000090000000000000000000000"
+    "0000000000000000000000000000000000000000000000000000000000000000"
+    "0000000000000000000000000000000000000000";
+
+/// What v1_payload_hex holds.
+batch v1_batch() {
+    batch b;
+    b.host = "h";
+    b.run_id = 1;
+    b.seq = 2;
+    b.window.bucket_start = at_ns(1'700'000'000'000'000'000);
+    b.window.length = nanoseconds(10'000'000'000);
+    b.window.queries.push_back(query_rollup{"p", "o", "t", "", 1, 0, 0, 0, 0, 0, 0, 0, 0, "s"});
+    b.window.executions.push_back(execution_rollup{"p", "", 1, 0, 0, 0});
+    slow_sample s;
+    s.plugin = "p";
+    s.error = true;
+    b.window.slow.push_back(s);
+    resource_row r;
+    r.pid = 7;
+    r.rss_bytes = 9;
+    b.window.resources.push_back(r);
+    return b;
+}
+
+std::string from_hex(const std::string& hex) {
+    std::string out;
+    for (std::size_t i = 0; i + 1 < hex.size(); i += 2)
+        out.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+    return out;
+}
+
+/// `b` encoded as version 1 would have it: the version word 1 and no alert section. Only for a
+/// batch without alert rows.
+std::string as_version_1(const batch& b) {
+    std::string p = encode_batch(b);
+    p[4] = 1;
+    p.resize(p.size() - 4);  // the empty alert section: a u32 count of 0
+    return p;
+}
+
+std::uint64_t bits(double v) {
+    std::uint64_t u;
+    std::memcpy(&u, &v, sizeof u);
+    return u;
 }
 
 /// A small batch: one element of each kind, short strings.
@@ -86,6 +171,21 @@ batch small_batch() {
     s.plugin = "p";
     b.window.slow.push_back(s);
     b.window.resources.push_back(resource_row{});
+    alert_row a;
+    a.fingerprint = "f";
+    b.window.alerts.push_back(a);
+    return b;
+}
+
+batch full_batch_without_alerts() {
+    batch b = full_batch();
+    b.window.alerts.clear();
+    return b;
+}
+
+batch small_batch_without_alerts() {
+    batch b = small_batch();
+    b.window.alerts.clear();
     return b;
 }
 
@@ -154,6 +254,26 @@ void expect_equal(const batch& a, const batch& b) {
         EXPECT_EQ(x.heap_allocated_bytes, y.heap_allocated_bytes);
         EXPECT_EQ(x.heap_freed_bytes, y.heap_freed_bytes);
     }
+    ASSERT_EQ(a.window.alerts.size(), b.window.alerts.size());
+    for (std::size_t i = 0; i < a.window.alerts.size(); ++i) {
+        const alert_row &x = a.window.alerts[i], &y = b.window.alerts[i];
+        EXPECT_EQ(x.at, y.at);
+        EXPECT_EQ(x.seq, y.seq);
+        EXPECT_EQ(x.fingerprint, y.fingerprint);
+        EXPECT_EQ(x.rule, y.rule);
+        EXPECT_EQ(x.episode, y.episode);
+        EXPECT_EQ(x.event, y.event);
+        EXPECT_EQ(x.state, y.state);
+        EXPECT_EQ(x.severity, y.severity);
+        EXPECT_EQ(bits(x.value), bits(y.value)) << x.value << " vs " << y.value;
+        EXPECT_EQ(x.detail, y.detail);
+        EXPECT_EQ(x.labels_json, y.labels_json);
+        EXPECT_EQ(x.annotations_json, y.annotations_json);
+        EXPECT_EQ(x.ack_json, y.ack_json);
+        EXPECT_EQ(x.active_at, y.active_at);
+        EXPECT_EQ(x.fired_at, y.fired_at);
+        EXPECT_EQ(x.resolved_at, y.resolved_at);
+    }
 }
 
 /// Runs `f`, which must throw spool_error; returns its message ("" if it did not throw).
@@ -202,18 +322,31 @@ TEST(batch, round_trips_extreme_values_long_strings_and_binary_bytes) {
     b.window.resources[0].pid = std::numeric_limits<int>::max();
     b.window.resources[0].heap_freed_bytes = u64_max;
     b.window.executions[0].cpu_ns = u64_max;
-    expect_equal(b, decode_batch(encode_batch(b)));
+    alert_row& a = b.window.alerts[0];
+    a.seq = u64_max;
+    a.at = at_ns(std::numeric_limits<std::int64_t>::min());
+    a.resolved_at = at_ns(std::numeric_limits<std::int64_t>::max());
+    a.value = -std::numeric_limits<double>::infinity();
+    a.detail = binary;  // NULs and every other byte
+    b.window.alerts[1].value = std::numeric_limits<double>::quiet_NaN();
+    b.window.alerts.push_back(a);
+    b.window.alerts.back().value = std::numeric_limits<double>::denorm_min();
+    b.window.alerts.back().labels_json = std::string(1 << 16, '{');
+    const batch back = decode_batch(encode_batch(b));
+    expect_equal(b, back);
+    EXPECT_TRUE(std::isnan(back.window.alerts[1].value));
 }
 
 TEST(batch, counts_rows_and_calls) {
     const batch b = full_batch();
-    EXPECT_EQ(b.rows(), 2u + 1u + 1u + 2u);
+    EXPECT_EQ(b.rows(), 2u + 1u + 1u + 2u + 2u);  // alert rows count too
     EXPECT_EQ(b.calls(), 11u + 100u);
 }
 
 TEST(batch, rejects_every_truncation_naming_the_field) {
-    for (const batch& b : {small_batch(), full_batch()}) {
-        const std::string payload = encode_batch(b);
+    for (const std::string& payload :
+         {encode_batch(small_batch()), encode_batch(full_batch()),
+          as_version_1(small_batch_without_alerts()), as_version_1(full_batch_without_alerts())}) {
         for (std::size_t n = 0; n < payload.size(); ++n) {
             const std::string why =
                 refusal([&] { decode_batch(std::string_view(payload).substr(0, n)); });
@@ -229,13 +362,77 @@ TEST(batch, rejects_every_truncation_naming_the_field) {
               "batch: host: truncated (needs 4 bytes, 2 left)");
     EXPECT_EQ(
         refusal([&] { decode_batch(std::string_view(payload).substr(0, payload.size() - 1)); }),
-        "batch: resources: 1 elements need at least 84 bytes, 83 left");
+        "batch: alerts[0].resolved_at: truncated (needs 8 bytes, 7 left)");
+    const std::string v1 = as_version_1(v1_batch());
+    EXPECT_EQ(refusal([&] { decode_batch(std::string_view(v1).substr(0, v1.size() - 1)); }),
+              "batch: resources: 1 elements need at least 84 bytes, 83 left");
     // Inside an element whose count passed: the last query's sketch length of the full batch,
     // found back from the first execution (count, "orders", then tenant "t1").
     const std::string full = encode_batch(full_batch());
     const std::size_t sketch_end = full.find("t1", full.find("billing")) - 4 - 6 - 4 - 4;
     EXPECT_EQ(refusal([&] { decode_batch(std::string_view(full).substr(0, sketch_end - 2)); }),
               "batch: queries[1].sketch: truncated (needs 4 bytes, 2 left)");
+}
+
+TEST(batch, decodes_a_version_1_payload_of_the_previous_release_without_alert_rows) {
+    const std::string v1 = from_hex(v1_payload_hex);
+    ASSERT_EQ(v1.size(), 340u);
+    const batch back = decode_batch(v1);
+    expect_equal(v1_batch(), back);
+    EXPECT_TRUE(back.window.alerts.empty());
+    EXPECT_EQ(back.rows(), 4u);  // what its record header says: the spool checks the two agree
+    // This build writes version 2: the same bytes, version 2, an empty alert section.
+    std::string v2 = v1;
+    v2[4] = 2;
+    v2.append(4, '\0');
+    EXPECT_EQ(encode_batch(back), v2);
+    EXPECT_EQ(as_version_1(v1_batch()), v1);
+    expect_equal(v1_batch(), decode_batch(v2));
+    // Every batch without alert rows reads back from its version-1 form.
+    expect_equal(full_batch_without_alerts(),
+                 decode_batch(as_version_1(full_batch_without_alerts())));
+}
+
+TEST(batch, a_version_1_payload_ends_after_its_resource_rows) {
+    const std::string v1 = from_hex(v1_payload_hex);
+    // An alert section is not part of version 1: one is trailing bytes there.
+    EXPECT_EQ(refusal([&] { decode_batch(v1 + std::string(4, '\0')); }),
+              "batch: end: 4 trailing bytes after the last resource row");
+    EXPECT_EQ(refusal([&] { decode_batch(v1 + "x"); }),
+              "batch: end: 1 trailing bytes after the last resource row");
+    // A version-2 payload that lacks its alert section is truncated.
+    std::string v2 = v1;
+    v2[4] = 2;
+    EXPECT_EQ(refusal([&] { decode_batch(v2); }),
+              "batch: alerts: truncated (needs 4 bytes, 0 left)");
+}
+
+TEST(batch, refuses_bad_alert_rows_naming_the_row_and_the_field) {
+    const std::string full = encode_batch(full_batch());
+    // The annotations of alerts[0]: its str starts with a u32 length, 4 bytes before the text.
+    const std::size_t text_at = full.find(R"({"summary")");
+    ASSERT_NE(text_at, std::string::npos);
+    const std::size_t length_at = text_at - 4;
+    EXPECT_EQ(refusal([&] { decode_batch(std::string_view(full).substr(0, length_at + 2)); }),
+              "batch: alerts[0].annotations_json: truncated (needs 4 bytes, 2 left)");
+    std::string bad = full;
+    bad[length_at + 3] = '\x7f';
+    const std::string why = refusal([&] { decode_batch(bad); });
+    EXPECT_EQ(why.rfind("batch: alerts[0].annotations_json: length ", 0), 0u) << why;
+    EXPECT_NE(why.find(" bytes left"), std::string::npos) << why;
+    // The second alert row ends with its value, detail "created by ops", labels "{}",
+    // annotations "{}", ack "null" and three time points: cut it just before the value.
+    const std::size_t after_value = (4 + 14) + (4 + 2) + (4 + 2) + (4 + 4) + 3 * 8;
+    EXPECT_EQ(refusal([&] { decode_batch(full.substr(0, full.size() - after_value - 8)); }),
+              "batch: alerts[1].value: truncated (needs 8 bytes, 0 left)");
+    EXPECT_EQ(refusal([&] { decode_batch(full.substr(0, full.size() - 3 * 8 + 4)); }),
+              "batch: alerts[1].active_at: truncated (needs 8 bytes, 4 left)");
+    // A count that claims more rows than the bytes left could hold.
+    const std::string small = encode_batch(small_batch_without_alerts());
+    bad = small;
+    bad[bad.size() - 4] = '\x10';
+    EXPECT_EQ(refusal([&] { decode_batch(bad); }),
+              "batch: alerts: 16 elements need at least 1408 bytes, 0 left");
 }
 
 TEST(batch, rejects_every_bit_flip_of_its_fixed_header_naming_the_field) {
@@ -274,18 +471,23 @@ TEST(batch, any_single_bit_flip_is_refused_or_decodes_to_a_canonical_batch) {
 TEST(batch, rejects_trailing_bytes_bad_flags_and_a_bad_error_flag) {
     std::string payload = encode_batch(small_batch());
     EXPECT_EQ(refusal([&] { decode_batch(payload + "x"); }),
-              "batch: end: 1 trailing bytes after the last resource row");
+              "batch: end: 1 trailing bytes after the last alert row");
     std::string bad = payload;
     bad[1] = 'X';
     EXPECT_EQ(refusal([&] { decode_batch(bad); }), "batch: magic: not a plugmon batch");
-    bad = payload;
-    bad[4] = 2;
-    EXPECT_EQ(refusal([&] { decode_batch(bad); }),
-              "batch: version: unsupported format version 2 (this build reads 1)");
+    for (const char version : {0, 3, 9}) {
+        bad = payload;
+        bad[4] = version;
+        EXPECT_EQ(refusal([&] { decode_batch(bad); }),
+                  "batch: version: unsupported format version " + std::to_string(int(version)) +
+                      " (this build reads 1 to 2)");
+    }
     // The slow sample's error byte sits 5 bytes before the end of its element (u8 error, i32
-    // pid); after it come the resource count (4 bytes) and one row of 8 + 4 + 4 + 4 + 64 bytes.
+    // pid); after it come the resource count (4 bytes), one row of 8 + 4 + 4 + 4 + 64 bytes, and
+    // the alert section.
+    const std::size_t alerts_at = as_version_1(small_batch_without_alerts()).size();
     bad = payload;
-    bad[payload.size() - 84 - 4 - 5] = 2;
+    bad[alerts_at - 84 - 4 - 5] = 2;
     EXPECT_EQ(refusal([&] { decode_batch(bad); }), "batch: slow[0].error: not 0 or 1 (2)");
 }
 
@@ -295,7 +497,7 @@ TEST(batch, checks_counts_and_lengths_before_allocating) {
     std::string bad = payload;
     bad[8] = bad[9] = bad[10] = bad[11] = '\xff';
     EXPECT_EQ(refusal([&] { decode_batch(bad); }),
-              "batch: host: length 4294967295 exceeds the 48 bytes left");
+              "batch: host: length 4294967295 exceeds the 52 bytes left");
     bad = payload;
     const std::size_t queries_at = 8 + 4 + 8 + 8 + 8 + 8;
     bad[queries_at] = bad[queries_at + 1] = bad[queries_at + 2] = bad[queries_at + 3] = '\xff';
