@@ -10,10 +10,9 @@ namespace {
 constexpr std::array<std::string_view, severity_count> severity_names = {"info", "warning",
                                                                          "critical"};
 constexpr std::array<std::string_view, rule_kind_count> kind_names = {
-    "error_ratio",      "latency_quantile", "slow_rate",     "cpu_rate",
-    "heap_bytes",       "heap_leak",        "process_rss",   "process_fds",
-    "process_threads",  "pool_utilization", "pool_waiting",  "ring_drops",
-    "store_down",       "watchdog"};
+    "error_ratio",  "latency_quantile", "slow_rate",   "cpu_rate",        "heap_bytes",
+    "heap_leak",    "process_rss",      "process_fds", "process_threads", "pool_utilization",
+    "pool_waiting", "ring_drops",       "store_down",  "watchdog"};
 constexpr std::array<std::string_view, 3> receiver_names = {"alertmanager", "webhook", "slack"};
 constexpr std::array<std::string_view, 4> state_names = {"inactive", "pending", "firing",
                                                          "resolved"};

@@ -32,10 +32,10 @@ enum class rule_kind : std::uint8_t {
     slow_rate,         ///< slow queries per second over `over`
     cpu_rate,          ///< CPU seconds per second (cores) of a plugin's executions over `over`
     heap_bytes,        ///< a plugin's live heap bytes at the last window
-    heap_leak,         ///< a plugin's heap growth, bytes per second, when the leak detector flags it
-    process_rss,       ///< a producer process's resident bytes; labels process, pid
-    process_fds,       ///< open fds / the process's soft RLIMIT_NOFILE (0..1)
-    process_threads,   ///< threads / the process's soft RLIMIT_NPROC (0..1)
+    heap_leak,        ///< a plugin's heap growth, bytes per second, when the leak detector flags it
+    process_rss,      ///< a producer process's resident bytes; labels process, pid
+    process_fds,      ///< open fds / the process's soft RLIMIT_NOFILE (0..1)
+    process_threads,  ///< threads / the process's soft RLIMIT_NPROC (0..1)
     pool_utilization,  ///< in_use / (in_use + idle) of a plugin's pool
     pool_waiting,      ///< requests waiting for a connection of a plugin's pool
     ring_drops,        ///< events a producer's ring dropped over `over` (count)
@@ -72,8 +72,8 @@ struct rule {
     nanoseconds over{std::chrono::minutes(5)};
     nanoseconds for_{0};
     nanoseconds keep_firing_for{0};
-    std::uint64_t min_samples = 0;  ///< fewer samples (calls) in `over`: no data
-    double quantile = 0.99;         ///< latency_quantile only
+    std::uint64_t min_samples = 0;                     ///< fewer samples (calls) in `over`: no data
+    double quantile = 0.99;                            ///< latency_quantile only
     std::optional<level_spec> levels[severity_count];  ///< indexed by severity
     label_set labels;                                  ///< added to the alert's identity
     label_set annotations;                             ///< templates, see render_template
@@ -98,7 +98,7 @@ std::string_view to_string(receiver_type t);
 struct receiver_spec {
     std::string name;
     receiver_type type = receiver_type::webhook;
-    std::string url;  ///< alertmanager: the base URL (the agent POSTs {url}/api/v2/alerts)
+    std::string url;          ///< alertmanager: the base URL (the agent POSTs {url}/api/v2/alerts)
     std::string secret_file;  ///< webhook: sign bodies (Standard Webhooks) with this file's secret
     std::string bearer_token_file;  ///< sent as Authorization: Bearer <contents>
     label_set headers;              ///< extra request headers

@@ -4,6 +4,8 @@
 
 #include "aggregate/series.hpp"
 #include "aggregate/statements.hpp"
+#include "alert/rules/rules.hpp"
+#include "app/alerting.hpp"
 #include "common/tsc.hpp"
 #include "common/version.hpp"
 #include "config/config.hpp"
@@ -146,6 +148,7 @@ class agent_app {
 public:
     agent_app(config cfg, int argc, char** argv)
         : cfg_(std::move(cfg)), argc_(argc), argv_(argv), writer_(make_writer(cfg_)),
+          alerts_(alerting::make(cfg_, writer_)),
           series_(bucket_bounds::from_seconds(cfg_.query_buckets, cfg_.execution_buckets),
                   series_registry::limits{cfg_.series_budget, cfg_.series_budget_per_plugin}),
           statements_(cfg_.slow_query_samples),
@@ -198,6 +201,7 @@ private:
             ctx_.store_state = [w = writer_] { return w->state(); };
             ctx_.store_json = [w = writer_] { return w->status().dump(); };
         }
+        if (alerts_) alerts_->register_with(windows_, metrics_, ctx_);
         http_metrics_->attach(http_.counters());
         metrics_.add([m = http_metrics_](std::string& out) { m->render(out); });
         ctx_.metrics = &metrics_;
@@ -221,13 +225,16 @@ private:
     std::optional<std::string> reload() {
         try {
             config fresh = parse_command_line(argc_, argv_);
+            // Alert rules first: a file that does not validate refuses the whole reload.
+            if (alerts_)
+                if (auto error = alerts_->reload(fresh)) throw config_error("alert_rules", *error);
             security_options security = security_from(fresh);
             security.listen_host = split_listen(cfg_.listen).first;  // the listener stays put
             spdlog::set_level(fresh.log_level);
             gate_.set_options(std::move(security));
             spdlog::info(
                 "configuration reloaded (log level, tokens, read_requires_token, "
-                "http_allowed_hosts; other keys apply at restart)");
+                "http_allowed_hosts, alert rules; other keys apply at restart)");
             return std::nullopt;
         } catch (const std::exception& e) {
             spdlog::error("reload refused, keeping the running configuration: {}", e.what());
@@ -251,6 +258,7 @@ private:
         spdlog::info("stopped: drained {}, dropped full {}, torn {}, invalid {}", t.drained.get(),
                      t.full.get(), t.torn.get(), t.invalid.get());
         windows_.stop(cfg_.exit_drain_timeout);
+        if (alerts_) alerts_->stop(cfg_.exit_drain_timeout);  // undelivered: kept in the outbox
         if (writer_ && !stop_writer()) std::_Exit(0);  // all safe in the spool; threads still run
         http_.stop();
         io_.stop();
@@ -274,6 +282,7 @@ private:
     int argc_;
     char** argv_;
     std::shared_ptr<store::writer> writer_;
+    std::unique_ptr<alerting> alerts_;
     window_fanout windows_;
     metrics_registry metrics_;
     series_registry series_;
@@ -311,6 +320,8 @@ int run_agent(int argc, char** argv) {
     ::setenv("PGAPPNAME", "plugmon-agent", 0);
     ::setenv("PGCONNECT_TIMEOUT", "10", 0);
     if (cfg.command == "migrate") return run_migrate(cfg);
+    if (cfg.command == "check-rules")
+        return alert::check_rules(cfg.check_files, std::cout, std::cerr);
     try {
         spdlog::info("plugmon-agent {} starting: {}", project_version, describe(cfg));
         agent_app app(std::move(cfg), argc, argv);

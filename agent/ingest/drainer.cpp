@@ -192,7 +192,8 @@ void drain::add_resource_rows(window_batch& b, const std::vector<std::shared_ptr
         row.fd_limit = limits.open_files;
         row.threads_limit = limits.processes;
         b.resources.push_back(std::move(row));
-        b.leaks.push_back({"", p->name(), p->pid(), r.leak.suspected.load(std::memory_order_relaxed),
+        b.leaks.push_back({"", p->name(), p->pid(),
+                           r.leak.suspected.load(std::memory_order_relaxed),
                            r.leak.slope.load(std::memory_order_relaxed),
                            r.leak.r2.load(std::memory_order_relaxed)});
     }
@@ -210,7 +211,8 @@ void drain::add_resource_rows(window_batch& b, const std::vector<std::shared_ptr
                            m->leak.r2.load(std::memory_order_relaxed)});
     }
     for (const auto& pool : v.pools)
-        b.pools.push_back({pool->plugin, pool->in_use.get(), pool->idle.get(), pool->waiting.get()});
+        b.pools.push_back(
+            {pool->plugin, pool->in_use.get(), pool->idle.get(), pool->waiting.get()});
     for (const auto& p : list) {
         const producer::counts& c = p->stats();
         b.drops.push_back({p->pid(), p->name(), c.full.get() + c.torn.get() + c.invalid.get()});

@@ -84,9 +84,9 @@ struct alert_row {
     std::string state;     ///< after the change: inactive, pending, firing or resolved
     std::string severity;  ///< info, warning or critical
     double value = 0;
-    std::string detail;                              ///< free text (who acked, which receiver, ...)
+    std::string detail;  ///< free text (who acked, which receiver, ...)
     std::string labels_json = "{}", annotations_json = "{}";
-    std::string ack_json = "null";                   ///< {by, comment, at, expires_at} or null
+    std::string ack_json = "null";  ///< {by, comment, at, expires_at} or null
     std::chrono::system_clock::time_point active_at, fired_at, resolved_at;  ///< epoch: not yet
 };
 

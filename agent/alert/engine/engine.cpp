@@ -229,17 +229,18 @@ namespace {
 
 /// Netdata's delay: a change while the previous delay runs multiplies both delays (up to max).
 void schedule(instance& a, const delay_spec& d, int status, time_point now) {
-    const nanoseconds cap = d.max.count() > 0 ? d.max
-                                              : std::max(nanoseconds(std::int64_t(
-                                                             double(d.up.count()) * d.multiplier)),
-                                                         nanoseconds(std::int64_t(
-                                                             double(d.down.count()) * d.multiplier)));
+    const nanoseconds cap =
+        d.max.count() > 0
+            ? d.max
+            : std::max(nanoseconds(std::int64_t(double(d.up.count()) * d.multiplier)),
+                       nanoseconds(std::int64_t(double(d.down.count()) * d.multiplier)));
     const int previous = a.pending_status.value_or(a.notified_status);
     if (now > a.delay_up_to) {
         a.up_cur = d.up;
         a.down_cur = d.down;
     } else {
-        a.up_cur = std::min(nanoseconds(std::int64_t(double(a.up_cur.count()) * d.multiplier)), cap);
+        a.up_cur =
+            std::min(nanoseconds(std::int64_t(double(a.up_cur.count()) * d.multiplier)), cap);
         a.down_cur =
             std::min(nanoseconds(std::int64_t(double(a.down_cur.count()) * d.multiplier)), cap);
     }
@@ -272,7 +273,8 @@ bool flap(instance& a, const rule& r, bool flipped, time_point now) {
 
 void engine::notify(instance& a, const rule& r, time_point t, std::vector<notification>& out) {
     const int status = a.firing_status();
-    if (status != a.pending_status.value_or(a.notified_status)) schedule(a, r.notify_delay, status, t);
+    if (status != a.pending_status.value_or(a.notified_status))
+        schedule(a, r.notify_delay, status, t);
     if (a.pending_status && *a.pending_status == a.notified_status) a.pending_status.reset();
     bool flipped = false;
     if (a.pending_status && t >= a.pending_due) {
@@ -303,15 +305,15 @@ void engine::notify(instance& a, const rule& r, time_point t, std::vector<notifi
             if (every.count() > 0 && t - p.last_sent >= every)
                 emit(a, r, event_kind::reminder, {name}, t, out);
         }
-        if (a.receivers.count(name) != 0 && a.receivers[name].status == 0)
-            a.receivers.erase(name);
+        if (a.receivers.count(name) != 0 && a.receivers[name].status == 0) a.receivers.erase(name);
     }
 }
 
 void engine::escalate(instance& a, const rule& r, time_point t, std::vector<notification>& out) {
     if (r.escalation.empty() || a.state != alert_state::firing || a.notified_status == 0) return;
-    const auto policy = std::find_if(rules_.escalations.begin(), rules_.escalations.end(),
-                                     [&](const escalation_policy& p) { return p.name == r.escalation; });
+    const auto policy =
+        std::find_if(rules_.escalations.begin(), rules_.escalations.end(),
+                     [&](const escalation_policy& p) { return p.name == r.escalation; });
     if (policy == rules_.escalations.end() || policy->levels.empty()) return;
     if (policy->condition == escalation_condition::unacknowledged && a.ack) return;
     if (silenced(a, t)) return;
@@ -341,7 +343,7 @@ void engine::emit(instance& a, const rule& r, event_kind e, const std::vector<st
     if (to.empty()) return;
     const std::uint64_t seq = ++sequence_;
     const alert_view v = view_of(a, &r);
-    bool any = false;
+    std::string sent_to;
     for (const auto& name : to) {
         const receiver_spec* spec = receiver(name);
         if (spec == nullptr) continue;
@@ -362,9 +364,9 @@ void engine::emit(instance& a, const rule& r, event_kind e, const std::vector<st
         n.escalation_step = step;
         n.created = t;
         out.push_back(std::move(n));
-        any = true;
+        sent_to += sent_to.empty() ? name : ", " + name;
     }
-    if (any) a.remember(t, std::string("sent ") + std::string(to_string(e)));
+    if (!sent_to.empty()) a.remember(t, "sent " + std::string(to_string(e)), sent_to);
 }
 
 alert_view engine::view_of(const instance& a, const rule* r) const {
@@ -552,11 +554,10 @@ std::string engine::add_silence(const nlohmann::json& body, const std::string& b
     silence s = silence_from_json(body, t);
     if (s.created_by.empty()) s.created_by = by;
     // Expired silences are kept a day for the listing, then forgotten.
-    silences_.erase(std::remove_if(silences_.begin(), silences_.end(),
-                                   [&](const silence& x) {
-                                       return t - x.ends_at > std::chrono::hours(24);
-                                   }),
-                    silences_.end());
+    silences_.erase(
+        std::remove_if(silences_.begin(), silences_.end(),
+                       [&](const silence& x) { return t - x.ends_at > std::chrono::hours(24); }),
+        silences_.end());
     s.id = new_episode();
     silences_.push_back(s);
     save(t);

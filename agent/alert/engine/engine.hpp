@@ -80,7 +80,7 @@ private:
     struct slot {
         instance a;
         std::uint64_t round = 0;
-        std::string group_key;  ///< the measurement's key within its rule
+        std::string group_key;     ///< the measurement's key within its rule
         std::uint64_t stored = 0;  ///< history entries handed to opts_.history
     };
 
@@ -102,7 +102,9 @@ private:
     void collect_history(slot& s, std::vector<alert_row>& rows);
     void save(time_point now) const;
     void restore();
-    time_point now() const { return opts_.clock ? opts_.clock() : std::chrono::system_clock::now(); }
+    time_point now() const {
+        return opts_.clock ? opts_.clock() : std::chrono::system_clock::now();
+    }
 
     rule_set rules_;
     std::unordered_map<std::string, const rule*> by_name_;

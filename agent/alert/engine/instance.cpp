@@ -78,47 +78,49 @@ bool on_true(instance& a, const rule& r, severity target, time_point now,
              const std::function<std::string()>& new_episode) {
     a.keep_firing_since = {};
     switch (a.state) {
-    case alert_state::inactive:
-    case alert_state::resolved:
-        // A new episode: its own ack and escalation; history, flap and delivery state carry on.
-        a.state = alert_state::pending;
-        a.ack.reset();
-        a.escalation_step = a.escalation_loop = 0;
-        a.escalation_fired = 0;
-        a.fired_at = a.resolved_at = {};
-        a.lowering.reset();
-        a.episode = new_episode();
-        a.active_at = a.last_data_at = now;
-        a.level = target;
-        a.remember(now, "pending");
-        if (r.for_.count() <= 0) fire(a, now);
-        return true;
-    case alert_state::pending:
-        a.level = target;
-        if (now - a.active_at < r.for_) return false;
-        fire(a, now);
-        return true;
-    case alert_state::firing: return follow_level(a, r, target, now);
+        case alert_state::inactive:
+        case alert_state::resolved:
+            // A new episode: its own ack and escalation; history, flap and delivery state carry on.
+            a.state = alert_state::pending;
+            a.ack.reset();
+            a.escalation_step = a.escalation_loop = 0;
+            a.escalation_fired = 0;
+            a.fired_at = a.resolved_at = {};
+            a.lowering.reset();
+            a.episode = new_episode();
+            a.active_at = a.last_data_at = now;
+            a.level = target;
+            a.remember(now, "pending");
+            if (r.for_.count() <= 0) fire(a, now);
+            return true;
+        case alert_state::pending:
+            a.level = target;
+            if (now - a.active_at < r.for_) return false;
+            fire(a, now);
+            return true;
+        case alert_state::firing:
+            return follow_level(a, r, target, now);
     }
     return false;
 }
 
 bool on_false(instance& a, const rule& r, time_point now) {
     switch (a.state) {
-    case alert_state::inactive:
-    case alert_state::resolved: return false;
-    case alert_state::pending:
-        a.state = alert_state::inactive;
-        a.remember(now, "inactive");
-        return true;
-    case alert_state::firing:
-        if (a.keep_firing_since == time_point{}) a.keep_firing_since = now;
-        if (now - a.keep_firing_since < r.keep_firing_for) return false;
-        a.state = alert_state::resolved;
-        a.resolved_at = now;
-        a.lowering.reset();
-        a.remember(now, "resolved");
-        return true;
+        case alert_state::inactive:
+        case alert_state::resolved:
+            return false;
+        case alert_state::pending:
+            a.state = alert_state::inactive;
+            a.remember(now, "inactive");
+            return true;
+        case alert_state::firing:
+            if (a.keep_firing_since == time_point{}) a.keep_firing_since = now;
+            if (now - a.keep_firing_since < r.keep_firing_for) return false;
+            a.state = alert_state::resolved;
+            a.resolved_at = now;
+            a.lowering.reset();
+            a.remember(now, "resolved");
+            return true;
     }
     return false;
 }
@@ -139,9 +141,13 @@ bool step(instance& a, const rule& r, const measurement* m, time_point now,
         if (a.last_data_at == time_point{}) a.last_data_at = now;
         if (now - a.last_data_at < stale) return false;  // no data neither starts nor ends
         switch (r.on_no_data) {
-        case no_data_policy::keep: return false;
-        case no_data_policy::resolve: break;
-        case no_data_policy::alert: target = highest_level(r); break;
+            case no_data_policy::keep:
+                return false;
+            case no_data_policy::resolve:
+                break;
+            case no_data_policy::alert:
+                target = highest_level(r);
+                break;
         }
     }
     return target ? on_true(a, r, *target, now, new_episode) : on_false(a, r, now);

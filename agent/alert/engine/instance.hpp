@@ -47,7 +47,7 @@ struct instance {
     std::optional<ack_info> ack;
 
     // Notification bookkeeping (engine.cpp).
-    int notified_status = 0;  ///< what receivers should hear: 0 clear, 1 + level firing
+    int notified_status = 0;            ///< what receivers should hear: 0 clear, 1 + level firing
     std::optional<int> pending_status;  ///< waiting for its netdata delay
     time_point pending_due{}, delay_up_to{};
     nanoseconds up_cur{0}, down_cur{0};

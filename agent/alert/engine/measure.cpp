@@ -18,20 +18,28 @@ enum class family { queries, executions, heaps, leaks, processes, pools, drops, 
 
 family family_of(rule_kind k) {
     switch (k) {
-    case rule_kind::error_ratio:
-    case rule_kind::latency_quantile:
-    case rule_kind::slow_rate: return family::queries;
-    case rule_kind::cpu_rate: return family::executions;
-    case rule_kind::heap_bytes: return family::heaps;
-    case rule_kind::heap_leak: return family::leaks;
-    case rule_kind::process_rss:
-    case rule_kind::process_fds:
-    case rule_kind::process_threads: return family::processes;
-    case rule_kind::pool_utilization:
-    case rule_kind::pool_waiting: return family::pools;
-    case rule_kind::ring_drops: return family::drops;
-    case rule_kind::store_down:
-    case rule_kind::watchdog: return family::live;
+        case rule_kind::error_ratio:
+        case rule_kind::latency_quantile:
+        case rule_kind::slow_rate:
+            return family::queries;
+        case rule_kind::cpu_rate:
+            return family::executions;
+        case rule_kind::heap_bytes:
+            return family::heaps;
+        case rule_kind::heap_leak:
+            return family::leaks;
+        case rule_kind::process_rss:
+        case rule_kind::process_fds:
+        case rule_kind::process_threads:
+            return family::processes;
+        case rule_kind::pool_utilization:
+        case rule_kind::pool_waiting:
+            return family::pools;
+        case rule_kind::ring_drops:
+            return family::drops;
+        case rule_kind::store_down:
+        case rule_kind::watchdog:
+            return family::live;
     }
     return family::live;
 }
@@ -64,14 +72,19 @@ std::string group_key_of(const rule& r, const label_set& labels) {
 
 const std::vector<std::string>& kind_labels(rule_kind k) {
     switch (family_of(k)) {
-    case family::queries: return query_labels;
-    case family::executions: return execution_labels;
-    case family::heaps:
-    case family::leaks:
-    case family::pools: return plugin_labels;
-    case family::processes:
-    case family::drops: return process_labels;
-    case family::live: return no_labels;
+        case family::queries:
+            return query_labels;
+        case family::executions:
+            return execution_labels;
+        case family::heaps:
+        case family::leaks:
+        case family::pools:
+            return plugin_labels;
+        case family::processes:
+        case family::drops:
+            return process_labels;
+        case family::live:
+            return no_labels;
     }
     return no_labels;
 }
@@ -130,7 +143,8 @@ void window_history::add(window_ptr w) {
 time_point window_history::now() const {
     if (windows_.empty()) return {};
     const window_batch& w = *windows_.back()->w;
-    return w.bucket_start + std::chrono::duration_cast<std::chrono::system_clock::duration>(w.length);
+    return w.bucket_start +
+           std::chrono::duration_cast<std::chrono::system_clock::duration>(w.length);
 }
 
 namespace {
@@ -139,30 +153,32 @@ namespace {
 template <class F>
 void for_each_row(const window_batch& w, family fam, F&& f) {
     switch (fam) {
-    case family::queries:
-        for (std::size_t i = 0; i < w.queries.size(); ++i) {
-            const auto& q = w.queries[i];
-            f(row_labels{q.plugin, q.op, q.table, q.tenant}, i);
-        }
-        break;
-    case family::executions:
-        for (std::size_t i = 0; i < w.executions.size(); ++i)
-            f(row_labels{w.executions[i].plugin, w.executions[i].tenant}, i);
-        break;
-    case family::heaps:
-        for (std::size_t i = 0; i < w.resources.size(); ++i)
-            if (!w.resources[i].plugin.empty()) f(row_labels{w.resources[i].plugin}, i);
-        break;
-    case family::leaks:
-        for (std::size_t i = 0; i < w.leaks.size(); ++i)
-            if (!w.leaks[i].plugin.empty()) f(row_labels{w.leaks[i].plugin}, i);
-        break;
-    case family::pools:
-        for (std::size_t i = 0; i < w.pools.size(); ++i) f(row_labels{w.pools[i].plugin}, i);
-        break;
-    case family::processes:
-    case family::drops: break;  // need the pid as text: see process_rows
-    case family::live: break;
+        case family::queries:
+            for (std::size_t i = 0; i < w.queries.size(); ++i) {
+                const auto& q = w.queries[i];
+                f(row_labels{q.plugin, q.op, q.table, q.tenant}, i);
+            }
+            break;
+        case family::executions:
+            for (std::size_t i = 0; i < w.executions.size(); ++i)
+                f(row_labels{w.executions[i].plugin, w.executions[i].tenant}, i);
+            break;
+        case family::heaps:
+            for (std::size_t i = 0; i < w.resources.size(); ++i)
+                if (!w.resources[i].plugin.empty()) f(row_labels{w.resources[i].plugin}, i);
+            break;
+        case family::leaks:
+            for (std::size_t i = 0; i < w.leaks.size(); ++i)
+                if (!w.leaks[i].plugin.empty()) f(row_labels{w.leaks[i].plugin}, i);
+            break;
+        case family::pools:
+            for (std::size_t i = 0; i < w.pools.size(); ++i) f(row_labels{w.pools[i].plugin}, i);
+            break;
+        case family::processes:
+        case family::drops:
+            break;  // need the pid as text: see process_rows
+        case family::live:
+            break;
     }
 }
 
@@ -193,7 +209,7 @@ std::string group_key(const rule& r, const std::vector<std::string>& names,
 }  // namespace
 
 const window_history::group_map& window_history::groups_of(cached_window& c, const rule& r,
-                                                            const std::string& view) {
+                                                           const std::string& view) {
     const auto found = c.views.find(view);
     if (found != c.views.end()) return found->second;
     group_map& out = c.views[view];
@@ -243,34 +259,35 @@ const window_history::group_map& window_history::groups_of(cached_window& c, con
         if (!selected(r, names, values)) return;
         accum& a = slot(values);
         switch (fam) {
-        case family::queries: {
-            const auto& q = w.queries[i];
-            a.calls += q.calls;
-            a.errors += q.errors;
-            if (r.kind == rule_kind::latency_quantile) {
-                if (!a.sketch) a.sketch.emplace();
-                a.sketch->merge(*c.sketch(i));
+            case family::queries: {
+                const auto& q = w.queries[i];
+                a.calls += q.calls;
+                a.errors += q.errors;
+                if (r.kind == rule_kind::latency_quantile) {
+                    if (!a.sketch) a.sketch.emplace();
+                    a.sketch->merge(*c.sketch(i));
+                }
+                break;
             }
-            break;
-        }
-        case family::executions:
-            a.calls += w.executions[i].calls;
-            a.cpu_ns += w.executions[i].cpu_ns;
-            break;
-        case family::heaps: {
-            const auto& h = w.resources[i];
-            a.gauge += double(h.heap_allocated_bytes) - double(h.heap_freed_bytes);
-            break;
-        }
-        case family::leaks:
-            a.gauge += w.leaks[i].suspected ? w.leaks[i].slope_bytes_per_second : 0.0;
-            break;
-        case family::pools:
-            a.gauge += double(w.pools[i].waiting);
-            a.calls += w.pools[i].in_use;
-            a.limit += double(w.pools[i].in_use + w.pools[i].idle);
-            break;
-        default: break;
+            case family::executions:
+                a.calls += w.executions[i].calls;
+                a.cpu_ns += w.executions[i].cpu_ns;
+                break;
+            case family::heaps: {
+                const auto& h = w.resources[i];
+                a.gauge += double(h.heap_allocated_bytes) - double(h.heap_freed_bytes);
+                break;
+            }
+            case family::leaks:
+                a.gauge += w.leaks[i].suspected ? w.leaks[i].slope_bytes_per_second : 0.0;
+                break;
+            case family::pools:
+                a.gauge += double(w.pools[i].waiting);
+                a.calls += w.pools[i].in_use;
+                a.limit += double(w.pools[i].in_use + w.pools[i].idle);
+                break;
+            default:
+                break;
         }
     });
     if (r.kind == rule_kind::slow_rate)
@@ -289,28 +306,33 @@ std::optional<double> value_of(const rule& r, const window_history::live_figures
                                std::uint64_t cpu_ns, double gauge, double limit,
                                const dd_sketch* sketch, double seconds, double drops) {
     switch (r.kind) {
-    case rule_kind::error_ratio:
-        if (calls == 0) return std::nullopt;
-        return double(errors) / double(calls);
-    case rule_kind::latency_quantile:
-        if (sketch == nullptr || sketch->empty()) return std::nullopt;
-        return double(sketch->quantile(r.quantile)) / 1e9;
-    case rule_kind::slow_rate: return seconds > 0 ? double(slow) / seconds : 0.0;
-    case rule_kind::cpu_rate: return seconds > 0 ? double(cpu_ns) / 1e9 / seconds : 0.0;
-    case rule_kind::heap_bytes:
-    case rule_kind::heap_leak:
-    case rule_kind::process_rss:
-    case rule_kind::pool_waiting: return gauge;
-    case rule_kind::process_fds:
-    case rule_kind::process_threads:
-        if (limit <= 0) return std::nullopt;
-        return gauge / limit;
-    case rule_kind::pool_utilization:
-        if (limit <= 0) return std::nullopt;
-        return double(calls) / limit;
-    case rule_kind::ring_drops: return drops;
-    case rule_kind::store_down:
-    case rule_kind::watchdog: return std::nullopt;  // handled by the caller
+        case rule_kind::error_ratio:
+            if (calls == 0) return std::nullopt;
+            return double(errors) / double(calls);
+        case rule_kind::latency_quantile:
+            if (sketch == nullptr || sketch->empty()) return std::nullopt;
+            return double(sketch->quantile(r.quantile)) / 1e9;
+        case rule_kind::slow_rate:
+            return seconds > 0 ? double(slow) / seconds : 0.0;
+        case rule_kind::cpu_rate:
+            return seconds > 0 ? double(cpu_ns) / 1e9 / seconds : 0.0;
+        case rule_kind::heap_bytes:
+        case rule_kind::heap_leak:
+        case rule_kind::process_rss:
+        case rule_kind::pool_waiting:
+            return gauge;
+        case rule_kind::process_fds:
+        case rule_kind::process_threads:
+            if (limit <= 0) return std::nullopt;
+            return gauge / limit;
+        case rule_kind::pool_utilization:
+            if (limit <= 0) return std::nullopt;
+            return double(calls) / limit;
+        case rule_kind::ring_drops:
+            return drops;
+        case rule_kind::store_down:
+        case rule_kind::watchdog:
+            return std::nullopt;  // handled by the caller
     }
     return std::nullopt;
 }

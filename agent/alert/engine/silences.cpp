@@ -47,8 +47,7 @@ matcher matcher_from_json(const nlohmann::json& j, std::size_t i) {
     matcher m;
     if (!j.contains("name") || !j["name"].is_string() || j["name"].get<std::string>().empty())
         bad(at + ".name", "a non-empty string is required");
-    if (!j.contains("value") || !j["value"].is_string())
-        bad(at + ".value", "a string is required");
+    if (!j.contains("value") || !j["value"].is_string()) bad(at + ".value", "a string is required");
     m.name = j["name"].get<std::string>();
     m.value = j["value"].get<std::string>();
     if (j.contains("isRegex")) {
@@ -93,8 +92,10 @@ silence silence_from_json(const nlohmann::json& body, time_point now) {
 nlohmann::json to_json(const silence& s, time_point now) {
     nlohmann::json matchers = nlohmann::json::array();
     for (const auto& m : s.matchers)
-        matchers.push_back(
-            {{"name", m.name}, {"value", m.value}, {"isRegex", m.is_regex}, {"isEqual", m.is_equal}});
+        matchers.push_back({{"name", m.name},
+                            {"value", m.value},
+                            {"isRegex", m.is_regex},
+                            {"isEqual", m.is_equal}});
     return {{"id", s.id},
             {"matchers", std::move(matchers)},
             {"startsAt", format_rfc3339(s.starts_at)},

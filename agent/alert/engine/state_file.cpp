@@ -38,23 +38,32 @@ nlohmann::json instance_json(const instance& a) {
     nlohmann::json history = nlohmann::json::array();
     for (const auto& h : a.history)
         history.push_back({ns_of(h.at), h.what, int(h.level), h.value, h.detail});
-    nlohmann::json j = {
-        {"fingerprint", a.fingerprint}, {"rule", a.rule}, {"labels", a.labels},
-        {"state", int(a.state)}, {"level", int(a.level)}, {"value", a.value},
-        {"samples", a.samples}, {"episode", a.episode},
-        {"level_on", {a.level_on[0], a.level_on[1], a.level_on[2]}},
-        {"active_at", ns_of(a.active_at)}, {"fired_at", ns_of(a.fired_at)},
-        {"resolved_at", ns_of(a.resolved_at)}, {"keep_firing_since", ns_of(a.keep_firing_since)},
-        {"last_data_at", ns_of(a.last_data_at)}, {"notified_status", a.notified_status},
-        {"delay_up_to", ns_of(a.delay_up_to)}, {"up_cur", a.up_cur.count()},
-        {"down_cur", a.down_cur.count()}, {"receivers", std::move(receivers)},
-        {"flips", std::move(flips)}, {"flapping", a.flapping},
-        {"escalation", {a.escalation_step, a.escalation_loop, a.escalation_fired}},
-        {"history", std::move(history)}};
+    nlohmann::json j = {{"fingerprint", a.fingerprint},
+                        {"rule", a.rule},
+                        {"labels", a.labels},
+                        {"state", int(a.state)},
+                        {"level", int(a.level)},
+                        {"value", a.value},
+                        {"samples", a.samples},
+                        {"episode", a.episode},
+                        {"level_on", {a.level_on[0], a.level_on[1], a.level_on[2]}},
+                        {"active_at", ns_of(a.active_at)},
+                        {"fired_at", ns_of(a.fired_at)},
+                        {"resolved_at", ns_of(a.resolved_at)},
+                        {"keep_firing_since", ns_of(a.keep_firing_since)},
+                        {"last_data_at", ns_of(a.last_data_at)},
+                        {"notified_status", a.notified_status},
+                        {"delay_up_to", ns_of(a.delay_up_to)},
+                        {"up_cur", a.up_cur.count()},
+                        {"down_cur", a.down_cur.count()},
+                        {"receivers", std::move(receivers)},
+                        {"flips", std::move(flips)},
+                        {"flapping", a.flapping},
+                        {"escalation", {a.escalation_step, a.escalation_loop, a.escalation_fired}},
+                        {"history", std::move(history)}};
     if (a.lowering) j["lowering"] = {int(*a.lowering), ns_of(a.lowering_since)};
     if (a.pending_status) j["pending"] = {*a.pending_status, ns_of(a.pending_due)};
-    if (a.ack)
-        j["ack"] = {a.ack->by, a.ack->comment, ns_of(a.ack->at), ns_of(a.ack->expires_at)};
+    if (a.ack) j["ack"] = {a.ack->by, a.ack->comment, ns_of(a.ack->at), ns_of(a.ack->expires_at)};
     return j;
 }
 
@@ -187,11 +196,12 @@ void engine::restore() {
         }
         for (const auto& j : doc.at("silences")) {
             if (parse_rfc3339(j.at("endsAt").get<std::string>()) <= t) continue;  // expired
-            silence s = silence_from_json(
-                {{"matchers", j.at("matchers")}, {"startsAt", j.at("startsAt")},
-                 {"endsAt", j.at("endsAt")}, {"createdBy", j.at("createdBy")},
-                 {"comment", j.at("comment")}},
-                at_ns(0));
+            silence s = silence_from_json({{"matchers", j.at("matchers")},
+                                           {"startsAt", j.at("startsAt")},
+                                           {"endsAt", j.at("endsAt")},
+                                           {"createdBy", j.at("createdBy")},
+                                           {"comment", j.at("comment")}},
+                                          at_ns(0));
             s.id = j.at("id");
             silences_.push_back(std::move(s));
         }

@@ -36,8 +36,8 @@ std::optional<http_response> parse_ack(const http_request& req, std::string& com
         comment = body["comment"].get<std::string>();
     }
     if (body.contains("ttl")) {
-        const auto d = body["ttl"].is_string() ? parse_duration(body["ttl"].get<std::string>())
-                                               : std::nullopt;
+        const auto d =
+            body["ttl"].is_string() ? parse_duration(body["ttl"].get<std::string>()) : std::nullopt;
         if (!d || d->count() <= 0 || *d > max_ack_ttl)
             return error_response(400, "ttl: a duration such as \"30m\", at most 7d");
         ttl = *d;
@@ -49,9 +49,9 @@ void add_alert_reads(router& r, const api_context& ctx) {
     r.add({"GET", "/api/v1/alerts", "alerts", scope::read,
            [&ctx](const http_request& req, const route_params&) {
                if (ctx.alerts == nullptr) return not_configured();
-               return json_response(ctx.alerts->alerts_json(
-                   query_param(req.target, "state").value_or(""),
-                   query_param(req.target, "severity").value_or("")));
+               return json_response(
+                   ctx.alerts->alerts_json(query_param(req.target, "state").value_or(""),
+                                           query_param(req.target, "severity").value_or("")));
            }});
     r.add({"GET", "/api/v1/alerts/{fingerprint}", "alert", scope::read,
            [&ctx](const http_request&, const route_params& p) {
@@ -71,11 +71,13 @@ void add_acks(router& r, const api_context& ctx) {
                if (auto bad = parse_ack(req, comment, ttl)) return std::move(*bad);
                nlohmann::json ack;
                switch (ctx.alerts->ack(p.at("fingerprint"), actor(req), comment, ttl, &ack)) {
-               case alert::ack_result::not_found:
-                   return error_response(404, "no such alert: " + p.at("fingerprint"));
-               case alert::ack_result::not_firing:
-                   return error_response(409, "the alert is not firing: nothing to acknowledge");
-               case alert::ack_result::ok: break;
+                   case alert::ack_result::not_found:
+                       return error_response(404, "no such alert: " + p.at("fingerprint"));
+                   case alert::ack_result::not_firing:
+                       return error_response(409,
+                                             "the alert is not firing: nothing to acknowledge");
+                   case alert::ack_result::ok:
+                       break;
                }
                return json_response({{"fingerprint", p.at("fingerprint")}, {"ack", ack}});
            }});
@@ -83,11 +85,12 @@ void add_acks(router& r, const api_context& ctx) {
            [&ctx](const http_request& req, const route_params& p) {
                if (ctx.alerts == nullptr) return not_configured();
                switch (ctx.alerts->unack(p.at("fingerprint"), actor(req))) {
-               case alert::ack_result::not_found:
-                   return error_response(404, "no such alert: " + p.at("fingerprint"));
-               case alert::ack_result::not_firing:
-                   return error_response(409, "the alert is not acknowledged");
-               case alert::ack_result::ok: break;
+                   case alert::ack_result::not_found:
+                       return error_response(404, "no such alert: " + p.at("fingerprint"));
+                   case alert::ack_result::not_firing:
+                       return error_response(409, "the alert is not acknowledged");
+                   case alert::ack_result::ok:
+                       break;
                }
                return json_response({{"fingerprint", p.at("fingerprint")}, {"ack", nullptr}});
            }});

@@ -1,7 +1,7 @@
 // The alert engine on hand-made windows and a fake clock: `for`, `keep_firing_for`, hysteresis,
 // min_samples, Netdata's delay, levels, flapping, acks, silences, escalation and restarts.
-#include "aggregate/sketch.hpp"
 #include "alert/engine/engine.hpp"
+#include "aggregate/sketch.hpp"
 
 #include <gtest/gtest.h>
 
@@ -35,9 +35,9 @@ const time_point epoch = time_point(std::chrono::seconds(1'790'000'000));
 struct harness {
     explicit harness(rule r, std::string dir = "", std::vector<escalation_policy> esc = {}) {
         rules.rules.push_back(std::move(r));
-        for (const auto& [name, type] :
-             {std::pair{"hook", receiver_type::webhook}, std::pair{"am", receiver_type::alertmanager},
-              std::pair{"pager", receiver_type::webhook}}) {
+        for (const auto& [name, type] : {std::pair{"hook", receiver_type::webhook},
+                                         std::pair{"am", receiver_type::alertmanager},
+                                         std::pair{"pager", receiver_type::webhook}}) {
             receiver_spec spec;
             spec.name = name;
             spec.type = type;
@@ -207,11 +207,13 @@ TEST(alert_engine, netdata_delay_supersedes_a_flap_and_backs_off) {
     h.window(100, 0, 1s);
     h.window(100, 10, 1s);  // firing at T+2 (end of the window)
     for (int i = 0; i < 3; ++i) h.window(100, 10, 1s);
-    h.window(100, 0, 1s);  // resolved at T+6
+    h.window(100, 0, 1s);   // resolved at T+6
     h.window(100, 10, 1s);  // firing at T+7: due T+47
     for (int t = 8; t < 47; ++t) {
         h.window(100, 10, 1s);
-        ASSERT_TRUE(h.out->got.empty()) << "sent at T+" << t << ": " << to_string(h.out->got[0].event) << " to " << h.out->got[0].receiver;
+        ASSERT_TRUE(h.out->got.empty())
+            << "sent at T+" << t << ": " << to_string(h.out->got[0].event) << " to "
+            << h.out->got[0].receiver;
     }
     h.window(100, 10, 1s);  // T+47
     EXPECT_EQ(h.out->count(event_kind::firing, "hook"), 1u);
