@@ -2,12 +2,14 @@
 # Runs plugmon end to end on this machine: installs the dependencies, builds the agent, the load
 # generator and the demo plugins, starts a private PostgreSQL and the agent storing into it, drives
 # simulated plugin processes and demo plugins running real SQL through it, and shows the metrics
-# the agent exports and the rollups it stored in PostgreSQL.
+# the agent exports, an alert firing and resolving (at the agent and at a real Alertmanager) when a
+# plugin misbehaves for a while, and the rollups and alert history it stored in PostgreSQL.
 #
 #   bash deploy/quickstart.sh          # 30 s demo, then stop everything and remove the database
 #   bash deploy/quickstart.sh --keep   # leave the agent and PostgreSQL running, until Ctrl-C
 #
-# Environment: PORT (HTTP listener, default 9464), DURATION (workload, default 30s),
+# Environment: PORT (HTTP listener, default 9464), AM_PORT (Alertmanager, default 9493),
+# DURATION (workload, default 30s),
 # PLUGMON_BUILD_JOBS (default 2), PLUGMON_SKIP_DEPS=1 (do not check Debian packages),
 # PLUGMON_BUILD_DIR (build there instead of with preset default in build/).
 set -euo pipefail
@@ -25,6 +27,8 @@ done
 port=${PORT:-9464}
 duration=${DURATION:-30s}
 url="http://127.0.0.1:$port"
+am_port=${AM_PORT:-9493}
+am_url="http://127.0.0.1:$am_port"
 
 say() { printf '\n== %s\n' "$*"; }
 # Prints the metric lines matching an extended regex (at most $2 of them); never fails.
@@ -65,6 +69,7 @@ agent_pid=
 agent_status=
 loadgen_pid=
 demo_pid=
+am_pid=
 
 # Stops the agent with SIGTERM (it drains the rings and flushes its last window, to PostgreSQL
 # too) and sets agent_status; SIGKILL after 20 s.
@@ -86,7 +91,7 @@ cleanup() {
     local rc=$?
     trap - EXIT INT TERM
     local pid
-    for pid in "$loadgen_pid" "$demo_pid"; do
+    for pid in "$loadgen_pid" "$demo_pid" "$am_pid"; do
         if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
             kill -TERM "$pid" 2>/dev/null || true
             wait "$pid" 2>/dev/null || true
@@ -121,11 +126,50 @@ pg_url=$(bash deploy/pg-private.sh start "$pg")
 masked=${pg_url%%@*}
 echo "PostgreSQL ready: ${masked%:*}:***@${pg_url#*@}"
 
-say "start the agent (runtime dir $dir, HTTP $url, storing into PostgreSQL)"
+# A real Alertmanager for the agent's alerts (Debian's prometheus-alertmanager), when installed.
+am_bin=$(command -v prometheus-alertmanager || true)
+if [[ -n $am_bin ]]; then
+    say "start Alertmanager on $am_url (it receives the agent's alerts)"
+    mkdir -p "$dir/am"
+    printf 'route:\n  receiver: "null"\n  group_wait: 1s\nreceivers:\n- name: "null"\n' >"$dir/am/am.yml"
+    "$am_bin" --config.file="$dir/am/am.yml" --storage.path="$dir/am" \
+        --web.listen-address="127.0.0.1:$am_port" --cluster.listen-address= >"$dir/alertmanager.log" 2>&1 &
+    am_pid=$!
+    for _ in $(seq 100); do
+        curl -sf --max-time 1 -o /dev/null "$am_url/-/ready" && break
+        sleep 0.1
+    done
+else
+    echo "(prometheus-alertmanager is not installed: the alert is shown at the agent only)"
+fi
+# The quickstart's alert rule: a plugin failing more than 20 % of at least 50 queries over 4 s.
+cat >"$dir/alerts.toml" <<EOF
+[[receiver]]
+name = "am"
+type = "alertmanager"
+url = "$am_url"
+
+[[rule]]
+name = "PluginErrorRatioHigh"
+kind = "error_ratio"
+select = { plugin = "flaky*" }
+group_by = ["plugin"]
+over = "4s"
+min_samples = 50
+receivers = ["am"]
+  [rule.levels.warning]
+  above = 0.2
+  clear_below = 0.05
+  [rule.annotations]
+  summary = "plugin {{ labels.plugin }} fails {{ value | percent }} of its queries"
+EOF
+
+say "start the agent (runtime dir $dir, HTTP $url, storing into PostgreSQL, alert rules $dir/alerts.toml)"
 # 2 s windows and a 50 ms slow-query threshold, so the short demo shows percentiles and slow
 # queries; at start the agent applies its migrations to the database (schema plugmon)
 "$build/agent/plugmon-agent" --runtime-dir "$dir" --listen "127.0.0.1:$port" --flush-interval 2s \
-    --slow-query-threshold 50ms --postgres "$pg_url" >"$dir/agent.log" 2>&1 &
+    --slow-query-threshold 50ms --postgres "$pg_url" --alert-rules "$dir/alerts.toml" \
+    --alert-state-dir "$dir/alerts" >"$dir/agent.log" 2>&1 &
 agent_pid=$!
 ready=0
 for _ in $(seq 100); do
@@ -193,6 +237,58 @@ demo_pid=
 echo "--- demo plugins summary (exit status $demo_status):"
 cat "$dir/demo.log"
 
+# The alert: plugin flaky0 fails half its queries for 8 s (it fires), then none (it resolves).
+alert_field() {  # alert_field FIELD: the first alert's FIELD at the agent, or "none"
+    curl -s --max-time 5 "$url/api/v1/alerts" |
+        /usr/bin/python3 -c 'import json,sys; a=json.load(sys.stdin)["alerts"]; print(a[0][sys.argv[1]] if a else "none")' "$1" 2>/dev/null ||
+        echo none
+}
+wait_alert() {  # wait_alert STATE: up to 20 s
+    for _ in $(seq 100); do
+        [[ $(alert_field state) == "$1" ]] && return 0
+        sleep 0.2
+    done
+    echo "quickstart: the alert did not become $1 within 20 s; see $dir/agent.log" >&2
+    return 1
+}
+show_alerts() {
+    echo "\$ curl -s $url/api/v1/alerts"
+    curl -s --max-time 5 "$url/api/v1/alerts" | /usr/bin/python3 -c '
+import json, sys
+for a in json.load(sys.stdin)["alerts"]:
+    print("  %s %s %s  value %.3f  fired_at %s  resolved_at %s\n    %s" % (a["labels"]["alertname"],
+          a["labels"].get("plugin", ""), a["state"], a["value"], a["fired_at"], a["resolved_at"],
+          a["annotations"].get("summary", "")))'
+    if [[ -n $am_pid ]]; then
+        echo "\$ curl -s $am_url/api/v2/alerts   (Alertmanager's view)"
+        curl -s --max-time 5 "$am_url/api/v2/alerts" | /usr/bin/python3 -c '
+import json, sys
+for a in json.load(sys.stdin):
+    print("  %s %s severity=%s  %s  startsAt %s  endsAt %s" % (a["labels"]["alertname"],
+          a["labels"].get("plugin", ""), a["labels"].get("severity"), a["status"]["state"],
+          a["startsAt"], a["endsAt"]))' || true
+    fi
+}
+say "alerts: plugin flaky0 fails half of its queries for 8 s"
+PLUGMON_RUNTIME_DIR=$dir "$build/bench/plugmon-loadgen" --processes 1 --threads 1 --plugins 1 \
+    --plugin-prefix flaky --rate 200 --duration 8s --error-ratio 0.5 --quiet >>"$dir/loadgen.log" 2>&1
+wait_alert firing
+if [[ -n $am_pid ]]; then
+    for _ in $(seq 50); do
+        [[ $(curl -s --max-time 2 "$am_url/api/v2/alerts") == *PluginErrorRatioHigh* ]] && break
+        sleep 0.2
+    done
+fi
+show_alerts
+say "alerts: flaky0 recovers (no errors for 6 s): the alert resolves"
+PLUGMON_RUNTIME_DIR=$dir "$build/bench/plugmon-loadgen" --processes 1 --threads 1 --plugins 1 \
+    --plugin-prefix flaky --rate 200 --duration 6s --error-ratio 0 --quiet >>"$dir/loadgen.log" 2>&1
+wait_alert resolved
+sleep 1  # Alertmanager gets the resolve with the next send
+show_alerts
+echo "(acknowledge a firing alert: POST $url/api/v1/alerts/FINGERPRINT/ack with a token of scope ack;"
+echo " the README's Alerts section has rules, receivers, silences and escalation)"
+
 # Let the agent drain what the last processes handed over at exit.
 sleep 1
 say "final sample"
@@ -256,6 +352,10 @@ show_rollups() {
     pg_psql -c "$per_table_sql" || return 1
     stored=$(pg_psql -Atc "SELECT count(*) FROM plugmon.query_rollups WHERE plugin IN ($demo_plugins)") ||
         return 1
+    local history_sql="SELECT at, event, state, severity, round(value::numeric, 3) AS value, detail
+  FROM plugmon.alert_events ORDER BY seq"
+    echo "\$ bash deploy/pg-private.sh psql $pg -c \"$history_sql\"   (the alert's history)"
+    pg_psql -c "$history_sql" || return 1
     if [[ $stored == 0 ]]; then
         echo "quickstart: plugmon.query_rollups holds no rows of the demo plugins" >&2
         echo "--- last lines of $dir/agent.log:" >&2

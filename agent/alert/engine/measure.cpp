@@ -49,13 +49,7 @@ bool latest_only(family f) {
     return f != family::queries && f != family::executions && f != family::drops;
 }
 
-const std::vector<std::string> query_labels = {"plugin", "op", "table", "tenant"};
-const std::vector<std::string> execution_labels = {"plugin", "tenant"};
-const std::vector<std::string> plugin_labels = {"plugin"};
-const std::vector<std::string> process_labels = {"process", "pid"};
-const std::vector<std::string> no_labels = {};
-
-/// Up to four label values of one row, in kind_labels order.
+/// Up to four label values of one row, in labels_of() order.
 using row_labels = std::array<std::string_view, 4>;
 
 }  // namespace
@@ -68,25 +62,6 @@ std::string group_key_of(const rule& r, const label_set& labels) {
         key.push_back('\x1f');
     }
     return key;
-}
-
-const std::vector<std::string>& kind_labels(rule_kind k) {
-    switch (family_of(k)) {
-        case family::queries:
-            return query_labels;
-        case family::executions:
-            return execution_labels;
-        case family::heaps:
-        case family::leaks:
-        case family::pools:
-            return plugin_labels;
-        case family::processes:
-        case family::drops:
-            return process_labels;
-        case family::live:
-            return no_labels;
-    }
-    return no_labels;
 }
 
 /// One group's sums within one window (or merged over several).
@@ -215,7 +190,7 @@ const window_history::group_map& window_history::groups_of(cached_window& c, con
     group_map& out = c.views[view];
     const window_batch& w = *c.w;
     const family fam = family_of(r.kind);
-    const auto& names = kind_labels(r.kind);
+    const auto& names = labels_of(r.kind);
     auto slot = [&](const row_labels& values) -> accum& {
         std::string key = group_key(r, names, values, nullptr);
         auto it = out.find(key);

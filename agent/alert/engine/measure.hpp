@@ -29,9 +29,6 @@ struct measurement {
 /// The key measure() gives the group whose group_by labels are in `labels`.
 std::string group_key_of(const rule& r, const label_set& labels);
 
-/// The labels a kind's series carry, in a fixed order.
-const std::vector<std::string>& kind_labels(rule_kind k);
-
 /// The closed windows of the last `keep` and the per-group figures of each rule over them.
 ///
 /// Thread safety: none; the engine's thread owns it.

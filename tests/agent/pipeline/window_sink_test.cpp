@@ -21,7 +21,12 @@ window_batch window_at(int i) {
     window_batch w;
     w.bucket_start = std::chrono::system_clock::time_point(std::chrono::seconds(10 * i));
     w.length = 10s;
-    w.queries.push_back(query_rollup{"p" + std::to_string(i), "SELECT", "t", "", 1});
+    query_rollup q;
+    q.plugin = "p" + std::to_string(i);
+    q.op = "SELECT";
+    q.table = "t";
+    q.calls = 1;
+    w.queries.push_back(q);
     return w;
 }
 

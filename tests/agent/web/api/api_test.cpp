@@ -73,7 +73,17 @@ TEST_F(agent_routes, each_route_declares_its_scope) {
     EXPECT_EQ(by_pattern.at("GET /api/v1/plugins"), scope::read);
     EXPECT_EQ(by_pattern.at("GET /api/v1/plugins/{name...}"), scope::read);
     EXPECT_EQ(by_pattern.at("POST /-/reload"), scope::admin);
-    EXPECT_EQ(by_pattern.size(), 9u);
+    // Alerts: reads need read; acks and silences ack; replaying a dead letter admin.
+    EXPECT_EQ(by_pattern.at("GET /api/v1/alerts"), scope::read);
+    EXPECT_EQ(by_pattern.at("GET /api/v1/alerts/{fingerprint}"), scope::read);
+    EXPECT_EQ(by_pattern.at("POST /api/v1/alerts/{fingerprint}/ack"), scope::ack);
+    EXPECT_EQ(by_pattern.at("DELETE /api/v1/alerts/{fingerprint}/ack"), scope::ack);
+    EXPECT_EQ(by_pattern.at("GET /api/v1/silences"), scope::read);
+    EXPECT_EQ(by_pattern.at("POST /api/v1/silences"), scope::ack);
+    EXPECT_EQ(by_pattern.at("DELETE /api/v1/silences/{id}"), scope::ack);
+    EXPECT_EQ(by_pattern.at("GET /api/v1/notifications"), scope::read);
+    EXPECT_EQ(by_pattern.at("POST /api/v1/notifications/{id}/retry"), scope::admin);
+    EXPECT_EQ(by_pattern.size(), 18u);
 }
 
 TEST_F(agent_routes, reload_with_the_admin_token_calls_the_reload_callback) {
