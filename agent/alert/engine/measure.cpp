@@ -92,6 +92,7 @@ struct window_history::accum {
 
 struct window_history::cached_window {
     window_ptr w;
+    std::size_t bytes = 0;  ///< of the group maps in `views`
     std::unordered_map<std::string, group_map> views;
     std::vector<std::optional<dd_sketch>> sketches;  ///< decoded lazily, per query row
 
@@ -110,8 +111,10 @@ void window_history::add(window_ptr w) {
     c->w = std::move(w);
     windows_.push_back(std::move(c));
     const time_point end = now();
-    while (!windows_.empty() && windows_.front()->w->bucket_start + keep_ < end)
+    while (!windows_.empty() && windows_.front()->w->bucket_start + keep_ < end) {
+        cache_bytes_ -= windows_.front()->bytes;
         windows_.pop_front();
+    }
     results_.clear();
 }
 
@@ -183,11 +186,7 @@ std::string group_key(const rule& r, const std::vector<std::string>& names,
 
 }  // namespace
 
-const window_history::group_map& window_history::groups_of(cached_window& c, const rule& r,
-                                                           const std::string& view) {
-    const auto found = c.views.find(view);
-    if (found != c.views.end()) return found->second;
-    group_map& out = c.views[view];
+void window_history::fill_groups(cached_window& c, const rule& r, group_map& out) {
     const window_batch& w = *c.w;
     const family fam = family_of(r.kind);
     const auto& names = labels_of(r.kind);
@@ -212,7 +211,7 @@ const window_history::group_map& window_history::groups_of(cached_window& c, con
                     a->first_drops += d.dropped_total;
                     a->last_drops += d.dropped_total;
                 }
-            return out;
+            return;
         }
         for (const auto& p : w.resources) {
             if (p.pid == 0) continue;
@@ -228,7 +227,7 @@ const window_history::group_map& window_history::groups_of(cached_window& c, con
                 a->limit += double(p.threads_limit);
             }
         }
-        return out;
+        return;
     }
     for_each_row(w, fam, [&](const row_labels& values, std::size_t i) {
         if (!selected(r, names, values)) return;
@@ -270,7 +269,31 @@ const window_history::group_map& window_history::groups_of(cached_window& c, con
             const row_labels values{s.plugin, s.op, s.table, s.tenant};
             if (selected(r, names, values)) ++slot(values).slow;
         }
-    return out;
+}
+
+/// Per-window group maps are kept (shared by the rules of one view until the window leaves) while
+/// they fit in the cache budget; beyond it they are computed for each use and not kept, so memory
+/// stays bounded whatever the rules (at the cost of evaluation time).
+const window_history::group_map& window_history::groups_of(cached_window& c, const rule& r,
+                                                           const std::string& view) {
+    const auto found = c.views.find(view);
+    if (found != c.views.end()) return found->second;
+    if (!scratch_) scratch_ = std::make_shared<group_map>();
+    group_map& fresh = *scratch_;
+    fresh.clear();
+    fill_groups(c, r, fresh);
+    std::size_t bytes = 0;
+    for (const auto& [key, a] : fresh) {
+        bytes += sizeof(a) + key.size() * 2 + 64 * a.group.size();
+        if (a.sketch) bytes += a.sketch->memory_bytes();
+    }
+    if (cache_bytes_ + bytes > cache_budget_) {
+        ++uncached_;
+        return fresh;
+    }
+    cache_bytes_ += bytes;
+    c.bytes += bytes;
+    return c.views[view] = std::move(fresh);
 }
 
 namespace {

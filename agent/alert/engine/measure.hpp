@@ -39,7 +39,9 @@ public:
         double store_down_seconds = 0;  ///< 0: the store writes (or none is configured)
     };
 
-    explicit window_history(nanoseconds keep) : keep_(keep) {}
+    /// `cache_budget`: the most the per-window group maps may hold (bytes, estimated).
+    explicit window_history(nanoseconds keep, std::size_t cache_budget = std::size_t(256) << 20)
+        : keep_(keep), cache_budget_(cache_budget) {}
     /// Appends a closed window and forgets those older than `keep` before it.
     void add(window_ptr w);
     /// The end of the newest window (epoch when none).
@@ -48,6 +50,9 @@ public:
     /// shared with the other rules of the same view until the next add().
     const std::vector<measurement>& measure(const rule& r, const live_figures& live);
     std::size_t windows() const { return windows_.size(); }
+    /// Bytes the cached group maps hold, and how often one did not fit (computed, not kept).
+    std::size_t cache_bytes() const { return cache_bytes_; }
+    std::uint64_t uncached() const { return uncached_; }
 
 private:
     struct accum;
@@ -55,9 +60,15 @@ private:
     using group_map = std::unordered_map<std::string, accum>;
 
     const group_map& groups_of(cached_window& w, const rule& r, const std::string& view);
+    void fill_groups(cached_window& w, const rule& r, group_map& out);
     std::vector<measurement> compute(const rule& r, const live_figures& live);
 
     nanoseconds keep_;
+    std::size_t cache_budget_, cache_bytes_ = 0;
+    std::uint64_t uncached_ = 0;
+    /// A group map that did not fit the budget, until the next call (shared_ptr: accum is
+    /// complete only in measure.cpp).
+    std::shared_ptr<group_map> scratch_;
     std::deque<std::shared_ptr<cached_window>> windows_;
     std::unordered_map<std::string, std::vector<measurement>> results_;  ///< until the next add
 };
