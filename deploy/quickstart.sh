@@ -263,7 +263,10 @@ for a in json.load(sys.stdin)["alerts"]:
         echo "\$ curl -s $am_url/api/v2/alerts   (Alertmanager's view)"
         curl -s --max-time 5 "$am_url/api/v2/alerts" | /usr/bin/python3 -c '
 import json, sys
-for a in json.load(sys.stdin):
+alerts = json.load(sys.stdin)
+if not alerts:
+    print("  (no active alert: Alertmanager has the resolve)")
+for a in alerts:
     print("  %s %s severity=%s  %s  startsAt %s  endsAt %s" % (a["labels"]["alertname"],
           a["labels"].get("plugin", ""), a["labels"].get("severity"), a["status"]["state"],
           a["startsAt"], a["endsAt"]))' || true

@@ -129,7 +129,10 @@ void engine::collect_history(slot& s, std::vector<alert_row>& rows) {
         r.rule = a.rule;
         r.episode = a.episode;
         r.event = h.what;
-        r.state = std::string(to_string(a.state));
+        // A state change's row carries that state; other rows the alert's current one.
+        const bool transition = h.what == "pending" || h.what == "firing" || h.what == "resolved" ||
+                                h.what == "inactive";
+        r.state = transition ? h.what : std::string(to_string(a.state));
         r.severity = std::string(to_string(h.level));
         r.value = h.value;
         r.detail = h.detail;
