@@ -1,5 +1,6 @@
 // Reads and validates the agent's configuration from a TOML file and command-line flags.
 #include "config/config.hpp"
+#include "common/toml_type.hpp"
 
 #include "common/version.hpp"
 
@@ -68,32 +69,6 @@ std::string kebab(std::string_view name) {
     return out;
 }
 
-std::string type_name(const toml::node& node) {
-    switch (node.type()) {
-        case toml::node_type::string:
-            return "a string";
-        case toml::node_type::integer:
-            return "an integer";
-        case toml::node_type::floating_point:
-            return "a floating-point number";
-        case toml::node_type::boolean:
-            return "a boolean";
-        case toml::node_type::array:
-            return "an array";
-        case toml::node_type::table:
-            return "a table";
-        case toml::node_type::date:
-            return "a date";
-        case toml::node_type::time:
-            return "a time";
-        case toml::node_type::date_time:
-            return "a date-time";
-        case toml::node_type::none:
-            break;
-    }
-    return "nothing";
-}
-
 std::string location(const std::string& path, const toml::source_region& where) {
     return path + ":" + std::to_string(where.begin.line) + ":" +
            std::to_string(where.begin.column) + ": ";
@@ -115,7 +90,7 @@ struct value_in {
 std::string read_string(const value_in& v) {
     if (v.node == nullptr) return std::string(v.text);
     if (const auto* s = v.node->as_string()) return s->get();
-    v.fail("expected a string, got " + type_name(*v.node));
+    v.fail("expected a string, got " + toml_type_name(*v.node));
 }
 
 /// True when the whole of `text` is a number (used to explain a missing unit).
@@ -129,7 +104,7 @@ std::int64_t read_integer(const value_in& v, std::int64_t lo, std::int64_t hi) {
     std::int64_t x = 0;
     if (v.node != nullptr) {
         const auto* i = v.node->as_integer();
-        if (i == nullptr) v.fail("expected an integer, got " + type_name(*v.node));
+        if (i == nullptr) v.fail("expected an integer, got " + toml_type_name(*v.node));
         x = i->get();
     } else {
         const auto* end = v.text.data() + v.text.size();
@@ -177,7 +152,7 @@ double read_fraction(const value_in& v) {
         } else if (const auto* f = v.node->as_floating_point()) {
             x = f->get();
         } else {
-            v.fail("expected a number between 0 and 1, got " + type_name(*v.node));
+            v.fail("expected a number between 0 and 1, got " + toml_type_name(*v.node));
         }
     } else {
         const auto* end = v.text.data() + v.text.size();
@@ -203,7 +178,7 @@ std::vector<std::pair<std::string, nanoseconds>> read_thresholds(const value_in&
     if (v.node != nullptr) {
         const auto* table = v.node->as_table();
         if (table == nullptr)
-            v.fail("expected a table of plugin = \"DURATION\", got " + type_name(*v.node));
+            v.fail("expected a table of plugin = \"DURATION\", got " + toml_type_name(*v.node));
         for (const auto& [k, node] : *table) one(k.str(), {}, &node);
         return out;
     }
@@ -224,7 +199,7 @@ std::vector<double> read_buckets(const value_in& v) {
     if (v.node != nullptr) {
         const auto* arr = v.node->as_array();
         if (arr == nullptr)
-            v.fail("expected an array of bucket bounds in seconds, got " + type_name(*v.node));
+            v.fail("expected an array of bucket bounds in seconds, got " + toml_type_name(*v.node));
         for (std::size_t i = 0; i < arr->size(); ++i) {
             const toml::node& e = *arr->get(i);
             if (const auto* n = e.as_integer()) {
@@ -232,7 +207,7 @@ std::vector<double> read_buckets(const value_in& v) {
             } else if (const auto* f = e.as_floating_point()) {
                 out.push_back(f->get());
             } else {
-                v.fail("expected a number of seconds, got " + type_name(e),
+                v.fail("expected a number of seconds, got " + toml_type_name(e),
                        "[" + std::to_string(i) + "]");
             }
         }
@@ -336,7 +311,7 @@ std::optional<std::pair<std::string, std::uint16_t>> try_split_listen(std::strin
 bool read_bool(const value_in& v) {
     if (v.node != nullptr) {
         if (const auto* b = v.node->as_boolean()) return b->get();
-        v.fail("expected true or false, got " + type_name(*v.node));
+        v.fail("expected true or false, got " + toml_type_name(*v.node));
     }
     if (v.text == "true") return true;
     if (v.text == "false") return false;
@@ -367,12 +342,13 @@ std::vector<std::string> read_host_list(const value_in& v) {
     std::vector<std::string> out;
     if (v.node != nullptr) {
         const auto* arr = v.node->as_array();
-        if (arr == nullptr) v.fail("expected an array of host names, got " + type_name(*v.node));
+        if (arr == nullptr)
+            v.fail("expected an array of host names, got " + toml_type_name(*v.node));
         for (std::size_t i = 0; i < arr->size(); ++i) {
             const std::string suffix = "[" + std::to_string(i) + "]";
             const auto* s = arr->get(i)->as_string();
             if (s == nullptr)
-                v.fail("expected a host name string, got " + type_name(*arr->get(i)), suffix);
+                v.fail("expected a host name string, got " + toml_type_name(*arr->get(i)), suffix);
             out.push_back(read_host_name(v, s->get(), suffix));
         }
         return out;
@@ -398,7 +374,7 @@ std::vector<std::string> read_path_list(const value_in& v) {
         for (std::size_t i = 0; i < arr->size(); ++i) {
             const auto* s = arr->get(i)->as_string();
             if (s == nullptr)
-                v.fail("expected a file name or glob, got " + type_name(*arr->get(i)),
+                v.fail("expected a file name or glob, got " + toml_type_name(*arr->get(i)),
                        "[" + std::to_string(i) + "]");
             if (s->get().empty()) v.fail("is empty", "[" + std::to_string(i) + "]");
             out.push_back(s->get());
@@ -406,7 +382,7 @@ std::vector<std::string> read_path_list(const value_in& v) {
         return out;
     }
     if (v.node != nullptr && !v.node->is_string())
-        v.fail("expected a file name, a glob or an array of them, got " + type_name(*v.node));
+        v.fail("expected a file name, a glob or an array of them, got " + toml_type_name(*v.node));
     const std::string text = read_string(v);
     if (v.node != nullptr) {
         if (!text.empty()) out.push_back(text);
@@ -503,7 +479,7 @@ const key_spec keys[] = {
      [](config& c, const value_in& v) {
          if (v.node != nullptr && !v.node->is_string())
              v.fail("expected a string of octal digits such as \"0660\", got " +
-                    type_name(*v.node));
+                    toml_type_name(*v.node));
          const auto s = read_string(v);
          unsigned mode = 0;
          const auto r = std::from_chars(s.data(), s.data() + s.size(), mode, 8);
@@ -751,7 +727,7 @@ std::vector<std::string> read_token_scopes(const toml::node& node, const std::st
         const auto* s = e.as_string();
         if (s == nullptr || (s->get() != "read" && s->get() != "ack" && s->get() != "admin"))
             throw config_error("tokens_file",
-                               where + "scopes: " + (s ? quote(s->get()) : type_name(e)) +
+                               where + "scopes: " + (s ? quote(s->get()) : toml_type_name(e)) +
                                    " is not one of \"read\", \"ack\", \"admin\"");
         out.push_back(s->get());
     }

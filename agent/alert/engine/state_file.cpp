@@ -4,6 +4,7 @@
 #include "alert/engine/engine.hpp"
 
 #include "common/rfc3339.hpp"
+#include "common/unix_ns.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -22,22 +23,15 @@ namespace plugmon::agent::alert {
 
 namespace {
 
-std::int64_t ns_of(time_point t) {
-    return std::chrono::duration_cast<nanoseconds>(t.time_since_epoch()).count();
-}
-time_point at_ns(std::int64_t n) {
-    return time_point(std::chrono::duration_cast<time_point::duration>(nanoseconds(n)));
-}
-
 nlohmann::json instance_json(const instance& a) {
     nlohmann::json receivers = nlohmann::json::object();
     for (const auto& [name, p] : a.receivers)
-        receivers[name] = {{"status", p.status}, {"last_sent", ns_of(p.last_sent)}};
+        receivers[name] = {{"status", p.status}, {"last_sent", to_unix_ns(p.last_sent)}};
     nlohmann::json flips = nlohmann::json::array();
-    for (const auto t : a.flips) flips.push_back(ns_of(t));
+    for (const auto t : a.flips) flips.push_back(to_unix_ns(t));
     nlohmann::json history = nlohmann::json::array();
     for (const auto& h : a.history)
-        history.push_back({ns_of(h.at), h.what, int(h.level), h.value, h.detail});
+        history.push_back({to_unix_ns(h.at), h.what, int(h.level), h.value, h.detail});
     nlohmann::json j = {{"fingerprint", a.fingerprint},
                         {"rule", a.rule},
                         {"labels", a.labels},
@@ -47,13 +41,13 @@ nlohmann::json instance_json(const instance& a) {
                         {"samples", a.samples},
                         {"episode", a.episode},
                         {"level_on", {a.level_on[0], a.level_on[1], a.level_on[2]}},
-                        {"active_at", ns_of(a.active_at)},
-                        {"fired_at", ns_of(a.fired_at)},
-                        {"resolved_at", ns_of(a.resolved_at)},
-                        {"keep_firing_since", ns_of(a.keep_firing_since)},
-                        {"last_data_at", ns_of(a.last_data_at)},
+                        {"active_at", to_unix_ns(a.active_at)},
+                        {"fired_at", to_unix_ns(a.fired_at)},
+                        {"resolved_at", to_unix_ns(a.resolved_at)},
+                        {"keep_firing_since", to_unix_ns(a.keep_firing_since)},
+                        {"last_data_at", to_unix_ns(a.last_data_at)},
                         {"notified_status", a.notified_status},
-                        {"delay_up_to", ns_of(a.delay_up_to)},
+                        {"delay_up_to", to_unix_ns(a.delay_up_to)},
                         {"up_cur", a.up_cur.count()},
                         {"down_cur", a.down_cur.count()},
                         {"receivers", std::move(receivers)},
@@ -61,9 +55,11 @@ nlohmann::json instance_json(const instance& a) {
                         {"flapping", a.flapping},
                         {"escalation", {a.escalation_step, a.escalation_loop, a.escalation_fired}},
                         {"history", std::move(history)}};
-    if (a.lowering) j["lowering"] = {int(*a.lowering), ns_of(a.lowering_since)};
-    if (a.pending_status) j["pending"] = {*a.pending_status, ns_of(a.pending_due)};
-    if (a.ack) j["ack"] = {a.ack->by, a.ack->comment, ns_of(a.ack->at), ns_of(a.ack->expires_at)};
+    if (a.lowering) j["lowering"] = {int(*a.lowering), to_unix_ns(a.lowering_since)};
+    if (a.pending_status) j["pending"] = {*a.pending_status, to_unix_ns(a.pending_due)};
+    if (a.ack)
+        j["ack"] = {a.ack->by, a.ack->comment, to_unix_ns(a.ack->at),
+                    to_unix_ns(a.ack->expires_at)};
     return j;
 }
 
@@ -78,35 +74,36 @@ instance instance_from(const nlohmann::json& j) {
     a.samples = j.at("samples").get<std::uint64_t>();
     a.episode = j.at("episode").get<std::string>();
     for (std::size_t i = 0; i < a.level_on.size(); ++i) a.level_on[i] = j.at("level_on")[i];
-    a.active_at = at_ns(j.at("active_at"));
-    a.fired_at = at_ns(j.at("fired_at"));
-    a.resolved_at = at_ns(j.at("resolved_at"));
-    a.keep_firing_since = at_ns(j.at("keep_firing_since"));
-    a.last_data_at = at_ns(j.at("last_data_at"));
+    a.active_at = from_unix_ns(j.at("active_at"));
+    a.fired_at = from_unix_ns(j.at("fired_at"));
+    a.resolved_at = from_unix_ns(j.at("resolved_at"));
+    a.keep_firing_since = from_unix_ns(j.at("keep_firing_since"));
+    a.last_data_at = from_unix_ns(j.at("last_data_at"));
     a.notified_status = j.at("notified_status");
-    a.delay_up_to = at_ns(j.at("delay_up_to"));
+    a.delay_up_to = from_unix_ns(j.at("delay_up_to"));
     a.up_cur = nanoseconds(j.at("up_cur").get<std::int64_t>());
     a.down_cur = nanoseconds(j.at("down_cur").get<std::int64_t>());
     for (const auto& [name, p] : j.at("receivers").items())
-        a.receivers[name] = {p.at("status").get<int>(), at_ns(p.at("last_sent"))};
-    for (const auto& f : j.at("flips")) a.flips.push_back(at_ns(f));
+        a.receivers[name] = {p.at("status").get<int>(), from_unix_ns(p.at("last_sent"))};
+    for (const auto& f : j.at("flips")) a.flips.push_back(from_unix_ns(f));
     a.flapping = j.at("flapping");
     a.escalation_step = j.at("escalation")[0];
     a.escalation_loop = j.at("escalation")[1];
     a.escalation_fired = j.at("escalation")[2];
     for (const auto& h : j.at("history"))
-        a.history.push_back({at_ns(h[0]), h[1].get<std::string>(), severity(h[2].get<int>()),
+        a.history.push_back({from_unix_ns(h[0]), h[1].get<std::string>(), severity(h[2].get<int>()),
                              h[3].get<double>(), h[4].get<std::string>()});
     if (j.contains("lowering")) {
         a.lowering = severity(j["lowering"][0].get<int>());
-        a.lowering_since = at_ns(j["lowering"][1]);
+        a.lowering_since = from_unix_ns(j["lowering"][1]);
     }
     if (j.contains("pending")) {
         a.pending_status = j["pending"][0].get<int>();
-        a.pending_due = at_ns(j["pending"][1]);
+        a.pending_due = from_unix_ns(j["pending"][1]);
     }
     if (j.contains("ack"))
-        a.ack = ack_info{j["ack"][0], j["ack"][1], at_ns(j["ack"][2]), at_ns(j["ack"][3])};
+        a.ack = ack_info{j["ack"][0], j["ack"][1], from_unix_ns(j["ack"][2]),
+                         from_unix_ns(j["ack"][3])};
     return a;
 }
 
@@ -150,7 +147,7 @@ void engine::save(time_point t) const {
     nlohmann::json silences = nlohmann::json::array();
     for (const auto& s : silences_) silences.push_back(to_json(s, t));
     const nlohmann::json doc = {{"version", 1},
-                                {"saved_at", ns_of(t)},
+                                {"saved_at", to_unix_ns(t)},
                                 {"sequence", sequence_},
                                 {"alerts", std::move(alerts)},
                                 {"silences", std::move(silences)}};
@@ -176,7 +173,7 @@ void engine::restore() {
         const auto doc = nlohmann::json::parse(text.str());
         if (doc.at("version") != 1) throw std::runtime_error("unknown version");
         const time_point t = now();
-        const nanoseconds down = t - at_ns(doc.at("saved_at"));
+        const nanoseconds down = t - from_unix_ns(doc.at("saved_at"));
         // Numbers handed out after the last save (a crash before the next one) are skipped, so
         // that no sequence number is used twice.
         sequence_ = doc.at("sequence").get<std::uint64_t>() + 1'000'000;
@@ -201,7 +198,7 @@ void engine::restore() {
                                            {"endsAt", j.at("endsAt")},
                                            {"createdBy", j.at("createdBy")},
                                            {"comment", j.at("comment")}},
-                                          at_ns(0));
+                                          from_unix_ns(0));
             s.id = j.at("id");
             silences_.push_back(std::move(s));
         }

@@ -1,23 +1,13 @@
 // The Alertmanager state table: coalescing events into the label sets Alertmanager must hold.
 #include "alert/notify/am_state.hpp"
 
+#include "common/unix_ns.hpp"
+
 #include <algorithm>
 
 namespace plugmon::agent::alert::notify {
 
 using nlohmann::json;
-
-namespace {
-
-std::int64_t to_ns(time_point t) {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
-}
-time_point from_ns(std::int64_t ns) {
-    return time_point(
-        std::chrono::duration_cast<time_point::duration>(std::chrono::nanoseconds(ns)));
-}
-
-}  // namespace
 
 bool am_table::apply(const notification& n, time_point now) {
     const auto& a = n.alert;
@@ -93,8 +83,8 @@ json am_table::to_json() const {
                            {"fingerprint", e.fingerprint},
                            {"labels", labels},
                            {"annotations", annotations},
-                           {"starts_at", to_ns(e.starts_at)},
-                           {"ends_at", e.ends_at ? json(to_ns(*e.ends_at)) : json(nullptr)}});
+                           {"starts_at", to_unix_ns(e.starts_at)},
+                           {"ends_at", e.ends_at ? json(to_unix_ns(*e.ends_at)) : json(nullptr)}});
     }
     json sequences = json::object();
     for (const auto& [fp, seq] : last_sequence_) sequences[fp] = seq;
@@ -109,8 +99,9 @@ am_table am_table::from_json(const json& j) {
         for (const auto& [k, v] : e.at("labels").items()) x.labels[k] = v.get<std::string>();
         for (const auto& [k, v] : e.at("annotations").items())
             x.annotations[k] = v.get<std::string>();
-        x.starts_at = from_ns(e.at("starts_at").get<std::int64_t>());
-        if (!e.at("ends_at").is_null()) x.ends_at = from_ns(e.at("ends_at").get<std::int64_t>());
+        x.starts_at = from_unix_ns(e.at("starts_at").get<std::int64_t>());
+        if (!e.at("ends_at").is_null())
+            x.ends_at = from_unix_ns(e.at("ends_at").get<std::int64_t>());
         t.entries_[e.at("key").get<std::string>()] = std::move(x);
     }
     for (const auto& [fp, seq] : j.at("sequences").items())

@@ -1,5 +1,6 @@
 // The outbox's files: records framed by store::encode_record, written atomically and durably.
 #include "alert/notify/outbox.hpp"
+#include "common/unix_ns.hpp"
 
 #include "store/write/spool.hpp"
 
@@ -26,14 +27,6 @@ using nlohmann::json;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::int64_t to_ns(time_point t) {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
-}
-time_point from_ns(std::int64_t ns) {
-    return time_point(
-        std::chrono::duration_cast<time_point::duration>(std::chrono::nanoseconds(ns)));
-}
 
 json labels_json(const label_set& l) {
     json j = json::object();
@@ -80,7 +73,7 @@ std::optional<std::uint64_t> seq_of(const std::string& name) {
 json record_json(const outbox_record& r) {
     return {{"group", r.group},           {"n", to_json(r.n)},
             {"attempts", r.attempts},     {"last_status", r.last_status},
-            {"last_error", r.last_error}, {"dead_at", to_ns(r.dead_at)}};
+            {"last_error", r.last_error}, {"dead_at", to_unix_ns(r.dead_at)}};
 }
 
 }  // namespace
@@ -95,15 +88,15 @@ json to_json(const notification& n) {
                   {"level", to_string(a.level)},
                   {"value", a.value},
                   {"episode", a.episode},
-                  {"active_at", to_ns(a.active_at)},
-                  {"fired_at", to_ns(a.fired_at)},
-                  {"resolved_at", to_ns(a.resolved_at)},
+                  {"active_at", to_unix_ns(a.active_at)},
+                  {"fired_at", to_unix_ns(a.fired_at)},
+                  {"resolved_at", to_unix_ns(a.resolved_at)},
                   {"ack", nullptr}};
     if (a.ack)
         alert["ack"] = {{"by", a.ack->by},
                         {"comment", a.ack->comment},
-                        {"at", to_ns(a.ack->at)},
-                        {"expires_at", to_ns(a.ack->expires_at)}};
+                        {"at", to_unix_ns(a.ack->at)},
+                        {"expires_at", to_unix_ns(a.ack->expires_at)}};
     json j = {{"id", n.id},
               {"receiver", n.receiver},
               {"event", to_string(n.event)},
@@ -111,7 +104,7 @@ json to_json(const notification& n) {
               {"alert", alert},
               {"previous_level", nullptr},
               {"escalation_step", n.escalation_step},
-              {"created", to_ns(n.created)}};
+              {"created", to_unix_ns(n.created)}};
     if (n.previous_level) j["previous_level"] = to_string(*n.previous_level);
     return j;
 }
@@ -125,7 +118,7 @@ notification notification_from_json(const json& j) {
     if (!j.at("previous_level").is_null())
         n.previous_level = enum_from<severity>(j.at("previous_level"), severity_count, "level");
     n.escalation_step = j.at("escalation_step").get<int>();
-    n.created = from_ns(j.at("created").get<std::int64_t>());
+    n.created = from_unix_ns(j.at("created").get<std::int64_t>());
     const json& a = j.at("alert");
     auto& v = n.alert;
     v.fingerprint = a.at("fingerprint").get<std::string>();
@@ -136,14 +129,14 @@ notification notification_from_json(const json& j) {
     v.level = enum_from<severity>(a.at("level"), severity_count, "level");
     v.value = a.at("value").get<double>();
     v.episode = a.at("episode").get<std::string>();
-    v.active_at = from_ns(a.at("active_at").get<std::int64_t>());
-    v.fired_at = from_ns(a.at("fired_at").get<std::int64_t>());
-    v.resolved_at = from_ns(a.at("resolved_at").get<std::int64_t>());
+    v.active_at = from_unix_ns(a.at("active_at").get<std::int64_t>());
+    v.fired_at = from_unix_ns(a.at("fired_at").get<std::int64_t>());
+    v.resolved_at = from_unix_ns(a.at("resolved_at").get<std::int64_t>());
     if (!a.at("ack").is_null()) {
         const json& k = a.at("ack");
         v.ack = ack_info{k.at("by").get<std::string>(), k.at("comment").get<std::string>(),
-                         from_ns(k.at("at").get<std::int64_t>()),
-                         from_ns(k.at("expires_at").get<std::int64_t>())};
+                         from_unix_ns(k.at("at").get<std::int64_t>()),
+                         from_unix_ns(k.at("expires_at").get<std::int64_t>())};
     }
     return n;
 }
@@ -191,7 +184,7 @@ std::optional<outbox_record> outbox::read_record(const std::string& path, std::u
         r.attempts = j.at("attempts").get<int>();
         r.last_status = j.at("last_status").get<unsigned>();
         r.last_error = j.at("last_error").get<std::string>();
-        r.dead_at = from_ns(j.at("dead_at").get<std::int64_t>());
+        r.dead_at = from_unix_ns(j.at("dead_at").get<std::int64_t>());
         return r;
     } catch (const std::exception& e) {
         corrupt_.fetch_add(1, std::memory_order_relaxed);

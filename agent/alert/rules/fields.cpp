@@ -1,5 +1,6 @@
 // Strict typed getters over a TOML table for the rules parser; every problem names file:line:key.
 #include "alert/rules/fields.hpp"
+#include "common/toml_type.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -43,32 +44,6 @@ void context::error(const toml::source_region& where, std::string_view key,
                     std::string_view problem) {
     const int line = int(where.begin.line);
     errors_.push_back({file_, line, format_diag(file_, line, key, problem)});
-}
-
-std::string type_name(const toml::node& node) {
-    switch (node.type()) {
-        case toml::node_type::string:
-            return "a string";
-        case toml::node_type::integer:
-            return "an integer";
-        case toml::node_type::floating_point:
-            return "a floating-point number";
-        case toml::node_type::boolean:
-            return "a boolean";
-        case toml::node_type::array:
-            return "an array";
-        case toml::node_type::table:
-            return "a table";
-        case toml::node_type::date:
-            return "a date";
-        case toml::node_type::time:
-            return "a time";
-        case toml::node_type::date_time:
-            return "a date-time";
-        case toml::node_type::none:
-            break;
-    }
-    return "nothing";
 }
 
 std::string quote(std::string_view text) {
@@ -134,7 +109,7 @@ std::optional<std::string> fields::string(std::string_view k) const {
     const toml::node* n = get(k);
     if (n == nullptr) return std::nullopt;
     if (const auto* s = n->as_string()) return s->get();
-    fail(k, "expected a string, got " + type_name(*n));
+    fail(k, "expected a string, got " + toml_type_name(*n));
     return std::nullopt;
 }
 
@@ -144,7 +119,7 @@ std::optional<std::int64_t> fields::integer(std::string_view k, std::int64_t lo,
     if (n == nullptr) return std::nullopt;
     const auto* i = n->as_integer();
     if (i == nullptr) {
-        fail(k, "expected an integer, got " + type_name(*n));
+        fail(k, "expected an integer, got " + toml_type_name(*n));
         return std::nullopt;
     }
     if (i->get() < lo || i->get() > hi) {
@@ -164,7 +139,7 @@ std::optional<double> fields::number(std::string_view k) const {
     } else if (const auto* f = n->as_floating_point()) {
         x = f->get();
     } else {
-        fail(k, "expected a number, got " + type_name(*n));
+        fail(k, "expected a number, got " + toml_type_name(*n));
         return std::nullopt;
     }
     if (!std::isfinite(x)) {
@@ -202,7 +177,7 @@ std::optional<std::vector<std::string>> fields::strings(std::string_view k, bool
     if (n == nullptr) return std::nullopt;
     const auto* arr = n->as_array();
     if (arr == nullptr) {
-        fail(k, "expected an array of strings, got " + type_name(*n));
+        fail(k, "expected an array of strings, got " + toml_type_name(*n));
         return std::nullopt;
     }
     std::vector<std::string> out;
@@ -211,7 +186,7 @@ std::optional<std::vector<std::string>> fields::strings(std::string_view k, bool
         const toml::node& e = *arr->get(i);
         const auto* s = e.as_string();
         if (s == nullptr) {
-            ctx_.error(e.source(), key(k), "expected strings, got " + type_name(e));
+            ctx_.error(e.source(), key(k), "expected strings, got " + toml_type_name(e));
             ok = false;
         } else if (unique && std::find(out.begin(), out.end(), s->get()) != out.end()) {
             ctx_.error(e.source(), key(k), quote(s->get()) + " is listed twice");
@@ -233,7 +208,7 @@ std::optional<label_set> fields::string_table(std::string_view k) const {
         const auto* s = node.as_string();
         if (s == nullptr) {
             ctx_.error(node.source(), key(k) + "." + std::string(name.str()),
-                       "expected a string, got " + type_name(node));
+                       "expected a string, got " + toml_type_name(node));
             ok = false;
             continue;
         }
@@ -247,7 +222,7 @@ const toml::table* fields::sub_table(std::string_view k) const {
     const toml::node* n = get(k);
     if (n == nullptr) return nullptr;
     if (const auto* t = n->as_table()) return t;
-    fail(k, "expected a table, got " + type_name(*n));
+    fail(k, "expected a table, got " + toml_type_name(*n));
     return nullptr;
 }
 

@@ -12,6 +12,7 @@
 
 #include "alert/model.hpp"
 #include "alert/rules/parse.hpp"
+#include "common/toml_type.hpp"
 
 namespace plugmon::agent::alert::detail {
 
@@ -66,9 +67,6 @@ private:
     const toml::table& table_;
     std::string path_;
 };
-
-/// "a string", "an integer", ...: a node's type for messages.
-std::string type_name(const toml::node& node);
 
 /// `text` in double quotes, control characters escaped, cut at 80 bytes.
 std::string quote(std::string_view text);

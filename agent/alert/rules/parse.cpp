@@ -383,7 +383,7 @@ escalation_policy read_escalation(context& c, const toml::table& t) {
     if (levels == nullptr) {
         f.missing("level");
     } else if (!levels->is_array_of_tables()) {
-        f.fail("level", "expected [[escalation.level]] tables, got " + type_name(*levels));
+        f.fail("level", "expected [[escalation.level]] tables, got " + toml_type_name(*levels));
     } else {
         for (const auto& lt : *levels->as_array()) {
             p.levels.push_back(read_escalation_level(c, *lt.as_table()));
@@ -403,7 +403,7 @@ void each_table(context& c, const toml::table& top, std::string_view key, Each e
     if (n == nullptr) return;
     if (!n->is_array_of_tables()) {
         c.error(n->source(), key,
-                "expected [[" + std::string(key) + "]] tables, got " + type_name(*n));
+                "expected [[" + std::string(key) + "]] tables, got " + toml_type_name(*n));
         return;
     }
     for (const auto& t : *n->as_array()) each(*t.as_table());

@@ -1,5 +1,6 @@
 // Usage pricing: reads and checks the pricing file, then prices per-tenant usage in exact integers.
 #include "ctl/usage/pricing.hpp"
+#include "common/toml_type.hpp"
 
 #include <toml++/toml.h>
 
@@ -25,6 +26,7 @@ namespace plugmon::ctl::usage {
 namespace {
 
 using namespace std::chrono;
+using agent::toml_type_name;
 
 constexpr std::size_t max_pricing_bytes = 1u << 20;
 /// Prices and fees above a billion currency units per unit are refused (keeps products in i128).
@@ -96,32 +98,6 @@ std::string to_string_i128(i128 v) {
 
 // ---- the pricing file --------------------------------------------------------------------------
 
-std::string type_name(const toml::node& node) {
-    switch (node.type()) {
-        case toml::node_type::string:
-            return "a string";
-        case toml::node_type::integer:
-            return "an integer";
-        case toml::node_type::floating_point:
-            return "a floating-point number";
-        case toml::node_type::boolean:
-            return "a boolean";
-        case toml::node_type::array:
-            return "an array";
-        case toml::node_type::table:
-            return "a table";
-        case toml::node_type::date:
-            return "a date";
-        case toml::node_type::time:
-            return "a time";
-        case toml::node_type::date_time:
-            return "a date-time";
-        case toml::node_type::none:
-            break;
-    }
-    return "nothing";
-}
-
 std::size_t edit_distance(std::string_view a, std::string_view b) {
     std::vector<std::size_t> row(b.size() + 1);
     for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
@@ -173,7 +149,7 @@ struct context {
 
 std::string read_string(const context& ctx, const toml::node& n, std::string_view key) {
     const auto* s = n.as_string();
-    if (s == nullptr) ctx.fail(&n, key, "expected a string, got " + type_name(n));
+    if (s == nullptr) ctx.fail(&n, key, "expected a string, got " + toml_type_name(n));
     return s->get();
 }
 
@@ -205,7 +181,7 @@ i128 read_nano(const context& ctx, const toml::node& n, std::string_view key, do
                      "has more than 9 decimal places (prices and quantities are exact to 1e-9)");
         return static_cast<i128>(whole) * nano + static_cast<i128>(r);
     }
-    ctx.fail(&n, key, "expected a number, got " + type_name(n));
+    ctx.fail(&n, key, "expected a number, got " + toml_type_name(n));
 }
 
 std::int64_t read_price(const context& ctx, const toml::node& n, std::string_view key) {
@@ -226,7 +202,7 @@ std::vector<std::string> read_patterns(const context& ctx, const toml::node& n,
     } else if (n.is_string()) {
         one(n);
     } else {
-        ctx.fail(&n, key, "expected a list of glob patterns, got " + type_name(n));
+        ctx.fail(&n, key, "expected a list of glob patterns, got " + toml_type_name(n));
     }
     return out;
 }
@@ -279,7 +255,8 @@ bool used_by(model_kind m, std::string_view key) {
 
 std::vector<tier> read_tiers(const context& ctx, const toml::node& n) {
     const auto* arr = n.as_array();
-    if (arr == nullptr) ctx.fail(&n, "tiers", "expected an array of tables, got " + type_name(n));
+    if (arr == nullptr)
+        ctx.fail(&n, "tiers", "expected an array of tables, got " + toml_type_name(n));
     if (arr->empty()) ctx.fail(&n, "tiers", "needs at least one tier");
     std::vector<tier> out;
     for (std::size_t i = 0; i < arr->size(); ++i) {
@@ -288,7 +265,7 @@ std::vector<tier> read_tiers(const context& ctx, const toml::node& n) {
         const auto* t = e.as_table();
         if (t == nullptr)
             ctx.fail(&e, key,
-                     "expected a table { up_to = …, unit_price = … }, got " + type_name(e));
+                     "expected a table { up_to = …, unit_price = … }, got " + toml_type_name(e));
         tier tr;
         bool priced = false;
         for (auto&& [k, v] : *t) {
@@ -326,7 +303,7 @@ void read_match(context& ctx, const toml::node& m, plan& p) {
     const auto* mt = m.as_table();
     if (mt == nullptr)
         ctx.fail(&m, "match",
-                 "expected a table { tenants = [...], plugins = [...] }, got " + type_name(m));
+                 "expected a table { tenants = [...], plugins = [...] }, got " + toml_type_name(m));
     for (auto&& [k, v] : *mt) {
         if (k.str() == "tenants")
             p.tenants = read_patterns(ctx, v, "match.tenants");
@@ -537,7 +514,8 @@ pricing parse_pricing(std::string_view text, const std::string& source) {
             if (out.currency.empty()) ctx.fail(&v, "currency", "must not be empty");
         } else if (key == "decimals") {
             const auto* i = v.as_integer();
-            if (i == nullptr) ctx.fail(&v, "decimals", "expected an integer, got " + type_name(v));
+            if (i == nullptr)
+                ctx.fail(&v, "decimals", "expected an integer, got " + toml_type_name(v));
             if (i->get() < 0 || i->get() > 6)
                 ctx.fail(&v, "decimals",
                          "must be between 0 and 6, got " + std::to_string(i->get()));
@@ -552,7 +530,7 @@ pricing parse_pricing(std::string_view text, const std::string& source) {
     if (plans == nullptr) ctx.fail(nullptr, "plan", "no [[plan]] tables: nothing could be priced");
     const auto* arr = plans->as_array();
     if (arr == nullptr || !arr->is_array_of_tables())
-        ctx.fail(plans, "plan", "expected [[plan]] tables, got " + type_name(*plans));
+        ctx.fail(plans, "plan", "expected [[plan]] tables, got " + toml_type_name(*plans));
     if (arr->empty()) ctx.fail(plans, "plan", "no [[plan]] tables: nothing could be priced");
     for (std::size_t i = 0; i < arr->size(); ++i)
         out.plans.push_back(read_plan(source, *arr->get(i)->as_table(), i + 1, out.plans));
