@@ -1,6 +1,6 @@
 // Reads and validates the agent's configuration from a TOML file and command-line flags.
 #include "config/config.hpp"
-#include "common/toml_type.hpp"
+#include "common/diagnostics.hpp"
 
 #include "common/version.hpp"
 
@@ -33,28 +33,6 @@ namespace {
 using std::chrono::nanoseconds;
 
 constexpr std::size_t max_config_bytes = 1 << 20;
-
-/// `text` in double quotes with control characters escaped, shortened when long.
-std::string quote(std::string_view text) {
-    constexpr std::size_t max_shown = 80;
-    std::string out = "\"";
-    for (std::size_t i = 0; i < text.size() && i < max_shown; ++i) {
-        const auto c = static_cast<unsigned char>(text[i]);
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += static_cast<char>(c);
-        } else if (c < 0x20 || c == 0x7f) {
-            char buf[8];
-            std::snprintf(buf, sizeof buf, "\\x%02x", c);
-            out += buf;
-        } else {
-            out += static_cast<char>(c);
-        }
-    }
-    if (text.size() > max_shown) out += "...";
-    out += '"';
-    return out;
-}
 
 /// Shortest text that reads back as the same double.
 std::string format_number(double x) {
@@ -110,9 +88,9 @@ std::int64_t read_integer(const value_in& v, std::int64_t lo, std::int64_t hi) {
         const auto* end = v.text.data() + v.text.size();
         const auto r = std::from_chars(v.text.data(), end, x);
         if (v.text.empty() || r.ptr != end || r.ec == std::errc::invalid_argument)
-            v.fail(quote(v.text) + " is not an integer");
+            v.fail(agent::quoted(v.text) + " is not an integer");
         if (r.ec == std::errc::result_out_of_range)
-            v.fail(quote(v.text) + " is out of range (" + std::to_string(lo) + ".." +
+            v.fail(agent::quoted(v.text) + " is out of range (" + std::to_string(lo) + ".." +
                    std::to_string(hi) + ")");
     }
     if (x < lo || x > hi)
@@ -135,8 +113,8 @@ nanoseconds read_duration(const value_in& v, nanoseconds lo, nanoseconds hi) {
     }
     const auto d = parse_duration(text);
     if (!d) {
-        if (is_bare_number(text)) v.fail(quote(text) + no_unit);
-        v.fail(quote(text) + " is not a duration (use e.g. \"10s\", \"500ms\")");
+        if (is_bare_number(text)) v.fail(agent::quoted(text) + no_unit);
+        v.fail(agent::quoted(text) + " is not a duration (use e.g. \"10s\", \"500ms\")");
     }
     if (*d < lo || *d > hi)
         v.fail(format_duration(*d) + " is out of range (" + format_duration(lo) + ".." +
@@ -158,7 +136,7 @@ double read_fraction(const value_in& v) {
         const auto* end = v.text.data() + v.text.size();
         const auto r = std::from_chars(v.text.data(), end, x);
         if (v.text.empty() || r.ptr != end || r.ec != std::errc{})
-            v.fail(quote(v.text) + " is not a number");
+            v.fail(agent::quoted(v.text) + " is not a number");
     }
     if (!(x >= 0.0 && x <= 1.0)) v.fail(format_number(x) + " is out of range (0..1)");
     return x;
@@ -188,7 +166,7 @@ std::vector<std::pair<std::string, nanoseconds>> read_thresholds(const value_in&
         const std::string_view item = rest.substr(0, comma);
         rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
         const auto eq = item.find('=');
-        if (eq == std::string_view::npos) v.fail(quote(item) + " is not PLUGIN=DURATION");
+        if (eq == std::string_view::npos) v.fail(agent::quoted(item) + " is not PLUGIN=DURATION");
         one(item.substr(0, eq), item.substr(eq + 1), nullptr);
     }
     return out;
@@ -222,7 +200,7 @@ std::vector<double> read_buckets(const value_in& v) {
             double x = 0;
             const auto r = std::from_chars(item.data(), item.data() + item.size(), x);
             if (item.empty() || r.ec != std::errc{} || r.ptr != item.data() + item.size())
-                v.fail(quote(item) +
+                v.fail(agent::quoted(item) +
                        " is not a number of seconds (give a comma-separated list, "
                        "e.g. \"0.001,0.01,0.1\")");
             out.push_back(x);
@@ -242,7 +220,7 @@ std::vector<double> read_buckets(const value_in& v) {
 std::string check_runtime_dir(const value_in& v, std::string dir) {
     // agent.sock must fit in sockaddr_un::sun_path, NUL included.
     constexpr std::size_t max_dir = sizeof(sockaddr_un{}.sun_path) - 1 - sizeof("/agent.sock") + 1;
-    if (dir.empty() || dir.front() != '/') v.fail(quote(dir) + " is not an absolute path");
+    if (dir.empty() || dir.front() != '/') v.fail(agent::quoted(dir) + " is not an absolute path");
     while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
     if (dir.size() > max_dir)
         v.fail("path is " + std::to_string(dir.size()) +
@@ -315,7 +293,7 @@ bool read_bool(const value_in& v) {
     }
     if (v.text == "true") return true;
     if (v.text == "false") return false;
-    v.fail(quote(v.text) + " is not true or false");
+    v.fail(agent::quoted(v.text) + " is not true or false");
 }
 
 /// A host name or IP address as a Host header carries it (without the port), lowercased; an
@@ -333,7 +311,8 @@ std::string read_host_name(const value_in& v, std::string text, std::string_view
                    ch == '_';
         });
     if (!valid)
-        v.fail(quote(text) + " is not a host name (letters, digits, '.', '-'; no port)", suffix);
+        v.fail(agent::quoted(text) + " is not a host name (letters, digits, '.', '-'; no port)",
+               suffix);
     return text;
 }
 
@@ -433,7 +412,7 @@ const key_spec keys[] = {
      [](config& c, const value_in& v) {
          auto s = read_string(v);
          std::string problem;
-         if (!try_split_listen(s, problem)) v.fail(quote(s) + " " + problem);
+         if (!try_split_listen(s, problem)) v.fail(agent::quoted(s) + " " + problem);
          c.listen = std::move(s);
      }},
     {"postgres", "CONNINFO",
@@ -469,7 +448,7 @@ const key_spec keys[] = {
                  return;
              }
          }
-         v.fail(quote(s) + " is not one of trace, debug, info, warn, error, off");
+         v.fail(agent::quoted(s) + " is not one of trace, debug, info, warn, error, off");
      }},
     {"max_producers", "N", "plugin processes registered at once, 1..65536 (default 1024)",
      [](config& c, const value_in& v) {
@@ -485,7 +464,7 @@ const key_spec keys[] = {
          const auto r = std::from_chars(s.data(), s.data() + s.size(), mode, 8);
          if (s.size() < 3 || s.size() > 4 || r.ec != std::errc{} || r.ptr != s.data() + s.size() ||
              mode > 0777)
-             v.fail(quote(s) + " is not an octal permission mode (e.g. \"0660\")");
+             v.fail(agent::quoted(s) + " is not an octal permission mode (e.g. \"0660\")");
          c.socket_mode = mode;
      }},
     {"query_buckets", "SECONDS,...",
@@ -665,7 +644,7 @@ std::optional<std::string_view> closest_key(std::string_view name) {
 std::string read_file(const std::string& path, const std::string& key = "config",
                       unsigned* mode = nullptr) {
     const auto cannot = [&](int err) {
-        return config_error(key, key + ": cannot read " + quote(path) + ": " +
+        return config_error(key, key + ": cannot read " + agent::quoted(path) + ": " +
                                      std::generic_category().message(err));
     };
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -689,7 +668,7 @@ std::string read_file(const std::string& path, const std::string& key = "config"
         if (n == 0) break;
         text.append(buf, static_cast<std::size_t>(n));
         if (text.size() > max_config_bytes)
-            throw config_error(key, key + ": " + quote(path) + " is larger than 1 MiB");
+            throw config_error(key, key + ": " + agent::quoted(path) + " is larger than 1 MiB");
     }
     return text;
 }
@@ -706,9 +685,10 @@ void apply_file(config& c, const std::string& path) {
     for (auto&& [k, node] : table) {
         const key_spec* spec = find_key(k.str());
         if (spec == nullptr) {
-            std::string message = location(path, k.source()) + "unknown key " + quote(k.str());
+            std::string message =
+                location(path, k.source()) + "unknown key " + agent::quoted(k.str());
             if (const auto near = closest_key(k.str()))
-                message += " (did you mean " + quote(*near) + "?)";
+                message += " (did you mean " + agent::quoted(*near) + "?)";
             throw config_error(std::string(k.str()), message);
         }
         spec->apply(c, value_in{spec->name, &node, {}, location(path, node.source())});
@@ -727,7 +707,8 @@ std::vector<std::string> read_token_scopes(const toml::node& node, const std::st
         const auto* s = e.as_string();
         if (s == nullptr || (s->get() != "read" && s->get() != "ack" && s->get() != "admin"))
             throw config_error("tokens_file",
-                               where + "scopes: " + (s ? quote(s->get()) : toml_type_name(e)) +
+                               where +
+                                   "scopes: " + (s ? agent::quoted(s->get()) : toml_type_name(e)) +
                                    " is not one of \"read\", \"ack\", \"admin\"");
         out.push_back(s->get());
     }
@@ -766,7 +747,7 @@ token_spec read_token(const toml::table& t, const std::string& where) {
             tok.sha256 = *d;
             has_digest = true;
         } else {
-            throw config_error("tokens_file", where + "unknown key " + quote(key) +
+            throw config_error("tokens_file", where + "unknown key " + agent::quoted(key) +
                                                   " (a token has name, scopes and sha256)");
         }
     }
@@ -780,7 +761,7 @@ token_spec read_token(const toml::table& t, const std::string& where) {
 std::vector<token_spec> load_tokens_file(const std::string& path) {
     unsigned mode = 0;
     const std::string text = read_file(path, "tokens_file", &mode);
-    const std::string at = "tokens_file: " + quote(path);
+    const std::string at = "tokens_file: " + agent::quoted(path);
     if ((mode & 077) != 0) {
         char octal[16];
         std::snprintf(octal, sizeof octal, "%04o", mode);
@@ -799,7 +780,7 @@ std::vector<token_spec> load_tokens_file(const std::string& path) {
         const std::string where = "tokens_file: " + location(path, node.source());
         if (k.str() != "token")
             throw config_error("tokens_file", "tokens_file: " + location(path, k.source()) +
-                                                  "unknown key " + quote(k.str()) +
+                                                  "unknown key " + agent::quoted(k.str()) +
                                                   " (the file holds [[token]] tables)");
         const auto* arr = node.as_array();
         if (arr == nullptr || !arr->is_array_of_tables())
@@ -811,10 +792,10 @@ std::vector<token_spec> load_tokens_file(const std::string& path) {
             for (const auto& other : out) {
                 if (other.name == tok.name)
                     throw config_error("tokens_file",
-                                       here + "name " + quote(tok.name) + " is used twice");
+                                       here + "name " + agent::quoted(tok.name) + " is used twice");
                 if (other.sha256 == tok.sha256)
                     throw config_error("tokens_file",
-                                       here + "same secret as token " + quote(other.name));
+                                       here + "same secret as token " + agent::quoted(other.name));
             }
             if (tok.name == "api_token")
                 throw config_error("tokens_file",
@@ -831,12 +812,12 @@ std::vector<token_spec> load_tokens_file(const std::string& path) {
         const std::string option = arg.substr(0, arg.find('='));
         std::string name = option.substr(2);
         std::replace(name.begin(), name.end(), '-', '_');
-        std::string message = "unknown option " + quote(option);
+        std::string message = "unknown option " + agent::quoted(option);
         if (const auto near = closest_key(name))
             message += " (did you mean \"--" + kebab(*near) + "\"?)";
         throw config_error("command line", message);
     }
-    throw config_error("command line", "unexpected argument " + quote(arg) +
+    throw config_error("command line", "unexpected argument " + agent::quoted(arg) +
                                            " (settings are --flags or keys in the --config file)");
 }
 
@@ -874,7 +855,7 @@ std::string default_alert_state_dir() { return default_state_dir() + "/alerts"; 
 std::pair<std::string, std::uint16_t> split_listen(std::string_view listen) {
     std::string problem;
     auto parts = try_split_listen(listen, problem);
-    if (!parts) throw config_error("listen", "listen: " + quote(listen) + " " + problem);
+    if (!parts) throw config_error("listen", "listen: " + agent::quoted(listen) + " " + problem);
     return std::move(*parts);
 }
 

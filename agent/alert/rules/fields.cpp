@@ -1,6 +1,6 @@
 // Strict typed getters over a TOML table for the rules parser; every problem names file:line:key.
 #include "alert/rules/fields.hpp"
-#include "common/toml_type.hpp"
+#include "common/diagnostics.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -44,27 +44,6 @@ void context::error(const toml::source_region& where, std::string_view key,
                     std::string_view problem) {
     const int line = int(where.begin.line);
     errors_.push_back({file_, line, format_diag(file_, line, key, problem)});
-}
-
-std::string quote(std::string_view text) {
-    constexpr std::size_t max_shown = 80;
-    std::string out = "\"";
-    for (std::size_t i = 0; i < text.size() && i < max_shown; ++i) {
-        const auto c = static_cast<unsigned char>(text[i]);
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += static_cast<char>(c);
-        } else if (c < 0x20 || c == 0x7f) {
-            char buf[8];
-            std::snprintf(buf, sizeof buf, "\\x%02x", c);
-            out += buf;
-        } else {
-            out += static_cast<char>(c);
-        }
-    }
-    if (text.size() > max_shown) out += "...";
-    out += '"';
-    return out;
 }
 
 std::string format_number(double x) {
@@ -161,7 +140,7 @@ std::optional<nanoseconds> fields::duration(std::string_view k, nanoseconds lo,
     if (!text) return std::nullopt;
     const auto d = parse_duration(*text);
     if (!d) {
-        fail(k, quote(*text) + " is not a duration (use e.g. \"30s\", \"5m\", \"1h\")");
+        fail(k, agent::quoted(*text) + " is not a duration (use e.g. \"30s\", \"5m\", \"1h\")");
         return std::nullopt;
     }
     if (*d < lo || *d > hi) {
@@ -189,7 +168,7 @@ std::optional<std::vector<std::string>> fields::strings(std::string_view k, bool
             ctx_.error(e.source(), key(k), "expected strings, got " + toml_type_name(e));
             ok = false;
         } else if (unique && std::find(out.begin(), out.end(), s->get()) != out.end()) {
-            ctx_.error(e.source(), key(k), quote(s->get()) + " is listed twice");
+            ctx_.error(e.source(), key(k), agent::quoted(s->get()) + " is listed twice");
             ok = false;
         } else {
             out.push_back(s->get());

@@ -12,7 +12,7 @@
 
 #include "alert/model.hpp"
 #include "alert/rules/parse.hpp"
-#include "common/toml_type.hpp"
+#include "common/diagnostics.hpp"
 
 namespace plugmon::agent::alert::detail {
 
@@ -67,9 +67,6 @@ private:
     const toml::table& table_;
     std::string path_;
 };
-
-/// `text` in double quotes, control characters escaped, cut at 80 bytes.
-std::string quote(std::string_view text);
 
 /// Shortest text that reads back as the same double.
 std::string format_number(double x);

@@ -25,7 +25,6 @@ namespace {
 using detail::diag;
 using detail::format_diag;
 using detail::parsed_file;
-using detail::quote;
 
 constexpr std::size_t max_rules_bytes = 16u << 20;
 
@@ -88,7 +87,7 @@ void merge(rule_set& all, parsed_file& part, std::map<std::string, std::string>&
         if (fresh) return true;
         errors.push_back({file, line,
                           format_diag(file, line, std::string(what) + ".name",
-                                      std::string(what) + " " + quote(name) +
+                                      std::string(what) + " " + agent::quoted(name) +
                                           " is already declared at " + it->second)});
         return false;
     };
@@ -111,9 +110,9 @@ void resolve(const rule_set& set, const std::vector<detail::reference>& refs,
                                              [&](const auto& r) { return r.name == ref.name; });
         if (found) continue;
         const std::string what = ref.policy ? "escalation policy " : "receiver ";
-        errors.push_back(
-            {ref.file, ref.line,
-             format_diag(ref.file, ref.line, ref.key, "unknown " + what + quote(ref.name))});
+        errors.push_back({ref.file, ref.line,
+                          format_diag(ref.file, ref.line, ref.key,
+                                      "unknown " + what + agent::quoted(ref.name))});
     }
 }
 
@@ -164,18 +163,18 @@ std::vector<std::pair<std::string, std::string>> read_all(const std::vector<std:
 
 void dump_labels(std::ostream& o, const label_set& l) {
     o << '{';
-    for (const auto& [k, v] : l) o << quote(k) << '=' << quote(v) << ',';
+    for (const auto& [k, v] : l) o << agent::quoted(k) << '=' << agent::quoted(v) << ',';
     o << '}';
 }
 
 void dump_names(std::ostream& o, const std::vector<std::string>& names) {
     o << '[';
-    for (const auto& n : names) o << quote(n) << ',';
+    for (const auto& n : names) o << agent::quoted(n) << ',';
     o << ']';
 }
 
 void dump_rule(std::ostream& o, const rule& r) {
-    o << "rule " << quote(r.name) << ' ' << to_string(r.kind) << " select";
+    o << "rule " << agent::quoted(r.name) << ' ' << to_string(r.kind) << " select";
     dump_labels(o, r.select);
     o << " group_by";
     dump_names(o, r.group_by);
@@ -195,7 +194,7 @@ void dump_rule(std::ostream& o, const rule& r) {
     dump_labels(o, r.annotations);
     o << " receivers";
     dump_names(o, r.receivers);
-    o << " esc " << quote(r.escalation) << " nodata " << int(r.on_no_data) << ' '
+    o << " esc " << agent::quoted(r.escalation) << " nodata " << int(r.on_no_data) << ' '
       << r.no_data_after.count() << " repeat";
     for (const auto& d : r.repeat_interval) o << ',' << d.count();
     o << " down " << r.severity_down_delay.count() << " delay " << r.notify_delay.up.count() << ','
@@ -205,8 +204,9 @@ void dump_rule(std::ostream& o, const rule& r) {
 }
 
 void dump_receiver(std::ostream& o, const receiver_spec& r) {
-    o << "receiver " << quote(r.name) << ' ' << to_string(r.type) << ' ' << quote(r.url) << ' '
-      << quote(r.secret_file) << ' ' << quote(r.bearer_token_file) << " headers";
+    o << "receiver " << agent::quoted(r.name) << ' ' << to_string(r.type) << ' '
+      << agent::quoted(r.url) << ' ' << agent::quoted(r.secret_file) << ' '
+      << agent::quoted(r.bearer_token_file) << " headers";
     dump_labels(o, r.headers);
     o << ' ' << r.timeout.count() << ',' << r.max_notifications_per_minute << ','
       << r.resend_interval.count() << ',' << r.resolved_resend_for.count() << ','
@@ -214,7 +214,7 @@ void dump_receiver(std::ostream& o, const receiver_spec& r) {
 }
 
 void dump_policy(std::ostream& o, const escalation_policy& p) {
-    o << "escalation " << quote(p.name) << ' ' << int(p.condition) << ' ' << p.repeat;
+    o << "escalation " << agent::quoted(p.name) << ' ' << int(p.condition) << ' ' << p.repeat;
     for (const auto& l : p.levels) {
         o << " level " << l.after.count() << ' ' << to_string(l.min_severity);
         dump_names(o, l.receivers);

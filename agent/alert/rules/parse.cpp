@@ -95,7 +95,7 @@ void read_shared(const fields& f, rule& r) {
         else if (*s == "alert")
             r.on_no_data = no_data_policy::alert;
         else
-            f.fail("on_no_data", quote(*s) + " is not one of keep, resolve, alert");
+            f.fail("on_no_data", agent::quoted(*s) + " is not one of keep, resolve, alert");
     }
 }
 
@@ -113,7 +113,7 @@ void read_selection(const fields& f, std::optional<rule_kind> kind, rule& r) {
     if (auto sel = f.string_table("select")) {
         for (const auto& [label, glob] : *sel)
             if (kind && !has(label))
-                f.fail("select", "label " + quote(label) + " is not one of kind " +
+                f.fail("select", "label " + agent::quoted(label) + " is not one of kind " +
                                      std::string(to_string(*kind)) + "'s labels (" + offered() +
                                      ")");
         r.select = std::move(*sel);
@@ -121,7 +121,7 @@ void read_selection(const fields& f, std::optional<rule_kind> kind, rule& r) {
     if (auto g = f.strings("group_by")) {
         for (const auto& label : *g)
             if (kind && !has(label))
-                f.fail("group_by", "label " + quote(label) + " is not one of kind " +
+                f.fail("group_by", "label " + agent::quoted(label) + " is not one of kind " +
                                        std::string(to_string(*kind)) + "'s labels (" + offered() +
                                        ")");
         r.group_by = std::move(*g);
@@ -133,11 +133,12 @@ void read_labels(const fields& f, rule& r) {
     if (auto labels = f.string_table("labels")) {
         for (const auto& [name, value] : *labels) {
             if (!is_identifier(name) || name.starts_with("__"))
-                f.fail("labels", quote(name) + " is not a label name ([A-Za-z_][A-Za-z0-9_]*)");
+                f.fail("labels",
+                       agent::quoted(name) + " is not a label name ([A-Za-z_][A-Za-z0-9_]*)");
             else if (name == "alertname" || name == "severity" || name == "host")
-                f.fail("labels", quote(name) + " is set by the agent");
+                f.fail("labels", agent::quoted(name) + " is set by the agent");
             else if (std::find(r.group_by.begin(), r.group_by.end(), name) != r.group_by.end())
-                f.fail("labels", quote(name) + " is also a group_by label");
+                f.fail("labels", agent::quoted(name) + " is also a group_by label");
         }
         r.labels = std::move(*labels);
     }
@@ -181,7 +182,7 @@ void read_kind_specifics(const fields& f, std::optional<rule_kind> kind, const r
             if (auto s = severity_from(*sev))
                 level = *s;
             else
-                f.fail("severity", quote(*sev) + " is not one of info, warning, critical");
+                f.fail("severity", agent::quoted(*sev) + " is not one of info, warning, critical");
         }
         r.levels[int(level)] = level_spec{0.0, std::nullopt, std::nullopt, std::nullopt};
         return;
@@ -228,7 +229,7 @@ rule read_rule(context& c, const toml::table& t, const rule& base) {
     r.line = f.line();
     if (auto name = f.string("name")) {
         if (!is_identifier(*name))
-            f.fail("name", quote(*name) + " is not an alertname ([A-Za-z_][A-Za-z0-9_]*)");
+            f.fail("name", agent::quoted(*name) + " is not an alertname ([A-Za-z_][A-Za-z0-9_]*)");
         r.name = std::move(*name);
     } else if (f.get("name") == nullptr) {
         f.missing("name");
@@ -236,7 +237,7 @@ rule read_rule(context& c, const toml::table& t, const rule& base) {
     std::optional<rule_kind> kind;
     if (auto k = f.string("kind")) {
         kind = rule_kind_from(*k);
-        if (!kind) f.fail("kind", quote(*k) + " is not a rule kind (see rules.hpp)");
+        if (!kind) f.fail("kind", agent::quoted(*k) + " is not a rule kind (see rules.hpp)");
     } else if (f.get("kind") == nullptr) {
         f.missing("kind");
     }
@@ -276,9 +277,9 @@ void read_receiver_options(const fields& f, receiver_spec& r) {
                 return std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_';
             });
             if (name.empty() || !token)
-                f.fail("headers", quote(name) + " is not an HTTP header name");
+                f.fail("headers", agent::quoted(name) + " is not an HTTP header name");
             if (value.find_first_of("\r\n") != std::string::npos)
-                f.fail("headers", "the value of " + quote(name) + " holds a line break");
+                f.fail("headers", "the value of " + agent::quoted(name) + " holds a line break");
         }
         r.headers = std::move(*h);
     }
@@ -306,7 +307,8 @@ receiver_spec read_receiver(context& c, const toml::table& t) {
     r.line = f.line();
     if (auto name = f.string("name")) {
         if (!is_plain_name(*name))
-            f.fail("name", quote(*name) + " is not a name (letters, digits, '_', '-', '.')");
+            f.fail("name",
+                   agent::quoted(*name) + " is not a name (letters, digits, '_', '-', '.')");
         r.name = std::move(*name);
     } else if (f.get("name") == nullptr) {
         f.missing("name");
@@ -319,7 +321,7 @@ receiver_spec read_receiver(context& c, const toml::table& t) {
         else if (*type == "slack")
             r.type = receiver_type::slack;
         else
-            f.fail("type", quote(*type) + " is not one of alertmanager, webhook, slack");
+            f.fail("type", agent::quoted(*type) + " is not one of alertmanager, webhook, slack");
     } else if (f.get("type") == nullptr) {
         f.missing("type");
     }
@@ -327,7 +329,7 @@ receiver_spec read_receiver(context& c, const toml::table& t) {
         const auto scheme = url->find("://");
         const bool http = url->starts_with("http://") || url->starts_with("https://");
         if (!http || url->size() <= scheme + 3)
-            f.fail("url", quote(*url) + " is not an http:// or https:// URL");
+            f.fail("url", agent::quoted(*url) + " is not an http:// or https:// URL");
         r.url = std::move(*url);
     } else if (f.get("url") == nullptr) {
         f.missing("url");
@@ -353,7 +355,7 @@ escalation_level read_escalation_level(context& c, const toml::table& t) {
         if (auto sev = severity_from(*s))
             l.min_severity = *sev;
         else
-            f.fail("min_severity", quote(*s) + " is not one of info, warning, critical");
+            f.fail("min_severity", agent::quoted(*s) + " is not one of info, warning, critical");
     }
     return l;
 }
@@ -365,7 +367,8 @@ escalation_policy read_escalation(context& c, const toml::table& t) {
     p.line = f.line();
     if (auto name = f.string("name")) {
         if (!is_plain_name(*name))
-            f.fail("name", quote(*name) + " is not a name (letters, digits, '_', '-', '.')");
+            f.fail("name",
+                   agent::quoted(*name) + " is not a name (letters, digits, '_', '-', '.')");
         p.name = std::move(*name);
     } else if (f.get("name") == nullptr) {
         f.missing("name");
@@ -376,7 +379,7 @@ escalation_policy read_escalation(context& c, const toml::table& t) {
         else if (*cond == "unresolved")
             p.condition = escalation_condition::unresolved;
         else
-            f.fail("condition", quote(*cond) + " is not one of unacknowledged, unresolved");
+            f.fail("condition", agent::quoted(*cond) + " is not one of unacknowledged, unresolved");
     }
     if (auto n = f.integer("repeat", 0, 5)) p.repeat = int(*n);
     const toml::node* levels = f.get("level");

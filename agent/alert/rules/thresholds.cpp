@@ -120,8 +120,8 @@ std::optional<double> read_threshold(const fields& f, std::string_view k, rule_k
         const std::string& text = n->as_string()->get();
         x = parse_text(u, text, hint);
         if (!x) {
-            f.fail(k, quote(text) + " is not " + hint + " (kind " + std::string(to_string(kind)) +
-                          ")");
+            f.fail(k, agent::quoted(text) + " is not " + hint + " (kind " +
+                          std::string(to_string(kind)) + ")");
             return std::nullopt;
         }
     } else {

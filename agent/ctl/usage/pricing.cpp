@@ -1,6 +1,6 @@
 // Usage pricing: reads and checks the pricing file, then prices per-tenant usage in exact integers.
 #include "ctl/usage/pricing.hpp"
-#include "common/toml_type.hpp"
+#include "common/diagnostics.hpp"
 
 #include <toml++/toml.h>
 
