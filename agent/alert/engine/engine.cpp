@@ -564,7 +564,19 @@ std::string engine::add_silence(const nlohmann::json& body, const std::string& b
     s.id = new_episode();
     silences_.push_back(s);
     save(t);
+    record_silence(s, "created by " + by, t);
     return s.id;
+}
+
+void engine::record_silence(const silence& s, const std::string& what, time_point t) {
+    if (!opts_.history) return;
+    alert_row r;
+    r.at = t;
+    r.seq = ++sequence_;
+    r.event = "silence";
+    r.detail = what;
+    r.labels_json = to_json(s, t).dump();  // the silence itself: id, matchers, times, comment
+    opts_.history({std::move(r)});
 }
 
 nlohmann::json engine::silences_json() const {
@@ -581,6 +593,7 @@ bool engine::expire_silence(const std::string& id) {
         if (s.id == id && s.ends_at > t) {
             s.ends_at = t;
             save(t);
+            record_silence(s, "expired", t);
             return true;
         }
     return false;

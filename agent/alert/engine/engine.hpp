@@ -100,6 +100,8 @@ private:
     /// in between repeats a notification rather than losing one) and hands on the history.
     void commit(std::vector<notification>& out, time_point now);
     void collect_history(slot& s, std::vector<alert_row>& rows);
+    /// A silence's creation or expiry, for the history (fingerprint empty).
+    void record_silence(const silence& s, const std::string& what, time_point t);
     void save(time_point now) const;
     void restore();
     time_point now() const {

@@ -52,6 +52,9 @@ struct harness {
         o.state_dir = state_dir;
         o.host = "h1";
         o.clock = [this] { return now; };
+        o.history = [this](std::vector<alert_row> rows) {
+            for (auto& r : rows) history.push_back(std::move(r));
+        };
         e = std::make_unique<engine>(rules, out, o);
     }
     /// One window of `length` ending at `now + length`, with one plugin's calls and errors.
@@ -81,6 +84,7 @@ struct harness {
     rule_set rules;
     std::shared_ptr<recorder> out = std::make_shared<recorder>();
     std::string state_dir;
+    std::vector<alert_row> history;  // what would go to PostgreSQL
     time_point now = epoch;
     std::unique_ptr<engine> e;
 };
@@ -401,6 +405,30 @@ TEST(alert_engine, the_watchdog_always_fires) {
     h.window(0, 0);
     EXPECT_EQ(h.state(), "firing");
     EXPECT_EQ(h.out->count(event_kind::firing, "am"), 1u);
+}
+
+TEST(alert_engine, every_change_goes_to_the_history_with_increasing_sequence_numbers) {
+    harness h(error_rule());
+    h.window(100, 10);
+    h.window(100, 0);
+    const std::string id = h.e->add_silence(
+        {{"matchers", {{{"name", "plugin"}, {"value", "x"}}}}, {"endsAt", "2100-01-01T00:00:00Z"}},
+        "ops");
+    ASSERT_TRUE(h.e->expire_silence(id));
+    std::vector<std::string> events;
+    std::uint64_t last = 0;
+    for (const auto& r : h.history) {
+        events.push_back(r.event + (r.fingerprint.empty() ? "" : ":" + r.state));
+        EXPECT_GT(r.seq, last);
+        last = r.seq;
+    }
+    // One "sent" line per receiver (hook, then am), each naming it in its detail.
+    EXPECT_EQ(events, (std::vector<std::string>{"pending:pending", "firing:firing",
+                                                "sent firing:firing", "sent firing:firing",
+                                                "resolved:resolved", "sent resolved:resolved",
+                                                "sent resolved:resolved", "silence", "silence"}));
+    EXPECT_EQ(h.history.back().detail, "expired");
+    EXPECT_NE(h.history.back().labels_json.find(id), std::string::npos);
 }
 
 }  // namespace
