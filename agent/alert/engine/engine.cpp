@@ -320,19 +320,18 @@ void engine::escalate(instance& a, const rule& r, time_point t, std::vector<noti
     if (policy == rules_.escalations.end() || policy->levels.empty()) return;
     if (policy->condition == escalation_condition::unacknowledged && a.ack) return;
     if (silenced(a, t)) return;
-    // Level k of loop L is due at fired_at + L * period + after_k; the period is the last
-    // level's `after`, and the policy loops `repeat` times.
-    const nanoseconds period = policy->levels.back().after;
-    if (period.count() > 0 && a.escalation_loop < policy->repeat &&
-        t - a.fired_at >= (a.escalation_loop + 1) * period +
-                              (policy->levels.size() > 1 ? nanoseconds(0) : period)) {
+    // Level k of loop L is due at fired_at + L * cycle + after_k. A loop starts over the last
+    // level's `after` once that level is due (cycle = 2 x that `after`), `repeat` times.
+    const nanoseconds cycle = 2 * policy->levels.back().after;
+    if (cycle.count() > 0 && a.escalation_loop < policy->repeat &&
+        t - a.fired_at >= (a.escalation_loop + 1) * cycle) {
         ++a.escalation_loop;
         a.escalation_fired = 0;
     }
     for (std::size_t k = 0; k < policy->levels.size() && k < 32; ++k) {
         const escalation_level& level = policy->levels[k];
         if ((a.escalation_fired & (1u << k)) != 0 || a.level < level.min_severity) continue;
-        if (t - a.fired_at < a.escalation_loop * period + level.after) continue;
+        if (t - a.fired_at < a.escalation_loop * cycle + level.after) continue;
         a.escalation_fired |= 1u << k;
         a.escalation_step = int(k);
         a.remember(t, "escalated", "level " + std::to_string(k));

@@ -431,5 +431,31 @@ TEST(alert_engine, every_change_goes_to_the_history_with_increasing_sequence_num
     EXPECT_NE(h.history.back().labels_json.find(id), std::string::npos);
 }
 
+TEST(alert_engine, an_escalation_policy_loops_repeat_times_then_stops) {
+    rule r = error_rule();
+    r.escalation = "loop";
+    escalation_policy p;
+    p.name = "loop";
+    p.repeat = 1;
+    p.levels = {escalation_level{0s, {"hook"}, severity::info},
+                escalation_level{1min, {"pager"}, severity::info}};
+    harness h(r, "", {p});
+    std::vector<std::pair<std::string, long>> seen;  // receiver, seconds since firing
+    const time_point fired = h.now + 10s;
+    for (int i = 0; i < 60; ++i) {
+        const std::size_t before = h.out->got.size();
+        h.window(100, 10);
+        for (std::size_t k = before; k < h.out->got.size(); ++k)
+            if (h.out->got[k].event == event_kind::escalated)
+                seen.push_back(
+                    {h.out->got[k].receiver,
+                     long(
+                         std::chrono::duration_cast<std::chrono::seconds>(h.now - fired).count())});
+    }
+    // Loop 0: hook at 0, pager at 1 min; loop 1 starts 1 min after that: hook at 2, pager at 3.
+    EXPECT_EQ(seen, (std::vector<std::pair<std::string, long>>{
+                        {"hook", 0}, {"pager", 60}, {"hook", 120}, {"pager", 180}}));
+}
+
 }  // namespace
 }  // namespace plugmon::agent::alert
