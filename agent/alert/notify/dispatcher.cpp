@@ -383,8 +383,12 @@ void dispatcher::worker::finish_am(const http_result& worst, std::size_t invalid
     note_failure(worst);
     if (retryable(worst)) {
         ++am_attempts;
-        am_next_attempt =
-            t + std::chrono::duration_cast<clock_duration>(backoff(am_attempts, worst.retry_after));
+        // The table is re-sent every resend_interval anyway: a retry never waits longer than that
+        // (unless Alertmanager asked for it with Retry-After), so a recovered Alertmanager is in
+        // step again within one interval, however long it was down.
+        nanoseconds delay = backoff(am_attempts, worst.retry_after);
+        if (!worst.retry_after) delay = std::min(delay, spec.resend_interval);
+        am_next_attempt = t + std::chrono::duration_cast<clock_duration>(delay);
         return;
     }
     // 400 (Alertmanager kept the valid alerts) or another 4xx: not retried; the next resend
