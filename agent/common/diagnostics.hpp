@@ -5,9 +5,12 @@
 
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace plugmon::agent {
 
@@ -32,6 +35,41 @@ inline std::string quoted(std::string_view text) {
     if (text.size() > max_shown) out += "...";
     out += '"';
     return out;
+}
+
+/// Levenshtein distance (insertions, deletions, substitutions of bytes).
+inline std::size_t edit_distance(std::string_view a, std::string_view b) {
+    std::vector<std::size_t> row(b.size() + 1);
+    for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+    for (std::size_t i = 1; i <= a.size(); ++i) {
+        std::size_t diagonal = row[0];
+        row[0] = i;
+        for (std::size_t j = 1; j <= b.size(); ++j) {
+            const std::size_t above = row[j];
+            row[j] =
+                std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+            diagonal = above;
+        }
+    }
+    return row[b.size()];
+}
+
+/// For "did you mean": the first of `candidates` (each turned into a name by `name_of`) nearest
+/// to `name`, when it is at most two edits away.
+template <class Range, class NameOf>
+std::optional<std::string_view> closest_name(std::string_view name, const Range& candidates,
+                                             NameOf name_of) {
+    std::optional<std::string_view> best;
+    std::size_t best_distance = 3;
+    for (const auto& c : candidates) {
+        const std::string_view candidate = name_of(c);
+        const std::size_t d = edit_distance(name, candidate);
+        if (d < best_distance) {
+            best_distance = d;
+            best = candidate;
+        }
+    }
+    return best;
 }
 
 /// "a string", "an integer", "a table", ...

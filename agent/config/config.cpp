@@ -609,34 +609,9 @@ const key_spec* find_key(std::string_view name) {
     return nullptr;
 }
 
-std::size_t edit_distance(std::string_view a, std::string_view b) {
-    std::vector<std::size_t> row(b.size() + 1);
-    for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-    for (std::size_t i = 1; i <= a.size(); ++i) {
-        std::size_t diagonal = row[0];
-        row[0] = i;
-        for (std::size_t j = 1; j <= b.size(); ++j) {
-            const std::size_t above = row[j];
-            row[j] =
-                std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-            diagonal = above;
-        }
-    }
-    return row[b.size()];
-}
-
 /// The known key nearest to `name`, when it is at most two edits away.
 std::optional<std::string_view> closest_key(std::string_view name) {
-    std::optional<std::string_view> best;
-    std::size_t best_distance = 3;
-    for (const auto& k : keys) {
-        const auto d = edit_distance(name, k.name);
-        if (d < best_distance) {
-            best_distance = d;
-            best = k.name;
-        }
-    }
-    return best;
+    return closest_name(name, keys, [](const key_spec& k) { return std::string_view(k.name); });
 }
 
 /// The whole of a small file; errors name `key` ("config", "tokens_file"). `mode` receives the

@@ -12,25 +12,7 @@
 
 namespace plugmon::agent::alert::detail {
 
-namespace {
-
-std::size_t edit_distance(std::string_view a, std::string_view b) {
-    std::vector<std::size_t> row(b.size() + 1);
-    for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-    for (std::size_t i = 1; i <= a.size(); ++i) {
-        std::size_t diagonal = row[0];
-        row[0] = i;
-        for (std::size_t j = 1; j <= b.size(); ++j) {
-            const std::size_t above = row[j];
-            row[j] =
-                std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-            diagonal = above;
-        }
-    }
-    return row[b.size()];
-}
-
-}  // namespace
+namespace {}  // namespace
 
 std::string format_diag(const std::string& file, int line, std::string_view key,
                         std::string_view problem) {
@@ -58,16 +40,11 @@ fields::fields(context& c, const toml::table& t, std::string path,
     for (auto&& [k, node] : t) {
         const std::string_view name = k.str();
         if (std::find(known.begin(), known.end(), name) != known.end()) continue;
-        std::string problem = "unknown key";
-        std::size_t best = 3;
-        for (const auto candidate : known) {
-            const auto d = edit_distance(name, candidate);
-            if (d < best) {
-                best = d;
-                problem = "unknown key (did you mean '" + std::string(candidate) + "'?)";
-            }
-        }
-        ctx_.error(k.source(), key(name), problem);
+        const auto hint =
+            closest_name(name, known, [](std::string_view known_key) { return known_key; });
+        ctx_.error(k.source(), key(name),
+                   hint ? "unknown key (did you mean '" + std::string(*hint) + "'?)"
+                        : std::string("unknown key"));
     }
 }
 
