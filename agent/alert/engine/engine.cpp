@@ -447,58 +447,58 @@ nlohmann::json ack_json(const std::optional<ack_info>& ack) {
 
 }  // namespace
 
+nlohmann::json engine::entry_json(const instance& a, time_point t) const {
+    const auto r = by_name_.find(a.rule);
+    const alert_view v = view_of(a, r == by_name_.end() ? nullptr : r->second);
+    return {{"fingerprint", a.fingerprint},
+            {"rule", a.rule},
+            {"labels", a.labels},
+            {"annotations", v.annotations},
+            {"state", to_string(a.state)},
+            {"severity", to_string(a.level)},
+            {"value", a.value},
+            {"samples", a.samples},
+            {"episode", a.episode},
+            {"active_at", time_json(a.active_at)},
+            {"fired_at", time_json(a.fired_at)},
+            {"resolved_at", time_json(a.resolved_at)},
+            {"ack", ack_json(a.ack)},
+            {"silenced", silenced(a, t)},
+            {"flapping", a.flapping},
+            {"escalation_step", a.escalation_step}};
+}
+
 nlohmann::json engine::alerts_json(const std::string& state, const std::string& severity) const {
     std::lock_guard<std::mutex> lock(mu_);
     const time_point t = now();
-    nlohmann::json list = nlohmann::json::array();
     std::vector<const instance*> sorted;
-    for (const auto& [fp, s] : alerts_) sorted.push_back(&s.a);
+    for (const auto& [fp, s] : alerts_) {
+        if (!state.empty() && to_string(s.a.state) != state) continue;
+        if (!severity.empty() && to_string(s.a.level) != severity) continue;
+        sorted.push_back(&s.a);
+    }
     std::sort(sorted.begin(), sorted.end(), [](const instance* x, const instance* y) {
         return std::tie(x->rule, x->fingerprint) < std::tie(y->rule, y->fingerprint);
     });
-    for (const instance* a : sorted) {
-        if (!state.empty() && to_string(a->state) != state) continue;
-        if (!severity.empty() && to_string(a->level) != severity) continue;
-        const auto r = by_name_.find(a->rule);
-        const alert_view v = view_of(*a, r == by_name_.end() ? nullptr : r->second);
-        list.push_back({{"fingerprint", a->fingerprint},
-                        {"rule", a->rule},
-                        {"labels", a->labels},
-                        {"annotations", v.annotations},
-                        {"state", to_string(a->state)},
-                        {"severity", to_string(a->level)},
-                        {"value", a->value},
-                        {"samples", a->samples},
-                        {"episode", a->episode},
-                        {"active_at", time_json(a->active_at)},
-                        {"fired_at", time_json(a->fired_at)},
-                        {"resolved_at", time_json(a->resolved_at)},
-                        {"ack", ack_json(a->ack)},
-                        {"silenced", silenced(*a, t)},
-                        {"flapping", a->flapping},
-                        {"escalation_step", a->escalation_step}});
-    }
+    nlohmann::json list = nlohmann::json::array();
+    for (const instance* a : sorted) list.push_back(entry_json(*a, t));
     return {{"alerts", std::move(list)}};
 }
 
 std::optional<nlohmann::json> engine::alert_json(const std::string& fingerprint) const {
-    nlohmann::json all = alerts_json("", "");
-    for (auto& a : all["alerts"]) {
-        if (a["fingerprint"] != fingerprint) continue;
-        std::lock_guard<std::mutex> lock(mu_);
-        const auto it = alerts_.find(fingerprint);
-        if (it == alerts_.end()) return std::nullopt;
-        nlohmann::json h = nlohmann::json::array();
-        for (const auto& e : it->second.a.history)
-            h.push_back({{"at", format_rfc3339(e.at)},
-                         {"what", e.what},
-                         {"severity", to_string(e.level)},
-                         {"value", e.value},
-                         {"detail", e.detail}});
-        a["history"] = std::move(h);
-        return a;
-    }
-    return std::nullopt;
+    std::lock_guard<std::mutex> lock(mu_);
+    const auto it = alerts_.find(fingerprint);
+    if (it == alerts_.end()) return std::nullopt;
+    nlohmann::json a = entry_json(it->second.a, now());
+    nlohmann::json h = nlohmann::json::array();
+    for (const auto& e : it->second.a.history)
+        h.push_back({{"at", format_rfc3339(e.at)},
+                     {"what", e.what},
+                     {"severity", to_string(e.level)},
+                     {"value", e.value},
+                     {"detail", e.detail}});
+    a["history"] = std::move(h);
+    return a;
 }
 
 ack_result engine::ack(const std::string& fingerprint, const std::string& by,

@@ -93,6 +93,8 @@ private:
               time_point now, std::vector<notification>& out, int step = -1,
               std::optional<severity> previous = std::nullopt);
     alert_view view_of(const instance& a, const rule* r) const;
+    /// One alert as the API lists it (mu_ held).
+    nlohmann::json entry_json(const instance& a, time_point t) const;
     bool silenced(const instance& a, time_point now) const;
     const receiver_spec* receiver(const std::string& name) const;
     std::string new_episode();
