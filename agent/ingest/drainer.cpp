@@ -1,8 +1,6 @@
 // The drain loop and the per-event aggregation.
 #include "ingest/drainer.hpp"
 
-#include "ingest/process_limits.hpp"
-
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -188,9 +186,8 @@ void drain::add_resource_rows(window_batch& b, const std::vector<std::shared_ptr
         row.threads = r.threads.get();
         row.read_bytes = r.read_bytes.get();
         row.write_bytes = r.write_bytes.get();
-        const process_limits limits = read_process_limits(p->pid());
-        row.fd_limit = limits.open_files;
-        row.threads_limit = limits.processes;
+        row.fd_limit = p->limits().open_files;
+        row.threads_limit = p->limits().processes;
         b.resources.push_back(std::move(row));
         b.leaks.push_back({"", p->name(), p->pid(),
                            r.leak.suspected.load(std::memory_order_relaxed),

@@ -1,6 +1,8 @@
 // A registered producer process: its identity, its mapped segment and its counts.
 #include "ingest/producer.hpp"
 
+#include "ingest/process_limits.hpp"
+
 #include <cstdio>
 
 #include <unistd.h>
@@ -22,7 +24,7 @@ const char* to_string(producer_state s) {
 producer::producer(std::uint64_t id, int pid, unsigned uid, int memfd,
                    std::unique_ptr<mapped_segment> seg)
     : id_(id), pid_(pid), uid_(uid), memfd_(memfd), seg_(std::move(seg)),
-      attached_at_(std::chrono::system_clock::now()) {
+      attached_at_(std::chrono::system_clock::now()), limits_(read_process_limits(pid)) {
     counts_.consumed_at_attach = seg_ ? seg_->consumed_total() : 0;
     char path[64];
     std::snprintf(path, sizeof path, "/proc/%d/comm", pid);

@@ -5,6 +5,7 @@
 #include "aggregate/leak.hpp"
 #include "aggregate/series.hpp"
 #include "aggregate/statements.hpp"
+#include "ingest/process_limits.hpp"
 #include "ingest/segment.hpp"
 
 #include <array>
@@ -63,6 +64,9 @@ public:
         leak_watch leak;  // on rss_bytes
     };
     const process_resources& resources() const { return resources_; }
+    /// The process's soft fd and process limits, read once at registration (off the drain
+    /// thread); a later prlimit(2) is seen at the next registration.
+    const process_limits& limits() const { return limits_; }
 
 private:
     friend class drain;
@@ -79,6 +83,7 @@ private:
     std::string name_;
     counts counts_;
     process_resources resources_;
+    process_limits limits_;
 
     // drain-thread state
     /// Direct-mapped front of queries_: one multiply and compare per event on a hit.
