@@ -299,9 +299,8 @@ const window_history::group_map& window_history::groups_of(cached_window& c, con
 namespace {
 
 /// The value of a merged group in the kind's unit; nullopt when it cannot be computed.
-std::optional<double> value_of(const rule& r, const window_history::live_figures&,
-                               std::uint64_t calls, std::uint64_t errors, std::uint64_t slow,
-                               std::uint64_t cpu_ns, double gauge, double limit,
+std::optional<double> value_of(const rule& r, std::uint64_t calls, std::uint64_t errors,
+                               std::uint64_t slow, std::uint64_t cpu_ns, double gauge, double limit,
                                const dd_sketch* sketch, double seconds, double drops) {
     switch (r.kind) {
         case rule_kind::error_ratio:
@@ -377,7 +376,7 @@ std::vector<measurement> window_history::compute(const rule& r, const live_figur
         m.key = key;
         m.group = std::move(a.group);
         const double drops = double(a.last_drops) - double(a.first_drops);
-        const auto v = value_of(r, live, a.calls, a.errors, a.slow, a.cpu_ns, a.gauge, a.limit,
+        const auto v = value_of(r, a.calls, a.errors, a.slow, a.cpu_ns, a.gauge, a.limit,
                                 a.sketch ? &*a.sketch : nullptr, seconds, std::max(0.0, drops));
         m.known = v.has_value();
         m.value = v.value_or(0);
