@@ -21,6 +21,7 @@
 #include "web/server/http.hpp"
 #include "web/server/http_metrics.hpp"
 #include "web/server/router.hpp"
+#include "web/ui/dashboard.hpp"
 
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
@@ -137,9 +138,23 @@ security_options security_from(const config& cfg) {
     return o;
 }
 
-router make_routes(const api_context& ctx) {
+/// The built-in dashboard, unless `ui = false`.
+std::unique_ptr<ui::dashboard> make_dashboard(const config& cfg, const api_context& ctx) {
+    if (!cfg.ui) return nullptr;
+    ui::dashboard_options o;
+    o.snapshot.host = cfg.host;
+    o.snapshot.read_only = cfg.ui_read_only;
+    o.snapshot.interval = cfg.ui_interval;
+    o.snapshot.history = cfg.ui_history;
+    o.snapshot.flush_window = cfg.flush_interval;
+    o.max_streams = cfg.ui_max_streams;
+    return std::make_unique<ui::dashboard>(ctx, o);
+}
+
+router make_routes(const api_context& ctx, ui::dashboard* dashboard) {
     router r;
     add_api_routes(r, ctx);
+    if (dashboard) ui::add_ui_routes(r, *dashboard);
     return r;
 }
 
@@ -155,7 +170,7 @@ public:
           drainer_(series_, drain_options(cfg_, windows_, statements_)),
           intake_(io_, intake_options(cfg_), drainer_),
           ctx_{series_, drainer_, &intake_, project_version, {}, &statements_, cfg_.top_statements},
-          routes_(make_routes(ctx_)),
+          ui_(make_dashboard(cfg_, ctx_)), routes_(make_routes(ctx_, ui_.get())),
           http_metrics_(std::make_shared<http_metrics>(routes_.names())),
           gate_(routes_, security_from(cfg_), http_metrics_),
           http_(io_, split_listen(cfg_.listen).first, split_listen(cfg_.listen).second,
@@ -173,10 +188,13 @@ public:
         windows_.start();
         drainer_.start();
         intake_.start();
+        if (ui_) ui_->start();
         const auto host = split_listen(cfg_.listen).first;
-        spdlog::info("listening: producers on {}, HTTP on http://{}:{}/metrics",
-                     intake_.socket_path(),
-                     host.find(':') != std::string::npos ? "[" + host + "]" : host, http_.port());
+        const auto base = "http://" +
+                          (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
+                          std::to_string(http_.port());
+        spdlog::info("listening: producers on {}, HTTP on {}/metrics", intake_.socket_path(), base);
+        if (ui_) spdlog::info("dashboard: {}/ui/", base);
         wait_for_signal();
         io_.run();
         return exit_status_;
@@ -202,6 +220,7 @@ private:
             ctx_.store_json = [w = writer_] { return w->status().dump(); };
         }
         if (alerts_) alerts_->register_with(windows_, metrics_, ctx_);
+        if (ui_) metrics_.add([this](std::string& out) { ui_->render_metrics(out); });
         http_metrics_->attach(http_.counters());
         metrics_.add([m = http_metrics_](std::string& out) { m->render(out); });
         ctx_.metrics = &metrics_;
@@ -260,6 +279,7 @@ private:
         windows_.stop(cfg_.exit_drain_timeout);
         if (alerts_) alerts_->stop(cfg_.exit_drain_timeout);  // undelivered: kept in the outbox
         if (writer_ && !stop_writer()) std::_Exit(0);  // all safe in the spool; threads still run
+        if (ui_) ui_->stop();
         http_.stop();
         io_.stop();
     }
@@ -291,6 +311,7 @@ private:
     boost::asio::io_context io_;
     intake intake_;
     api_context ctx_;
+    std::unique_ptr<ui::dashboard> ui_;
     router routes_;
     std::shared_ptr<http_metrics> http_metrics_;
     security_layer gate_;

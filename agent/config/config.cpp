@@ -495,6 +495,24 @@ const key_spec keys[] = {
     {"read_requires_token", "BOOL",
      "true: /metrics and /api/v1 reads need a token with scope read (default false)",
      [](config& c, const value_in& v) { c.read_requires_token = read_bool(v); }},
+    {"ui", "BOOL", "the built-in dashboard at /ui/ (default true; false: its routes answer 404)",
+     [](config& c, const value_in& v) { c.ui = read_bool(v); }},
+    {"ui_read_only", "BOOL",
+     "true: the dashboard shows figures only, no ack or silence actions (default false)",
+     [](config& c, const value_in& v) { c.ui_read_only = read_bool(v); }},
+    {"ui_max_streams", "N",
+     "dashboard live streams open at once, 1..1024; more get 503 and poll (default 32)",
+     [](config& c, const value_in& v) {
+         c.ui_max_streams = static_cast<std::uint32_t>(read_integer(v, 1, 1024));
+     }},
+    {"ui_interval", "DURATION", "dashboard update period, 250ms..10s (default 1s)",
+     [](config& c, const value_in& v) {
+         c.ui_interval = read_duration(v, std::chrono::milliseconds{250}, std::chrono::seconds{10});
+     }},
+    {"ui_history", "DURATION", "chart history kept for the dashboard, 1m..1h (default 10m)",
+     [](config& c, const value_in& v) {
+         c.ui_history = read_duration(v, std::chrono::minutes{1}, std::chrono::hours{1});
+     }},
     {"http_allowed_hosts", "HOST,...",
      "Host header names accepted besides loopback names and the listen address "
      "(TOML: an array; others get 421)",
@@ -859,6 +877,13 @@ std::string describe(const config& c) {
         line += " tokens_file=" + c.tokens_file + "(" + std::to_string(c.tokens.size()) + ")";
     line += " read_requires_token=" + std::string(c.read_requires_token ? "true" : "false");
     for (const auto& h : c.http_allowed_hosts) line += " http_allowed_hosts=" + h;
+    line += " ui=" + std::string(c.ui ? "true" : "false");
+    if (c.ui) {
+        line += " ui_read_only=" + std::string(c.ui_read_only ? "true" : "false");
+        line += " ui_max_streams=" + std::to_string(c.ui_max_streams);
+        line += " ui_interval=" + format_duration(c.ui_interval);
+        line += " ui_history=" + format_duration(c.ui_history);
+    }
     line += " series_budget=" + std::to_string(c.series_budget);
     line += " series_budget_per_plugin=" + std::to_string(c.series_budget_per_plugin);
     line += " series_expiry_windows=" + std::to_string(c.series_expiry_windows);

@@ -60,6 +60,16 @@ struct config {
     bool read_requires_token = false;
     /// Host header names accepted besides the loopback names and the listen address.
     std::vector<std::string> http_allowed_hosts;
+    /// The built-in dashboard (GET /ui/ and /api/v1/ui/...); false: those routes answer 404.
+    bool ui = true;
+    /// The dashboard shows no action (ack, silences); the API itself is governed by tokens.
+    bool ui_read_only = false;
+    /// Live streams open at once; more get 503 and the page polls instead.
+    std::uint32_t ui_max_streams = 32;
+    /// How often the dashboard's snapshot is built and streamed.
+    std::chrono::nanoseconds ui_interval = std::chrono::seconds{1};
+    /// How much chart history the agent keeps, so a reloaded page starts full.
+    std::chrono::nanoseconds ui_history = std::chrono::minutes{10};
     /// Live label sets across all plugins, and for any one plugin; beyond them events fold.
     std::uint64_t series_budget = 100000;
     std::uint64_t series_budget_per_plugin = 10000;

@@ -7,6 +7,7 @@
 if(NOT SQL_DIR OR NOT OUTPUT)
   message(FATAL_ERROR "embed_sql.cmake: set SQL_DIR and OUTPUT")
 endif()
+include(${CMAKE_CURRENT_LIST_DIR}/../../../cmake/embed_bytes.cmake)
 
 file(GLOB files LIST_DIRECTORIES false "${SQL_DIR}/*")
 list(SORT files)
@@ -25,15 +26,8 @@ foreach(path IN LISTS files)
   endif()
   math(EXPR expected "${expected} + 1")
 
-  file(READ "${path}" hex HEX)
-  string(LENGTH "${hex}" hex_length)
-  math(EXPR size "${hex_length} / 2")
-  # 24 bytes per line, each byte as a \xHH escape (an escape followed by another never merges).
-  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "\\\\x\\1" escaped "${hex}")
-  string(REPEAT "\\\\x[0-9a-f][0-9a-f]" 24 line)
-  string(REGEX REPLACE "(${line})" "\\1\n" escaped "${escaped}")
-  string(REPLACE "\n" "\"\n    \"" escaped "${escaped}")
-  string(APPEND literals "// ${file_name}\nconstexpr char sql_${version}[] =\n    \"${escaped}\";\n\n")
+  plugmon_bytes_literal("${path}" literal size)
+  string(APPEND literals "// ${file_name}\nconstexpr char sql_${version}[] =\n    ${literal};\n\n")
   string(APPEND entries "    {${version}, \"${name}\", sql_${version}, ${size}},\n")
 endforeach()
 if(expected EQUAL 1)
@@ -56,6 +50,4 @@ const std::size_t embedded_sql_file_count = ${count};
 
 }  // namespace plugmon::agent::store::detail
 ")
-file(WRITE "${OUTPUT}.tmp" "${text}")
-file(COPY_FILE "${OUTPUT}.tmp" "${OUTPUT}" ONLY_IF_DIFFERENT)
-file(REMOVE "${OUTPUT}.tmp")
+plugmon_write_if_changed("${OUTPUT}" "${text}")

@@ -2,6 +2,8 @@
 #include "web/api/json.hpp"
 
 #include <cctype>
+#include <cstdio>
+#include <cstdlib>
 #include <string_view>
 
 namespace plugmon::agent::api {
@@ -67,6 +69,34 @@ nlohmann::json quantiles_json(std::uint64_t count, std::uint64_t p50, std::uint6
             {"p95_seconds", seconds(p95)},
             {"p99_seconds", seconds(p99)},
             {"max_seconds", seconds(max)}};
+}
+
+/// True when an Accept-Encoding header lists gzip with a non-zero quality.
+bool accepts_gzip(std::string_view header) {
+    std::string lower(header);
+    for (char& c : lower) c = char(std::tolower(static_cast<unsigned char>(c)));
+    std::string_view rest = lower;
+    while (!rest.empty()) {
+        const auto comma = rest.find(',');
+        std::string_view item = rest.substr(0, comma);
+        rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+        while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+        const auto semi = item.find(';');
+        std::string_view coding = item.substr(0, semi);
+        while (!coding.empty() && coding.back() == ' ') coding.remove_suffix(1);
+        if (coding != "gzip") continue;
+        if (semi == std::string_view::npos) return true;
+        const auto q = item.find("q=", semi);
+        return q == std::string_view::npos ||
+               std::strtod(std::string(item.substr(q + 2)).c_str(), nullptr) > 0;
+    }
+    return false;
+}
+
+std::string fingerprint_hex(std::uint64_t v) {
+    char buf[17];
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+    return buf;
 }
 
 }  // namespace plugmon::agent::api

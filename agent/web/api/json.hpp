@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace plugmon::agent::api {
 
@@ -21,6 +22,12 @@ http_response error_response(unsigned status, const std::string& message);
 
 /// The value of `name` in a target's query string ("a=1&b=2"), percent-decoding %XX and '+'.
 std::optional<std::string> query_param(const std::string& target, const std::string& name);
+
+/// True when an Accept-Encoding header lists gzip with a non-zero quality.
+bool accepts_gzip(std::string_view header);
+
+/// A statement fingerprint as 16 lower-case hex digits.
+std::string fingerprint_hex(std::uint64_t v);
 
 inline double seconds(std::uint64_t ns) { return double(ns) / 1e9; }
 

@@ -3,35 +3,9 @@
 #include "web/api/json.hpp"
 #include "web/api/routes.hpp"
 
-#include <cctype>
-#include <cstdlib>
-#include <string_view>
-
 namespace plugmon::agent::api {
 
 namespace {
-
-/// True when an Accept-Encoding header lists gzip with a non-zero quality.
-bool accepts_gzip(std::string_view header) {
-    std::string lower(header);
-    for (char& c : lower) c = char(std::tolower(static_cast<unsigned char>(c)));
-    std::string_view rest = lower;
-    while (!rest.empty()) {
-        const auto comma = rest.find(',');
-        std::string_view item = rest.substr(0, comma);
-        rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
-        while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
-        const auto semi = item.find(';');
-        std::string_view coding = item.substr(0, semi);
-        while (!coding.empty() && coding.back() == ' ') coding.remove_suffix(1);
-        if (coding != "gzip") continue;
-        if (semi == std::string_view::npos) return true;
-        const auto q = item.find("q=", semi);
-        return q == std::string_view::npos ||
-               std::strtod(std::string(item.substr(q + 2)).c_str(), nullptr) > 0;
-    }
-    return false;
-}
 
 http_response metrics(const api_context& ctx, const http_request& req) {
     if (ctx.metrics == nullptr) return error_response(404, "no metrics");

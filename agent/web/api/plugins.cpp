@@ -1,5 +1,6 @@
 // GET /api/v1/plugins and /api/v1/plugins/{name}: per-plugin calls, errors, top tables, memory,
 // pool use and latency quantiles, folded from the series store.
+#include "aggregate/plugin_totals.hpp"
 #include "web/api/json.hpp"
 #include "web/api/routes.hpp"
 
@@ -13,55 +14,18 @@ namespace plugmon::agent::api {
 
 namespace {
 
-struct table_agg {
-    std::uint64_t calls = 0, ns = 0;
-};
-
-/// One plugin's series folded together.
-struct plugin_agg {
-    std::uint64_t ok = 0, error = 0, rows = 0, sum_ns = 0, executions = 0, cpu_ns = 0;
-    std::map<std::pair<std::string, std::string>, table_agg> tables;
-    std::shared_ptr<const pool_series> pool;
-    std::shared_ptr<const memory_series> memory;
-};
+using plugin_agg = plugin_totals;
 
 /// Folds the store's series by plugin (only `only` when given).
 std::map<std::string, plugin_agg> fold_plugins(const series_registry& store,
                                                const std::string* only) {
-    std::map<std::string, plugin_agg> by_plugin;
-    const auto v = store.snapshot();
-    for (const auto& s : v.queries) {
-        if (only && s->plugin != *only) continue;
-        plugin_agg& a = by_plugin[s->plugin];
-        a.ok += s->ok.get();
-        a.error += s->error.get();
-        a.rows += s->rows.get();
-        a.sum_ns += s->duration.sum_ns();
-        table_agg& t = a.tables[{s->op, s->table}];
-        t.calls += s->ok.get() + s->error.get();
-        t.ns += s->duration.sum_ns();
-    }
-    for (const auto& s : v.executions) {
-        if (only && s->plugin != *only) continue;
-        plugin_agg& a = by_plugin[s->plugin];
-        a.executions += s->ok.get() + s->error.get();
-        a.cpu_ns += s->cpu_ns.get();
-    }
-    // A heap lists its plugin; a pool only joins a plugin listed for something else.
-    std::map<std::string, std::shared_ptr<const pool_series>> pools;
-    for (const auto& ps : v.pools)
-        if (!only || ps->plugin == *only) pools[ps->plugin] = ps;
-    for (const auto& m : v.memories)
-        if (!only || m->plugin == *only) by_plugin[m->plugin].memory = m;
-    for (auto& [name, a] : by_plugin)
-        if (const auto ps = pools.find(name); ps != pools.end()) a.pool = ps->second;
-    return by_plugin;
+    return fold_by_plugin(store.snapshot(), only);
 }
 
 /// The ten tables with the most query time.
 nlohmann::json top_tables_json(const plugin_agg& a) {
-    std::vector<std::pair<std::pair<std::string, std::string>, table_agg>> tables(a.tables.begin(),
-                                                                                  a.tables.end());
+    std::vector<std::pair<std::pair<std::string, std::string>, plugin_totals::table_totals>> tables(
+        a.tables.begin(), a.tables.end());
     std::sort(tables.begin(), tables.end(),
               [](const auto& x, const auto& y) { return x.second.ns > y.second.ns; });
     if (tables.size() > 10) tables.resize(10);

@@ -2,18 +2,11 @@
 #include "web/api/json.hpp"
 #include "web/api/routes.hpp"
 
-#include <cstdio>
 #include <cstdlib>
 
 namespace plugmon::agent::api {
 
 namespace {
-
-std::string hex64(std::uint64_t v) {
-    char buf[17];
-    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
-    return buf;
-}
 
 nlohmann::json sample_json(const slow_sample& s) {
     nlohmann::json j = {{"time", unix_seconds(s.at)},
@@ -26,8 +19,8 @@ nlohmann::json sample_json(const slow_sample& s) {
                         {"error", s.error},
                         {"pid", s.pid}};
     j["statement"] = s.statement.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.statement);
-    j["fingerprint"] =
-        s.statement.empty() ? nlohmann::json(nullptr) : nlohmann::json(hex64(s.fingerprint));
+    j["fingerprint"] = s.statement.empty() ? nlohmann::json(nullptr)
+                                           : nlohmann::json(fingerprint_hex(s.fingerprint));
     return j;
 }
 
@@ -36,7 +29,7 @@ nlohmann::json top_json(const api_context& ctx, const std::string* only) {
     for (const auto& st : ctx.statements->top(only, ctx.top_statements)) {
         const std::uint64_t calls = st->calls.get();
         top.push_back({{"plugin", st->plugin},
-                       {"fingerprint", hex64(st->fingerprint)},
+                       {"fingerprint", fingerprint_hex(st->fingerprint)},
                        {"statement", st->text},
                        {"calls", calls},
                        {"errors", st->errors.get()},

@@ -9,7 +9,9 @@
 
 #include <spdlog/spdlog.h>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
@@ -115,6 +117,20 @@ std::error_code to_std(const error_code& ec) {
 
 }  // namespace
 
+const char* to_string(stream_end e) {
+    switch (e) {
+        case stream_end::finished:
+            return "finished";
+        case stream_end::write_timeout:
+            return "write_timeout";
+        case stream_end::peer_closed:
+            return "peer_closed";
+        case stream_end::server_stopped:
+            return "server_stopped";
+    }
+    return "unknown";
+}
+
 namespace detail {
 
 class http_session;
@@ -153,10 +169,29 @@ public:
     void start() { read_header(); }
 
     void close() noexcept {
+        finish_stream(server_->stopped_ ? stream_end::server_stopped : stream_end::peer_closed);
         error_code ignored;
         stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
         stream_.close();
     }
+
+    /// stream_writer's calls, posted to the I/O thread.
+    void deliver(std::shared_ptr<const std::string> piece) noexcept {
+        guarded([&] {
+            if (!live_ || ending_) return;
+            if (!writing_) return write_piece(std::move(piece));
+            if (waiting_) live_->replaced();
+            waiting_ = std::move(piece);
+        });
+    }
+    void end_stream() noexcept {
+        guarded([&] {
+            if (!live_ || ending_) return;
+            ending_ = true;
+            if (!writing_ && !waiting_) write_last_chunk();
+        });
+    }
+    boost::asio::any_io_executor executor() { return stream_.get_executor(); }
 
 private:
     void read_header() {
@@ -241,6 +276,7 @@ private:
         in.target = std::string(req.target());
         in.authorization = std::string(req[http::field::authorization]);
         in.accept_encoding = std::string(req[http::field::accept_encoding]);
+        in.if_none_match = std::string(req[http::field::if_none_match]);
         in.body = std::move(req.body());
         fill_connection(in, req);
         ++server_->stats_->requests;
@@ -255,6 +291,10 @@ private:
             out = handler_failed(in, "unknown exception");
         }
 
+        if (out.stream) {
+            if (!head && out.status == 200) return start_stream(out, req.version());
+            out.stream = nullptr;  // HEAD: the headers of a stream, then nothing
+        }
         response_.emplace();
         response_->version(req.version());
         response_->result(out.status);
@@ -287,6 +327,84 @@ private:
         }
         in.sec_fetch_site = std::string(req["Sec-Fetch-Site"]);
         in.content_type = std::string(req[http::field::content_type]);
+    }
+
+    /// A live response: its headers (chunked, Connection: close), then the feed's pieces.
+    void start_stream(http_response& out, unsigned version) {
+        live_ = std::move(out.stream);
+        live_head_.emplace(http::status::ok, version);
+        live_head_->set(http::field::content_type, out.content_type);
+        for (const auto& [name, value] : out.headers) live_head_->insert(name, value);
+        set_security_headers(*live_head_, true);
+        live_head_->keep_alive(false);
+        live_head_->chunked(true);
+        if (const int bytes = server_->limits_.stream_send_buffer; bytes > 0) {
+            error_code ignored;
+            stream_.socket().set_option(asio::socket_base::send_buffer_size(bytes), ignored);
+        }
+        live_serializer_.emplace(*live_head_);
+        stream_.expires_after(server_->limits_.stream_write_timeout);
+        http::async_write_header(stream_, *live_serializer_,
+                                 [self = shared_from_this()](error_code ec, std::size_t) {
+                                     self->guarded([&] { self->on_stream_header(ec); });
+                                 });
+    }
+
+    void on_stream_header(const error_code& ec);
+
+    void write_piece(std::shared_ptr<const std::string> piece) {
+        writing_ = true;
+        stream_.expires_after(server_->limits_.stream_write_timeout);
+        const auto chunk = http::make_chunk(asio::buffer(piece->data(), piece->size()));
+        asio::async_write(stream_, chunk,
+                          [self = shared_from_this(), piece](error_code ec, std::size_t) {
+                              self->guarded([&] { self->on_piece_written(ec); });
+                          });
+    }
+
+    void on_piece_written(const error_code& ec) {
+        writing_ = false;
+        if (ec) return end_with_error(ec);
+        if (waiting_) return write_piece(std::exchange(waiting_, nullptr));
+        if (ending_) write_last_chunk();
+    }
+
+    void write_last_chunk() {
+        writing_ = true;
+        stream_.expires_after(server_->limits_.stream_write_timeout);
+        asio::async_write(stream_, http::make_chunk_last(),
+                          [self = shared_from_this()](error_code ec, std::size_t) {
+                              self->guarded([&] {
+                                  self->writing_ = false;
+                                  if (ec) return self->end_with_error(ec);
+                                  self->finish_stream(stream_end::finished);
+                                  error_code ignored;
+                                  self->stream_.socket().shutdown(tcp::socket::shutdown_send,
+                                                                  ignored);
+                              });
+                          });
+    }
+
+    void end_with_error(const error_code& ec) {
+        if (server_->stopped_ || ec == asio::error::operation_aborted)
+            finish_stream(stream_end::server_stopped);
+        else
+            finish_stream(ec == beast::error::timeout ? stream_end::write_timeout
+                                                      : stream_end::peer_closed);
+        close();
+    }
+
+    /// Tells the feed, once, that the live response is over.
+    void finish_stream(stream_end why) noexcept {
+        if (!live_) return;
+        const auto live = std::move(live_);
+        live_ = nullptr;
+        waiting_ = nullptr;
+        try {
+            live->closed(why);
+        } catch (...) {
+            // The feed's bookkeeping must not take the connection's teardown with it.
+        }
     }
 
     http_response handler_failed(const http_request& in, const char* what) {
@@ -368,10 +486,39 @@ private:
     std::optional<http::request_parser<http::string_body>> parser_;
     std::optional<http::response<http::empty_body>> continue_;
     std::optional<http::response<http::string_body>> response_;
+    std::shared_ptr<live_stream> live_;  // set while a live response is open
+    std::optional<http::response<http::empty_body>> live_head_;
+    std::optional<http::response_serializer<http::empty_body>> live_serializer_;
+    std::shared_ptr<const std::string> waiting_;  // the one piece waiting for the socket
+    bool writing_ = false;
+    bool ending_ = false;
     std::array<char, 4096> discard_{};
     std::size_t discarded_ = 0;
     std::shared_ptr<http_server_state> server_;
 };
+
+/// The feed's handle on a live response: posts each call to the session's I/O thread, and
+/// keeps the session alive while the feed holds it.
+class session_writer final : public stream_writer {
+public:
+    explicit session_writer(std::shared_ptr<http_session> s) : s_(std::move(s)) {}
+    void send(std::shared_ptr<const std::string> piece) override {
+        asio::post(s_->executor(),
+                   [s = s_, p = std::move(piece)]() mutable { s->deliver(std::move(p)); });
+    }
+    void end() override {
+        asio::post(s_->executor(), [s = s_] { s->end_stream(); });
+    }
+
+private:
+    std::shared_ptr<http_session> s_;
+};
+
+void http_session::on_stream_header(const error_code& ec) {
+    if (ec) return end_with_error(ec);
+    if (!live_) return;
+    live_->open(std::make_shared<session_writer>(shared_from_this()));
+}
 
 }  // namespace detail
 

@@ -27,8 +27,9 @@ struct http_request {
     std::string target;
     /// The Authorization header, empty when absent.
     std::string authorization;
-    /// The Accept-Encoding header, empty when absent.
+    /// The Accept-Encoding and If-None-Match headers, empty when absent.
     std::string accept_encoding;
+    std::string if_none_match;
     std::string body;
     /// The client's IP address ("127.0.0.1", "::1"; IPv4-mapped IPv6 shown as IPv4), empty when
     /// unknown. Filled by the server.
@@ -49,12 +50,52 @@ struct http_request {
     std::string principal;
 };
 
+/// Why a live response ended.
+enum class stream_end {
+    finished,       ///< the feed ended it (stream_writer::end)
+    write_timeout,  ///< the client did not take a piece within the write timeout
+    peer_closed,    ///< the client went away (reset, broken pipe)
+    server_stopped  ///< the listener was stopped
+};
+
+/// "finished", "write_timeout", "peer_closed", "server_stopped".
+const char* to_string(stream_end e);
+
+/// The sending side of a live response, held by its feed. Every member is thread-safe.
+class stream_writer {
+public:
+    virtual ~stream_writer() = default;
+    /// Queues `piece` to be sent as one chunk. One piece waits at most: a newer one replaces a
+    /// waiting one (latest wins; live_stream::replaced is called), so a slow client never
+    /// makes the agent hold more than two pieces for it.
+    virtual void send(std::shared_ptr<const std::string> piece) = 0;
+    /// Sends what is queued, then the last chunk, and closes the connection.
+    virtual void end() = 0;
+};
+
+/// A response that stays open after its headers (Server-Sent Events): the server writes the
+/// pieces its feed sends, each as one chunk, until the feed ends it or the client goes. The
+/// session calls these on the I/O thread.
+class live_stream {
+public:
+    virtual ~live_stream() = default;
+    /// The headers are sent; `out` stays valid (and thread-safe) until closed() is called.
+    virtual void open(std::shared_ptr<stream_writer> out) = 0;
+    /// A waiting piece was replaced by a newer one before the client took it.
+    virtual void replaced() {}
+    /// The response is over; nothing is sent any more.
+    virtual void closed(stream_end why) = 0;
+};
+
 struct http_response {
     unsigned status = 200;
     std::string content_type = "text/plain; charset=utf-8";
     std::string body;
     /// Further headers, e.g. {"WWW-Authenticate", "Bearer"}. Content-Length is set by the server.
     std::vector<std::pair<std::string, std::string>> headers = {};
+    /// Set (with status 200 and an empty body): a live response, sent chunked, after the
+    /// headers. The connection then serves nothing else.
+    std::shared_ptr<live_stream> stream = nullptr;
 };
 
 /// Called on the io_context's thread for every request. May throw: the client then gets a 500.
@@ -66,6 +107,11 @@ struct http_limits {
     std::size_t body_limit = 64 * 1024;
     /// Time allowed to receive one whole request, and to send one response.
     std::chrono::milliseconds timeout = std::chrono::seconds{30};
+    /// Time a live response's client has to take one piece; then it is disconnected.
+    std::chrono::milliseconds stream_write_timeout = std::chrono::seconds{5};
+    /// SO_SNDBUF of a live response's socket, so that a client that stops reading shows within
+    /// the write timeout rather than after the kernel has buffered megabytes (0: the default).
+    int stream_send_buffer = 64 * 1024;
 };
 
 /// Counters of one server, for the agent's own metrics.

@@ -1,0 +1,36 @@
+// Folding the series registry's families by plugin.
+#include "aggregate/plugin_totals.hpp"
+
+namespace plugmon::agent {
+
+std::map<std::string, plugin_totals> fold_by_plugin(const series_registry::view& v,
+                                                    const std::string* only) {
+    std::map<std::string, plugin_totals> by_plugin;
+    for (const auto& s : v.queries) {
+        if (only && s->plugin != *only) continue;
+        plugin_totals& a = by_plugin[s->plugin];
+        a.ok += s->ok.get();
+        a.error += s->error.get();
+        a.rows += s->rows.get();
+        a.sum_ns += s->duration.sum_ns();
+        plugin_totals::table_totals& t = a.tables[{s->op, s->table}];
+        t.calls += s->ok.get() + s->error.get();
+        t.ns += s->duration.sum_ns();
+    }
+    for (const auto& s : v.executions) {
+        if (only && s->plugin != *only) continue;
+        plugin_totals& a = by_plugin[s->plugin];
+        a.executions += s->ok.get() + s->error.get();
+        a.cpu_ns += s->cpu_ns.get();
+    }
+    std::map<std::string, std::shared_ptr<const pool_series>> pools;
+    for (const auto& ps : v.pools)
+        if (!only || ps->plugin == *only) pools[ps->plugin] = ps;
+    for (const auto& m : v.memories)
+        if (!only || m->plugin == *only) by_plugin[m->plugin].memory = m;
+    for (auto& [name, a] : by_plugin)
+        if (const auto ps = pools.find(name); ps != pools.end()) a.pool = ps->second;
+    return by_plugin;
+}
+
+}  // namespace plugmon::agent
