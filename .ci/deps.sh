@@ -13,7 +13,7 @@ PLUGMON_DEB_PACKAGES=(
     libtomlplusplus-dev libcli11-dev nlohmann-json3-dev zlib1g-dev
     libgtest-dev libgmock-dev libbenchmark-dev
     postgresql prometheus prometheus-alertmanager
-    curl procps ca-certificates python3 python3-yaml
+    curl procps ca-certificates python3 python3-yaml jsonnet
 )
 
 # Prints the packages of PLUGMON_DEB_PACKAGES that are not installed, one a line.

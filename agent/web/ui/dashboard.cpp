@@ -58,12 +58,13 @@ void dashboard::tick() {
         }
         hub_->publish(event);
     } catch (const std::exception& e) {
-        if (failures_++ == 0) spdlog::error("ui: cannot build the dashboard snapshot: {}", e.what());
+        if (failures_++ == 0)
+            spdlog::error("ui: cannot build the dashboard snapshot: {}", e.what());
     }
     ++ticks_;
-    tick_ns_ += std::uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                  std::chrono::steady_clock::now() - t0)
-                                  .count());
+    tick_ns_ += std::uint64_t(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0)
+            .count());
 }
 
 std::shared_ptr<const std::string> dashboard::latest() const {

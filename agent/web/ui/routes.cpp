@@ -21,7 +21,8 @@ void add_page_headers(http_response& r) {
     r.headers.emplace_back("Content-Security-Policy", content_security_policy);
     r.headers.emplace_back("Cross-Origin-Opener-Policy", "same-origin");
     r.headers.emplace_back("Cross-Origin-Resource-Policy", "same-origin");
-    r.headers.emplace_back("Permissions-Policy", "camera=(), microphone=(), geolocation=(), usb=()");
+    r.headers.emplace_back("Permissions-Policy",
+                           "camera=(), microphone=(), geolocation=(), usb=()");
 }
 
 /// True when an If-None-Match header lists `etag` (or is "*").
@@ -113,8 +114,7 @@ void add_ui_routes(router& r, dashboard& d) {
                out.headers.emplace_back("Location", "/ui/");
                return out;
            }});
-    r.add({"GET", "/ui/", "ui", scope::read,
-           [](const http_request& req, const route_params&) {
+    r.add({"GET", "/ui/", "ui", scope::read, [](const http_request& req, const route_params&) {
                return serve_asset(req, "index.html");
            }});
     r.add({"GET", "/ui/manifest.json", "ui", scope::read,
@@ -139,9 +139,7 @@ void add_ui_routes(router& r, dashboard& d) {
     r.add({"GET", "/api/v1/ui/stream", "ui_stream", scope::read,
            [&d](const http_request& req, const route_params&) { return open_stream(d, req); }});
     r.add({"GET", "/api/v1/ui/history", "ui_history", scope::read,
-           [&d](const http_request&, const route_params&) {
-               return json_text(d.history_json());
-           }});
+           [&d](const http_request&, const route_params&) { return json_text(d.history_json()); }});
     r.add({"GET", "/api/v1/ui/statements", "ui_statements", scope::read,
            [&d](const http_request& req, const route_params&) { return statements(d, req); }});
 }

@@ -204,6 +204,7 @@ std::string snapshot_builder::build(clock::time_point now, std::size_t stream_cl
           {"ready", ctx_.drainer.running() && ctx_.in != nullptr},
           {"started", unix_seconds(started_)},
           {"read_only", o_.read_only},
+          {"alerting", ctx_.alerts != nullptr},
           {"window_seconds", std::chrono::duration<double>(o_.flush_window).count()}}},
         {"status",
          {{"store", ctx_.store_state ? ctx_.store_state() : std::string("disabled")},
@@ -267,8 +268,11 @@ nlohmann::json snapshot_builder::statements_json(statement_window w, const std::
     clock::time_point from = started_;
     if (w != statement_window::since_start) {
         std::lock_guard<std::mutex> lock(statements_mu_);
-        const auto& q = w == statement_window::five_minutes ? fine_ : coarse_;
-        if (!q.empty()) {
+        // The newest checkpoint at least the window's span old; none yet: since start.
+        const bool five = w == statement_window::five_minutes;
+        const auto& q = five ? fine_ : coarse_;
+        const clock::duration span = five ? clock::duration(fine_span) : coarse_span;
+        if (!q.empty() && q.front().at <= now - span) {
             base = q.front().totals;
             from = q.front().at;
         }

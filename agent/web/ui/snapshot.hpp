@@ -59,7 +59,7 @@ private:
     struct totals_at {
         clock::time_point at;
         std::map<std::string, std::array<std::uint64_t, 4>> plugins;  // calls, errors, execs, cpu
-        std::map<std::int64_t, std::uint64_t> process_cpu_ns;          // by pid
+        std::map<std::int64_t, std::uint64_t> process_cpu_ns;         // by pid
         std::uint64_t drops = 0;
     };
     /// Per-statement cumulative figures at one instant (calls, errors, rows, slow, total_ns).

@@ -78,8 +78,7 @@ std::shared_ptr<live_stream> stream_hub::open_client(std::shared_ptr<const std::
         }
         ++opening_;
     }
-    return std::make_shared<client>(weak_from_this(), std::move(first), first_is_event,
-                                    max_events);
+    return std::make_shared<client>(weak_from_this(), std::move(first), first_is_event, max_events);
 }
 
 void stream_hub::attach(const std::shared_ptr<client>& c) {
@@ -133,16 +132,17 @@ void stream_hub::render_metrics(std::string& out) const {
     family(out, "plugmon_ui_streams_opened_total", "counter", "Dashboard live streams opened.");
     sample(out, "plugmon_ui_streams_opened_total", {}, std::uint64_t(opened_total_.load()));
     family(out, "plugmon_ui_streams_refused_total", "counter",
-         "Dashboard live streams refused (503) because ui_max_streams were open.");
+           "Dashboard live streams refused (503) because ui_max_streams were open.");
     sample(out, "plugmon_ui_streams_refused_total", {}, std::uint64_t(refused_total_.load()));
     family(out, "plugmon_ui_stream_events_total", "counter",
-         "Snapshot events handed to dashboard streams.");
+           "Snapshot events handed to dashboard streams.");
     sample(out, "plugmon_ui_stream_events_total", {}, std::uint64_t(events_total_.load()));
     family(out, "plugmon_ui_stream_dropped_snapshots_total", "counter",
-         "Snapshots a slow stream client never got: a newer one replaced them while waiting.");
-    sample(out, "plugmon_ui_stream_dropped_snapshots_total", {}, std::uint64_t(replaced_total_.load()));
+           "Snapshots a slow stream client never got: a newer one replaced them while waiting.");
+    sample(out, "plugmon_ui_stream_dropped_snapshots_total", {},
+           std::uint64_t(replaced_total_.load()));
     family(out, "plugmon_ui_stream_disconnects_total", "counter",
-         "Dashboard live streams ended, by reason (write_timeout: the client stopped reading).");
+           "Dashboard live streams ended, by reason (write_timeout: the client stopped reading).");
     for (const stream_end why : {stream_end::finished, stream_end::write_timeout,
                                  stream_end::peer_closed, stream_end::server_stopped})
         sample(out, "plugmon_ui_stream_disconnects_total", {{"reason", to_string(why)}},

@@ -43,7 +43,7 @@ private:
     std::size_t max_clients_;
     mutable std::mutex mu_;
     std::vector<std::shared_ptr<client>> open_;  // guarded by mu_
-    std::size_t opening_ = 0;                     // guarded by mu_: answered, headers not sent
+    std::size_t opening_ = 0;                    // guarded by mu_: answered, headers not sent
     std::atomic<std::uint64_t> opened_total_{0}, refused_total_{0}, events_total_{0},
         replaced_total_{0};
     std::array<std::atomic<std::uint64_t>, 4> ended_{};  // by stream_end
