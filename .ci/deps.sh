@@ -14,6 +14,7 @@ PLUGMON_DEB_PACKAGES=(
     libgtest-dev libgmock-dev libbenchmark-dev
     postgresql prometheus prometheus-alertmanager
     curl procps ca-certificates python3 python3-yaml jsonnet
+    chromium python3-websocket fonts-dejavu-core
 )
 
 # Prints the packages of PLUGMON_DEB_PACKAGES that are not installed, one a line.
