@@ -213,6 +213,8 @@ for _ in $(seq 50); do
     kill -0 "$loadgen_pid" 2>/dev/null || break
     sleep 0.2
 done
+say "dashboard: $url/ui/   (open it in a browser: live plugins, slow queries, resources, alerts)"
+curl -s --max-time 5 "$url/ui/manifest.json" | grep -E '"total_(gzip_)?bytes"' || true
 say "metrics: $url/metrics   (health: $url/healthz, ready: $url/readyz, API: $url/api/v1/plugins)"
 echo "\$ curl -s $url/metrics | grep -E '^plugmon_queries_total' | head -15"
 sample '^plugmon_queries_total' 15
@@ -371,6 +373,7 @@ if ((keep)); then
     say "PostgreSQL: the rollups stored so far (the agent keeps running: its current window is not in yet)"
     show_rollups || exit 1
     say "the agent keeps running on $url (runtime dir $dir); Ctrl-C stops it"
+    echo "dashboard: $url/ui/"
     echo "plugins can report to it with: PLUGMON_RUNTIME_DIR=$dir <your program>"
     echo "PostgreSQL keeps running, also after Ctrl-C: bash deploy/pg-private.sh psql $pg"
     echo "  (remove it with: bash deploy/pg-private.sh destroy $pg)"
