@@ -81,6 +81,7 @@ struct options {
     bool print_pids = false;
     bool measure_latency = false;
     unsigned statements = 0;        // statement shapes attached to queries (0 = none)
+    std::vector<std::string> statement_texts;  // --statement-text: verbatim, beside the shapes
     std::uint64_t alloc_bytes = 0;  // mixed: bytes each execution allocates and frees
     std::uint64_t leak_bytes = 0;   // mixed: bytes each execution of plugin 0 allocates and keeps
     std::uint64_t slow_every = 0;   // record mix: every Nth query takes slow_ns (0 = never)
@@ -304,6 +305,7 @@ void build_workload(workload& w, const options& o, unsigned index) {
             w.statement_text.push_back("SELECT id, total FROM invoices_" + std::to_string(shape) +
                                        "  WHERE id = " + std::to_string(1000 + v * 7) + " AND note = 'v" +
                                        std::to_string(v) + "'");
+    for (const auto& text : o.statement_texts) w.statement_text.push_back(text);
     w.error_threshold = std::uint64_t(std::ldexp(o.error_ratio, 53));
 }
 
@@ -1045,6 +1047,9 @@ int main(int argc, char** argv) {
     app.add_option("--statements", o.statements,
                    "statement shapes attached to queries, each in 4 literal variants (0 = none)")
         ->check(CLI::Range(0u, 100000u));
+    app.add_option("--statement-text", o.statement_texts,
+                   "a statement attached verbatim to queries, beside the --statements shapes "
+                   "(repeatable; e.g. text with markup for the dashboard's tests)");
     app.add_option("--slow-every", o.slow_every,
                    "record mix: every Nth query of a thread lasts --slow-duration (0 = never)");
     std::string slow_text = "2s";

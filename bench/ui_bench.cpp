@@ -108,7 +108,7 @@ int main(int argc, char** argv) {
     drain drainer(store, drain::options{});
     api_context ctx{store, drainer, nullptr, "bench", nullptr, &statements};
     ui::dashboard_options o;
-    o.max_streams = clients;
+    o.snapshot.max_streams = clients;
     ui::dashboard dash(ctx, o);
     router routes;
     ui::add_ui_routes(routes, dash);

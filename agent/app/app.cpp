@@ -147,7 +147,7 @@ std::unique_ptr<ui::dashboard> make_dashboard(const config& cfg, const api_conte
     o.snapshot.interval = cfg.ui_interval;
     o.snapshot.history = cfg.ui_history;
     o.snapshot.flush_window = cfg.flush_interval;
-    o.max_streams = cfg.ui_max_streams;
+    o.snapshot.max_streams = cfg.ui_max_streams;
     return std::make_unique<ui::dashboard>(ctx, o);
 }
 

@@ -9,7 +9,7 @@ namespace plugmon::agent::ui {
 
 dashboard::dashboard(const api_context& ctx, dashboard_options o)
     : o_(std::move(o)), builder_(ctx, o_.snapshot),
-      hub_(std::make_shared<stream_hub>(o_.max_streams)) {}
+      hub_(std::make_shared<stream_hub>(o_.snapshot.max_streams)) {}
 
 dashboard::~dashboard() { stop(); }
 

@@ -17,8 +17,8 @@
 namespace plugmon::agent::ui {
 
 struct dashboard_options {
+    /// snapshot.max_streams is the cap on live streams (ui_max_streams).
     snapshot_options snapshot;
-    std::size_t max_streams = 32;
 };
 
 class dashboard {

@@ -205,6 +205,7 @@ std::string snapshot_builder::build(clock::time_point now, std::size_t stream_cl
           {"started", unix_seconds(started_)},
           {"read_only", o_.read_only},
           {"alerting", ctx_.alerts != nullptr},
+          {"max_streams", o_.max_streams},
           {"window_seconds", std::chrono::duration<double>(o_.flush_window).count()}}},
         {"status",
          {{"store", ctx_.store_state ? ctx_.store_state() : std::string("disabled")},

@@ -24,6 +24,9 @@ namespace plugmon::agent::ui {
 struct snapshot_options {
     std::string host;
     bool read_only = false;
+    /// ui_max_streams, shown so that the page polls instead of asking for a stream it would be
+    /// refused (a refused request is an error in the browser's console).
+    std::size_t max_streams = 32;
     std::chrono::nanoseconds interval = std::chrono::seconds{1};
     std::chrono::nanoseconds history = std::chrono::minutes{10};
     std::chrono::nanoseconds flush_window = std::chrono::seconds{10};

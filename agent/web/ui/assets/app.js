@@ -130,6 +130,23 @@
     return base * (0.8 + 0.4 * Math.random());
   }
 
+  /** True when the agent's streams are all taken: asking would be refused (a console error). */
+  function streamsFull(snap) {
+    return !!(snap && snap.agent && snap.status && snap.agent.max_streams &&
+              snap.status.stream_clients >= snap.agent.max_streams);
+  }
+
+  /** Opens the stream, or polls while the latest snapshot says no stream is free. */
+  function connect() {
+    if (streamsFull(state.snap)) {
+      closeStream();
+      setStreamState('polling');
+      if (clock.now() >= stream.pollAt) poll();
+      return;
+    }
+    openStream();
+  }
+
   function openStream() {
     closeStream();
     stream.received = 0;
@@ -190,7 +207,7 @@
     checkHidden(now);
     if (!stream.released) {
       if (stream.state === 'polling') {
-        if (now >= stream.retryAt) openStream();
+        if (now >= stream.retryAt && !streamsFull(state.snap)) openStream();
         else if (now >= stream.pollAt) poll();
       } else if ((stream.state === 'open' || stream.state === 'connecting') && stale(now) >= 10 &&
                  now >= stream.retryAt) {
@@ -242,7 +259,7 @@
       if (stream.released) {
         stream.released = false;
         stream.failures = 0;
-        openStream();
+        connect();
         loadHistory();  // fill the charts' gap while hidden
         refreshStatements();
       }
@@ -759,9 +776,9 @@
 
   function alertActions(td, a) {
     if (!td.firstChild) {
-      const ack = h('button', { type: 'button', class: 'small act', text: 'Ack' });
-      const unack = h('button', { type: 'button', class: 'small act', text: 'Un-ack' });
-      const silence = h('button', { type: 'button', class: 'small act', text: 'Silence…' });
+      const ack = h('button', { type: 'button', class: 'small act', 'data-action': 'ack', text: 'Ack' });
+      const unack = h('button', { type: 'button', class: 'small act', 'data-action': 'unack', text: 'Un-ack' });
+      const silence = h('button', { type: 'button', class: 'small act', 'data-action': 'silence', text: 'Silence…' });
       ack.addEventListener('click', () => openAck(td.closest('tr').alert));
       unack.addEventListener('click', () => unackAlert(td.closest('tr').alert));
       silence.addEventListener('click', () => prefillSilence(td.closest('tr').alert));
@@ -1121,7 +1138,8 @@
     window.addEventListener('hashchange', onRoute);
     document.addEventListener('visibilitychange', onVisibility);
     onRoute();
-    openStream();
+    // The first snapshot by a plain request: it also says whether a stream is free.
+    getJSON('ui/snapshot').then(onSnapshot, () => {}).finally(connect);
     loadHistory();
     setInterval(tick, 1000);
   }

@@ -117,7 +117,7 @@ protected:
     void start(std::size_t max_streams = 32, http_limits limits = {}) {
         ui::dashboard_options o;
         o.snapshot.host = "test-host";
-        o.max_streams = max_streams;
+        o.snapshot.max_streams = max_streams;
         dashboard_ = std::make_unique<ui::dashboard>(ctx_, o);
         ui::add_ui_routes(routes_, *dashboard_);
         server_ = std::make_unique<limited_server>([this](const http_request& r) { return routes_.dispatch(r); },
