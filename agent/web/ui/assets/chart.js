@@ -4,6 +4,7 @@
 
 (function () {
   const WINDOW_MS = 10 * 60 * 1000;
+  const MIN_SPAN_MS = 60 * 1000;  // the shortest x axis, for a young agent
   const PAD = { top: 8, right: 10, bottom: 20 };
   const TIME_STEPS_S = [5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600];
   const COLORS = 8;  // --c0 .. --c7 in style.css, light and dark variants
@@ -144,6 +145,7 @@
       this.legend = opts.legend;
       this.readout = opts.readout;
       this.windowMs = opts.windowMs || WINDOW_MS;
+      this.span = this.windowMs;  // the x axis's span: see setData
       this.gapMs = opts.gapMs || 5000;
       this.series = [];
       this.end = 0;
@@ -166,6 +168,11 @@
     setData(series, endMs, heldPoints) {
       this.series = series;
       this.end = endMs;
+      // The x axis spans the data held, from one minute up to the whole window, so a young
+      // agent's lines fill the chart instead of sitting at its right edge.
+      let oldest = endMs;
+      for (const s of series) if (s.points.length) oldest = Math.min(oldest, s.points[0][0]);
+      this.span = Math.min(this.windowMs, Math.max(MIN_SPAN_MS, endMs - oldest));
       this.canvas.dataset.points = String(heldPoints);
       this.buildLegend();
       this.showValues(this.hoverT);
@@ -220,7 +227,7 @@
         const x = e.clientX - r.left;
         const plot = this.layout(r.width, r.height);
         if (x < plot.left || x > plot.right) this.hoverT = null;
-        else this.hoverT = this.end - this.windowMs + ((x - plot.left) / (plot.right - plot.left)) * this.windowMs;
+        else this.hoverT = this.end - this.span + ((x - plot.left) / (plot.right - plot.left)) * this.span;
       }
       this.showValues(this.hoverT);
       this.invalidate();
@@ -250,10 +257,10 @@
       const ctx = this.ctx, w = this.canvas.clientWidth, h = this.canvas.clientHeight;
       ctx.clearRect(0, 0, w, h);
       ctx.font = '11px ' + (cssVar('--font-num') || 'sans-serif');
-      const scale = yScale(this.kind, maxValue(this.series, this.end - this.windowMs));
+      const scale = yScale(this.kind, maxValue(this.series, this.end - this.span));
       this.leftPad = 8 + Math.max(...scale.ticks.map((t) => ctx.measureText(t.label).width));
       const plot = this.layout(w, h);
-      const x = (t) => plot.left + ((t - (this.end - this.windowMs)) / this.windowMs) * (plot.right - plot.left);
+      const x = (t) => plot.left + ((t - (this.end - this.span)) / this.span) * (plot.right - plot.left);
       const y = (v) => plot.bottom - (v / scale.top) * (plot.bottom - plot.top);
       this.drawYAxis(plot, scale, y);
       this.drawXAxis(plot, x);
@@ -281,9 +288,9 @@
 
     drawXAxis(plot, x) {
       const ctx = this.ctx;
-      const pxPerS = (plot.right - plot.left) / (this.windowMs / 1000);
+      const pxPerS = (plot.right - plot.left) / (this.span / 1000);
       const step = TIME_STEPS_S.find((s) => s * pxPerS >= 60) || 3600;
-      const first = Math.ceil((this.end - this.windowMs) / (step * 1000)) * step * 1000;
+      const first = Math.ceil((this.end - this.span) / (step * 1000)) * step * 1000;
       ctx.textAlign = 'center';
       ctx.textBaseline = 'top';
       for (let t = first; t <= this.end; t += step * 1000) {
@@ -306,7 +313,7 @@
     /** One series; a null value or a gap longer than gapMs breaks the line. */
     drawLine(s, plot, x, y) {
       const ctx = this.ctx;
-      const start = this.end - this.windowMs;
+      const start = this.end - this.span;
       ctx.save();
       ctx.beginPath();
       ctx.rect(plot.left, plot.top - 1, plot.right - plot.left, plot.bottom - plot.top + 2);
