@@ -235,6 +235,16 @@ class Agent:
     def log_tail(self, n=1500):
         return open(self.log, errors="replace").read()[-n:]
 
+    def stop(self):
+        """SIGTERM, and wait for the agent to exit (SIGKILL after 10 s)."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
 
 # ---- raw SSE clients ----
 
@@ -739,6 +749,36 @@ def phase_stream_cap(browser, agent_binary, workdir):
     page.close()
 
 
+def phase_switches(browser, agent_binary, workdir):
+    """ui = false removes the dashboard and nothing else; ui_read_only hides every action."""
+    begin("switches (ui = false, ui_read_only = true)")
+    off = Agent(agent_binary, workdir, "ui-off", "ui = false\n")
+    try:
+        for path in ("/ui/", "/ui/app.js", "/api/v1/ui/snapshot", "/api/v1/ui/stream"):
+            status, _, _ = http(off.port, "GET", path)
+            check(status == 404, f"ui = false: GET {path} answers 404", f"status {status}")
+        status, _, body = http(off.port, "GET", "/metrics")
+        check(status == 200 and b"plugmon_ui_" not in body,
+              "ui = false: /metrics still served, without plugmon_ui_* families", f"status {status}")
+    finally:
+        off.stop()
+    ro = Agent(agent_binary, workdir, "ui-read-only", "ui_read_only = true\n")
+    try:
+        check(get_json(ro.port, "/api/v1/ui/snapshot")["agent"]["read_only"] is True,
+              "ui_read_only: the snapshot says read_only")
+        page = open_page(browser)
+        page.navigate(ro.origin + "/ui/", timeout=15)
+        check(page.wait_for("document.body.dataset.ready === '1'", 10), "read-only page is ready")
+        visible = page.evaluate("Array.from(document.querySelectorAll('.act, [data-action]'))"
+                                ".filter(e => e.getClientRects().length > 0).length")
+        check(visible == 0, "ui_read_only: no action control is shown (token, ack, silences)",
+              f"{visible} shown")
+        page_hygiene(page, ro.origin, "read-only agent")
+        page.close()
+    finally:
+        ro.stop()
+
+
 def phase_canary(browser, agent):
     """Each detector the hygiene checks rely on sees a deliberate offence in a page of its own."""
     begin("detectors see deliberate offences")
@@ -869,6 +909,8 @@ def main():
             phase_hidden_tab(page, agent)
         if "cap" not in skip:
             phase_stream_cap(browser, args.agent, workdir)
+        if "switches" not in skip:
+            phase_switches(browser, args.agent, workdir)
         phase_canary(browser, agent)
         if args.update_readme_screenshot:
             phase_readme_screenshot(browser, args, workdir)
