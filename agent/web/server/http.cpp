@@ -502,6 +502,18 @@ private:
 class session_writer final : public stream_writer {
 public:
     explicit session_writer(std::shared_ptr<http_session> s) : s_(std::move(s)) {}
+    /// The feed may drop its last reference on its own thread: the session then goes on the I/O
+    /// thread, which owns it (its socket, and the server's list of sessions).
+    ~session_writer() override {
+        try {
+            const auto on = s_->executor();  // before the lambda takes s_
+            asio::post(on, [s = std::move(s_)] {});
+        } catch (...) {
+            // Out of memory: the session goes here instead; nothing better can be done.
+        }
+    }
+    session_writer(const session_writer&) = delete;
+    session_writer& operator=(const session_writer&) = delete;
     void send(std::shared_ptr<const std::string> piece) override {
         asio::post(s_->executor(),
                    [s = s_, p = std::move(piece)]() mutable { s->deliver(std::move(p)); });

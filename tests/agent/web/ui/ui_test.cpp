@@ -166,8 +166,11 @@ protected:
                                                    limits);
     }
     ~dashboard_test() override {
-        server_.reset();
+        // As the agent does: the dashboard ends its streams while the server's I/O still runs,
+        // then the server closes what is left; the streams' writers never outlive the io_context.
         if (dashboard_) dashboard_->stop();
+        server_.reset();
+        dashboard_.reset();
     }
     std::uint16_t port() const { return server_->port(); }
     std::string metrics() const {
