@@ -45,7 +45,7 @@ PLUGINS = ["billing-0", "billing-1", XSS_PLUGIN]
 ACK_SECRET = "ui-test-oncall-secret"
 ACK_COMMENT = "looking into it from the page"
 DISCONNECTS = "plugmon_ui_stream_disconnects_total"
-RUN_BUDGET = 330  # seconds for the whole run; ctest's TIMEOUT is above it
+RUN_BUDGET = 360  # seconds for the whole run; ctest's TIMEOUT is above it
 
 CSP_RECORDER = """
 (() => {
@@ -639,9 +639,9 @@ def phase_stalled_stream(agent):
     stalled = stalled_stream(agent.port)
     start = time.monotonic()
     dropped = wait_until(lambda: (metric(agent.port, DISCONNECTS, reason) or 0)
-                         > before, 60, 1.0)
+                         > before, 90, 1.0)
     took = time.monotonic() - start
-    check(dropped, f"the stalled client is dropped within 60 s "
+    check(dropped, f"the stalled client is dropped within 90 s "
           f"({DISCONNECTS}{{reason=\"write_timeout\"}} grew)",
           f"still {metric(agent.port, DISCONNECTS, reason)} after {took:.0f} s")
     if dropped:
