@@ -33,4 +33,17 @@ std::map<std::string, plugin_totals> fold_by_plugin(const series_registry::view&
     return by_plugin;
 }
 
+std::optional<std::uint64_t> plugin_totals::heap_bytes() const {
+    if (!memory) return std::nullopt;
+    const std::uint64_t al = memory->allocated.get(), fr = memory->freed.get();
+    return al >= fr ? al - fr : 0;
+}
+
+std::optional<double> plugin_totals::pool_utilization() const {
+    if (!pool) return std::nullopt;
+    const std::uint64_t in_use = pool->in_use.get(), idle = pool->idle.get();
+    if (in_use + idle == 0) return std::nullopt;
+    return double(in_use) / double(in_use + idle);
+}
+
 }  // namespace plugmon::agent

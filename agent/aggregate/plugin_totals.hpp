@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -21,6 +22,12 @@ struct plugin_totals {
     /// Null when the plugin reports no pool samples / does not track its allocations.
     std::shared_ptr<const pool_series> pool;
     std::shared_ptr<const memory_series> memory;
+
+    /// Live heap bytes (allocated - freed); nullopt when the plugin does not track allocations.
+    std::optional<std::uint64_t> heap_bytes() const;
+    /// in_use / (in_use + idle) over the latest pool samples; nullopt without a pool or with no
+    /// connection at all.
+    std::optional<double> pool_utilization() const;
 };
 
 /// The view's series folded by plugin (only `only` when given). A heap lists its plugin; a pool

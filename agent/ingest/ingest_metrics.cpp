@@ -72,7 +72,7 @@ void render_producer_totals(std::string& out, const drain_totals& t,
                             const std::vector<std::shared_ptr<producer>>& producers) {
     std::uint64_t attached = 0, quarantined = 0;
     for (const auto& p : producers) {
-        if (p->state() == producer_state::attached && !p->gone()) ++attached;
+        if (p->live()) ++attached;
         if (p->state() == producer_state::quarantined) ++quarantined;
     }
     head(out, producers_by_state, "gauge", "Registered producer processes, by state.");
@@ -130,10 +130,7 @@ struct sampled_process {
 std::vector<sampled_process> sampled_processes(const drain& d) {
     std::vector<sampled_process> out;
     for (auto& p : d.producers())
-        // acquire: pairs with the drain's release store of sampled (see process_resources)
-        if (p->state() == producer_state::attached && !p->gone() &&
-            p->resources().sampled.load(std::memory_order_acquire))
-            out.push_back({std::to_string(p->pid()), std::move(p)});
+        if (p->live() && p->sampled()) out.push_back({std::to_string(p->pid()), std::move(p)});
     return out;
 }
 

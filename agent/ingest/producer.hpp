@@ -42,6 +42,11 @@ public:
         gone_.store(true, std::memory_order_release);
     }
     bool gone() const { return gone_.load(std::memory_order_acquire); }
+    /// Attached and not gone: a process whose figures are worth showing.
+    bool live() const { return state() == producer_state::attached && !gone(); }
+    /// At least one process-resources sample arrived. acquire: pairs with the drain's release
+    /// store of `sampled` (see process_resources), so the sample's cells are readable.
+    bool sampled() const { return resources().sampled.load(std::memory_order_acquire); }
 
     struct counts {
         cell drained, full, torn, invalid, resource_samples;  // samples: the helper lane, apart

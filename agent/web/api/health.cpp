@@ -18,7 +18,7 @@ http_response readyz(const api_context& ctx) {
     const std::string store = ctx.store_state ? ctx.store_state() : "disabled";
     std::size_t attached = 0;
     for (const auto& p : ctx.drainer.producers())
-        if (p->state() == producer_state::attached && !p->gone()) ++attached;
+        if (p->live()) ++attached;
     return json_response({{"ready", ready},
                           {"socket", ctx.in ? ctx.in->socket_path() : ""},
                           {"producers", attached},

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <string_view>
 
 namespace plugmon::agent::api {
@@ -72,25 +73,32 @@ nlohmann::json quantiles_json(std::uint64_t count, std::uint64_t p50, std::uint6
 }
 
 /// True when an Accept-Encoding header lists gzip with a non-zero quality.
+bool any_list_item(std::string_view header,
+                   const std::function<bool(std::string_view item)>& match) {
+    while (!header.empty()) {
+        const auto comma = header.find(',');
+        std::string_view item = header.substr(0, comma);
+        header = comma == std::string_view::npos ? std::string_view{} : header.substr(comma + 1);
+        while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+        while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+        if (match(item)) return true;
+    }
+    return false;
+}
+
 bool accepts_gzip(std::string_view header) {
     std::string lower(header);
     for (char& c : lower) c = char(std::tolower(static_cast<unsigned char>(c)));
-    std::string_view rest = lower;
-    while (!rest.empty()) {
-        const auto comma = rest.find(',');
-        std::string_view item = rest.substr(0, comma);
-        rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
-        while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    return any_list_item(lower, [](std::string_view item) {
         const auto semi = item.find(';');
         std::string_view coding = item.substr(0, semi);
         while (!coding.empty() && coding.back() == ' ') coding.remove_suffix(1);
-        if (coding != "gzip") continue;
+        if (coding != "gzip") return false;
         if (semi == std::string_view::npos) return true;
         const auto q = item.find("q=", semi);
         return q == std::string_view::npos ||
                std::strtod(std::string(item.substr(q + 2)).c_str(), nullptr) > 0;
-    }
-    return false;
+    });
 }
 
 std::string fingerprint_hex(std::uint64_t v) {

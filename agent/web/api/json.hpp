@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -22,6 +23,10 @@ http_response error_response(unsigned status, const std::string& message);
 
 /// The value of `name` in a target's query string ("a=1&b=2"), percent-decoding %XX and '+'.
 std::optional<std::string> query_param(const std::string& target, const std::string& name);
+
+/// True when `match` accepts an item of a comma-separated header list (items trimmed of spaces).
+bool any_list_item(std::string_view header,
+                   const std::function<bool(std::string_view item)>& match);
 
 /// True when an Accept-Encoding header lists gzip with a non-zero quality.
 bool accepts_gzip(std::string_view header);

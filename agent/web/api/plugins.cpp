@@ -14,16 +14,8 @@ namespace plugmon::agent::api {
 
 namespace {
 
-using plugin_agg = plugin_totals;
-
-/// Folds the store's series by plugin (only `only` when given).
-std::map<std::string, plugin_agg> fold_plugins(const series_registry& store,
-                                               const std::string* only) {
-    return fold_by_plugin(store.snapshot(), only);
-}
-
 /// The ten tables with the most query time.
-nlohmann::json top_tables_json(const plugin_agg& a) {
+nlohmann::json top_tables_json(const plugin_totals& a) {
     std::vector<std::pair<std::pair<std::string, std::string>, plugin_totals::table_totals>> tables(
         a.tables.begin(), a.tables.end());
     std::sort(tables.begin(), tables.end(),
@@ -38,13 +30,12 @@ nlohmann::json top_tables_json(const plugin_agg& a) {
     return tj;
 }
 
-void add_memory_and_pool(nlohmann::json& p, const plugin_agg& a) {
+void add_memory_and_pool(nlohmann::json& p, const plugin_totals& a) {
     if (a.memory) {
-        const std::uint64_t al = a.memory->allocated.get(), fr = a.memory->freed.get();
         p["alloc_tracked"] = true;
-        p["live_bytes"] = al >= fr ? al - fr : 0;
-        p["allocated_bytes"] = al;
-        p["freed_bytes"] = fr;
+        p["live_bytes"] = *a.heap_bytes();
+        p["allocated_bytes"] = a.memory->allocated.get();
+        p["freed_bytes"] = a.memory->freed.get();
         p["leak"] = leak_json(a.memory->leak);
     } else {
         p["alloc_tracked"] = false;
@@ -53,11 +44,10 @@ void add_memory_and_pool(nlohmann::json& p, const plugin_agg& a) {
     }
     if (a.pool) {
         // last sample of each producer, summed: utilisation of the plugin's connections
-        const std::uint64_t in_use = a.pool->in_use.get(), idle = a.pool->idle.get();
-        p["pool"] = {{"in_use", in_use},
-                     {"idle", idle},
+        p["pool"] = {{"in_use", a.pool->in_use.get()},
+                     {"idle", a.pool->idle.get()},
                      {"waiting", a.pool->waiting.get()},
-                     {"utilization", in_use + idle ? double(in_use) / double(in_use + idle) : 0.0}};
+                     {"utilization", a.pool_utilization().value_or(0.0)}};
     } else {
         p["pool"] = nullptr;
     }
@@ -85,7 +75,7 @@ void add_latency(nlohmann::json& p, const plugin_latency* l) {
 }
 
 nlohmann::json plugins_json(const series_registry& store, const std::string* only) {
-    const auto by_plugin = fold_plugins(store, only);
+    const auto by_plugin = fold_by_plugin(store.snapshot(), only);
     const auto latency = store.latency();
     nlohmann::json out = nlohmann::json::array();
     for (const auto& [name, a] : by_plugin) {

@@ -27,16 +27,10 @@ void add_page_headers(http_response& r) {
 
 /// True when an If-None-Match header lists `etag` (or is "*").
 bool etag_matches(std::string_view header, std::string_view etag) {
-    while (!header.empty()) {
-        const auto comma = header.find(',');
-        std::string_view item = header.substr(0, comma);
-        header = comma == std::string_view::npos ? std::string_view{} : header.substr(comma + 1);
-        while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
-        while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    return api::any_list_item(header, [etag](std::string_view item) {
         if (item.starts_with("W/")) item.remove_prefix(2);
-        if (item == "*" || item == etag) return true;
-    }
-    return false;
+        return item == "*" || item == etag;
+    });
 }
 
 /// One embedded file: revalidated by ETag (304), gzip when the client takes it.

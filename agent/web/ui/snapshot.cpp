@@ -35,37 +35,22 @@ double rate(std::uint64_t now, std::uint64_t base, double dt) {
 
 /// Duration quantiles of the plugin's last closed window, in seconds; nulls before one closed.
 void add_latency(nlohmann::json& p, const plugin_latency* l) {
-    const bool have = l != nullptr && l->window.calls > 0;
-    const auto q = [&](std::uint64_t ns) { return have ? nlohmann::json(seconds(ns)) : nullptr; };
-    p["p50_seconds"] = have ? q(l->window.p50_ns) : nullptr;
-    p["p95_seconds"] = have ? q(l->window.p95_ns) : nullptr;
-    p["p99_seconds"] = have ? q(l->window.p99_ns) : nullptr;
-    p["max_seconds"] = have ? q(l->window.max_ns) : nullptr;
+    if (l == nullptr) return p.update(api::quantiles_json(0, 0, 0, 0, 0));
+    const auto& w = l->window;
+    p.update(api::quantiles_json(w.calls, w.p50_ns, w.p95_ns, w.p99_ns, w.max_ns));
 }
 
-void add_heap_and_pool(nlohmann::json& p, const plugin_totals& a) {
-    if (a.memory) {
-        const std::uint64_t al = a.memory->allocated.get(), fr = a.memory->freed.get();
-        p["heap_bytes"] = al >= fr ? al - fr : 0;
-        p["leak"] = a.memory->leak.suspected.load(std::memory_order_relaxed);
-    } else {
-        p["heap_bytes"] = nullptr;
-        p["leak"] = false;
-    }
-    if (a.pool) {
-        const std::uint64_t in_use = a.pool->in_use.get(), idle = a.pool->idle.get();
-        p["pool_utilization"] =
-            in_use + idle ? nlohmann::json(double(in_use) / double(in_use + idle)) : nullptr;
-    } else {
-        p["pool_utilization"] = nullptr;
-    }
+/// A null for a figure the plugin does not report.
+template <class T>
+nlohmann::json or_null(const std::optional<T>& v) {
+    return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
 }
 
-/// The producers worth showing: attached and not gone.
-std::vector<std::shared_ptr<producer>> live_producers(const drain& d) {
+/// The producers shown: live, with at least one process sample.
+std::vector<std::shared_ptr<producer>> shown_processes(const drain& d) {
     std::vector<std::shared_ptr<producer>> out;
     for (auto& p : d.producers())
-        if (p->state() == producer_state::attached && !p->gone()) out.push_back(std::move(p));
+        if (p->live() && p->sampled()) out.push_back(std::move(p));
     return out;
 }
 
@@ -94,16 +79,21 @@ snapshot_builder::snapshot_builder(const api_context& ctx, snapshot_options o)
     : ctx_(ctx), o_(std::move(o)), started_(clock::now()),
       max_points_(std::size_t(std::max<std::int64_t>(1, o_.history / o_.interval))) {}
 
-snapshot_builder::totals_at snapshot_builder::take_totals(clock::time_point now) const {
+snapshot_builder::totals_at snapshot_builder::take_totals(clock::time_point now,
+                                                          const inputs& in) const {
     totals_at t;
     t.at = now;
     t.drops = ctx_.drainer.totals().full.get();
+    for (const auto& [name, a] : in.plugins)
+        t.plugins[name] = {a.ok + a.error, a.error, a.executions, a.cpu_ns};
+    for (const auto& p : in.processes) t.process_cpu_ns[p->pid()] = p->resources().cpu_ns.get();
     return t;
 }
 
-const snapshot_builder::totals_at& snapshot_builder::rate_base(const totals_at& now) {
-    recent_.push_back(now);
-    while (recent_.size() >= 2 && recent_[1].at <= now.at - o_.rate_span) recent_.pop_front();
+const snapshot_builder::totals_at& snapshot_builder::rate_base(totals_at now) {
+    const auto since = now.at - o_.rate_span;
+    recent_.push_back(std::move(now));
+    while (recent_.size() >= 2 && recent_[1].at <= since) recent_.pop_front();
     return recent_.front();
 }
 
@@ -131,7 +121,9 @@ nlohmann::json snapshot_builder::plugins_json(const std::map<std::string, plugin
             {"cpu_seconds_per_second", rate(cur[3], was[3], dt) / 1e9}};
         const auto l = latency.find(name);
         add_latency(p, l != latency.end() ? &l->second : nullptr);
-        add_heap_and_pool(p, a);
+        p["heap_bytes"] = or_null(a.heap_bytes());
+        p["leak"] = a.memory && a.memory->leak.suspected.load(std::memory_order_relaxed);
+        p["pool_utilization"] = or_null(a.pool_utilization());
         point["plugins"][name] = {{"calls_per_second", p["calls_per_second"]},
                                   {"errors_per_second", p["errors_per_second"]},
                                   {"p99_seconds", p["p99_seconds"]},
@@ -141,17 +133,16 @@ nlohmann::json snapshot_builder::plugins_json(const std::map<std::string, plugin
     return list;
 }
 
-nlohmann::json snapshot_builder::processes_json(const totals_at& now, const totals_at& base,
+nlohmann::json snapshot_builder::processes_json(const inputs& in, const totals_at& now,
+                                                const totals_at& base,
                                                 nlohmann::json& point) const {
     const double dt = span_seconds(base.at, now.at);
     nlohmann::json list = nlohmann::json::array();
-    for (const auto& p : live_producers(ctx_.drainer)) {
+    for (const auto& p : in.processes) {
         const auto& r = p->resources();
-        if (!r.sampled.load(std::memory_order_acquire)) continue;
-        const auto cur = now.process_cpu_ns.find(p->pid());
         const auto was = base.process_cpu_ns.find(p->pid());
-        const double cpu = cur != now.process_cpu_ns.end() && was != base.process_cpu_ns.end()
-                               ? rate(cur->second, was->second, dt) / 1e9
+        const double cpu = was != base.process_cpu_ns.end()
+                               ? rate(now.process_cpu_ns.at(p->pid()), was->second, dt) / 1e9
                                : 0.0;
         list.push_back({{"pid", p->pid()},
                         {"name", p->name()},
@@ -177,20 +168,16 @@ nlohmann::json snapshot_builder::alerts_json(std::size_t& firing, std::size_t& p
 }
 
 std::string snapshot_builder::build(clock::time_point now, std::size_t stream_clients) {
-    totals_at cur = take_totals(now);
-    const auto folded = fold_by_plugin(ctx_.store.snapshot());
-    for (const auto& [name, a] : folded)
-        cur.plugins[name] = {a.ok + a.error, a.error, a.executions, a.cpu_ns};
-    for (const auto& p : live_producers(ctx_.drainer))
-        if (p->resources().sampled.load(std::memory_order_acquire))
-            cur.process_cpu_ns[p->pid()] = p->resources().cpu_ns.get();
-    const totals_at base = rate_base(cur);  // a copy: recent_ may grow below
+    // Everything is read once per tick; the figures below are all taken from these.
+    const inputs in{fold_by_plugin(ctx_.store.snapshot()), shown_processes(ctx_.drainer)};
+    const totals_at& base = rate_base(take_totals(now, in));
+    const totals_at& cur = recent_.back();  // deque: push_back keeps references valid
 
     nlohmann::json point = {{"time", unix_seconds(now)},
                             {"plugins", nlohmann::json::object()},
                             {"processes", nlohmann::json::object()}};
-    nlohmann::json plugins = plugins_json(folded, cur, base, point);
-    nlohmann::json processes = processes_json(cur, base, point);
+    nlohmann::json plugins = plugins_json(in.plugins, cur, base, point);
+    nlohmann::json processes = processes_json(in, cur, base, point);
     std::size_t firing = 0, pending = 0;
     nlohmann::json alerts = alerts_json(firing, pending);
     const double dt = span_seconds(base.at, now);

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -72,14 +73,21 @@ private:
         statement_totals totals;
     };
 
+    /// What one tick reads from the agent, once.
+    struct inputs {
+        std::map<std::string, plugin_totals> plugins;
+        std::vector<std::shared_ptr<producer>> processes;  // live, with a process sample
+    };
+
     nlohmann::json plugins_json(const std::map<std::string, plugin_totals>& folded,
                                 const totals_at& now, const totals_at& base,
                                 nlohmann::json& point) const;
-    nlohmann::json processes_json(const totals_at& now, const totals_at& base,
+    nlohmann::json processes_json(const inputs& in, const totals_at& now, const totals_at& base,
                                   nlohmann::json& point) const;
     nlohmann::json alerts_json(std::size_t& firing, std::size_t& pending) const;
-    totals_at take_totals(clock::time_point now) const;
-    const totals_at& rate_base(const totals_at& now);
+    totals_at take_totals(clock::time_point now, const inputs& in) const;
+    /// Keeps `now` (it becomes recent_.back()) and returns the oldest totals within rate_span.
+    const totals_at& rate_base(totals_at now);
     void keep_point(nlohmann::json point);
     void checkpoint_statements(clock::time_point now);
     statement_totals statement_now() const;
