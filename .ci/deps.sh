@@ -15,6 +15,8 @@ PLUGMON_DEB_PACKAGES=(
     postgresql prometheus prometheus-alertmanager
     curl procps ca-certificates python3 python3-yaml jsonnet
     chromium python3-websocket fonts-dejavu-core
+    libsnappy-dev libssl-dev postgresql-15 postgresql-server-dev-15 victoria-metrics
+    python3-snappy python3-protobuf protobuf-compiler
 )
 
 # Prints the packages of PLUGMON_DEB_PACKAGES that are not installed, one a line.
