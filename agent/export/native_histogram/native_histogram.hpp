@@ -5,8 +5,9 @@
 
 #include "aggregate/sketch.hpp"
 
+#include <cstddef>
 #include <cstdint>
-#include <map>
+#include <utility>
 #include <vector>
 
 namespace plugmon::agent::native {
@@ -23,10 +24,10 @@ struct bucket_span {
 /// covers (2^((k-1)/2^s), 2^(k/2^s)] in the exported unit (seconds).
 struct histogram {
     std::int32_t schema = 8;
-    double zero_threshold = 0;     ///< values at or below it are counted in zero_count
+    double zero_threshold = 0;  ///< values at or below it are counted in zero_count
     std::uint64_t zero_count = 0;
-    std::uint64_t count = 0;       ///< every observation, zero bucket included
-    double sum = 0;                ///< in the exported unit
+    std::uint64_t count = 0;  ///< every observation, zero bucket included
+    double sum = 0;           ///< in the exported unit
     std::vector<bucket_span> positive_spans;
     /// Bucket counts as deltas: the first bucket's count, then each minus the one before.
     std::vector<std::int64_t> positive_deltas;
@@ -35,6 +36,10 @@ struct histogram {
 /// A series' cumulative (since the agent started) native histogram, fed one window's sketch at a
 /// time. Counts only grow, so the exported histogram is a counter histogram: rate() and
 /// histogram_quantile() work across windows and across hosts.
+///
+/// Memory: 16 bytes per non-empty native bucket (a sorted vector), at most one per sketch bin
+/// (3776), in practice one per populated sketch bin or fewer. Thread safety: none; one writer,
+/// and const calls only while no thread writes (the caller locks, as for the series' sketches).
 class cumulative {
 public:
     /// `schema` in [-4, 8]; `ns_per_unit` converts the sketch's nanoseconds (1e9: seconds).
@@ -56,21 +61,48 @@ public:
     std::uint64_t count() const { return count_; }
     double sum() const { return sum_; }
     std::int32_t schema() const { return schema_; }
+    std::uint64_t zero_count() const { return zero_count_; }
+    /// The non-empty native buckets, (index, count) in ascending index order.
+    const std::vector<std::pair<std::int32_t, std::uint64_t>>& buckets() const { return buckets_; }
+    /// Bytes held: the object and its buckets' capacity.
+    std::size_t memory_bytes() const noexcept;
+
+    /// Replaces the state: `buckets` sorted by index, counts > 0 (for add() of histograms).
+    void assign(std::vector<std::pair<std::int32_t, std::uint64_t>> buckets,
+                std::uint64_t zero_count, std::uint64_t count, double sum);
 
 private:
+    /// Adds scratch_ (sorted, distinct indices) into buckets_.
+    void merge_scratch();
+
     std::int32_t schema_;
     double ns_per_unit_;
     std::uint64_t count_ = 0;
     std::uint64_t zero_count_ = 0;
     double sum_ = 0;
-    std::map<std::int32_t, std::uint64_t> buckets_;  ///< native index -> count
+    std::vector<std::pair<std::int32_t, std::uint64_t>> buckets_;  ///< sorted by index, count > 0
+    std::vector<std::pair<std::int32_t, std::uint64_t>> scratch_;  ///< one window's buckets
 };
 
 /// The native bucket index of a positive value `v` at `schema`: the k with
 /// 2^((k-1)/2^s) < v <= 2^(k/2^s), exact at the boundaries.
 std::int32_t bucket_index(double v, std::int32_t schema);
 
-/// The upper bound of native bucket `k` at `schema`: 2^(k/2^s).
+/// The upper bound of native bucket `k` at `schema`: 2^(k/2^s), the same double as Prometheus'
+/// getBound (correctly rounded significands).
 double bucket_upper_bound(std::int32_t k, std::int32_t schema);
+
+/// What PromQL 2.42 answers for histogram_quantile(q, h) on a native histogram (a replica of
+/// promql/quantile.go histogramQuantile): rank = q * count; walk the zero bucket (when its count
+/// is not 0), then the positive buckets in ascending order, summing counts, up to the first bucket
+/// where the sum reaches the rank; interpolate linearly between that bucket's lower and upper
+/// bound. The zero bucket spans [-zero_threshold, zero_threshold], its lower bound taken as 0
+/// when there are positive buckets (no negative ones exist here). q < 0: -Inf; q > 1: +Inf;
+/// NaN when q is NaN or the count is 0. Pure; thread-safe.
+double promql_quantile(double q, const histogram& h);
+
+/// The sum of histograms of the same schema (PromQL's sum() of native histograms, without the
+/// rate): counts, sums and buckets add. Throws std::invalid_argument on a schema mismatch.
+histogram add(const histogram& a, const histogram& b);
 
 }  // namespace plugmon::agent::native
