@@ -188,8 +188,7 @@ std::vector<std::uint64_t> cumulative::classic_counts(const std::vector<double>&
     std::vector<std::uint64_t> out(le.size(), 0);
     // Per classic bucket first, then the running sum.
     auto slot_of = [&](double upper) {
-        return static_cast<std::size_t>(std::lower_bound(le.begin(), le.end(), upper) -
-                                        le.begin());
+        return static_cast<std::size_t>(std::lower_bound(le.begin(), le.end(), upper) - le.begin());
     };
     if (zero_count_ > 0) {
         const std::size_t j = slot_of(0.0);
@@ -269,8 +268,7 @@ double promql_quantile(double q, const histogram& h) {
 }
 
 histogram add(const histogram& a, const histogram& b) {
-    if (a.schema != b.schema)
-        throw std::invalid_argument("native histograms of different schemas");
+    if (a.schema != b.schema) throw std::invalid_argument("native histograms of different schemas");
     cumulative c(a.schema);
     std::vector<std::pair<std::int32_t, std::uint64_t>> sum;
     const auto ea = expand(a), eb = expand(b);

@@ -62,8 +62,7 @@ TEST(native_bucket_index, exact_at_and_around_every_boundary) {
                 << "s=" << s << " k=" << k;
             ASSERT_EQ(bucket_index(ub, s), k) << "upper bound is in its bucket, s=" << s;
             ASSERT_EQ(bucket_index(std::nextafter(ub, 0.0), s), k) << "s=" << s << " k=" << k;
-            ASSERT_EQ(bucket_index(std::nextafter(ub, 1e300), s), k + 1)
-                << "s=" << s << " k=" << k;
+            ASSERT_EQ(bucket_index(std::nextafter(ub, 1e300), s), k + 1) << "s=" << s << " k=" << k;
         }
     }
 }
