@@ -4,6 +4,7 @@
 #include <limits>
 #include <map>
 
+#include "sketch_cases.hpp"
 #include "sql_support.hpp"
 
 namespace {
@@ -173,47 +174,43 @@ TEST(sketch_sql, union_equals_the_agents_merge_and_tolerates_null) {
 
 TEST(sketch_sql, malformed_sketches_raise_an_error_naming_the_field) {
     pqxx::connection conn(migrated_database());
-    dd_sketch s;
-    for (std::uint64_t v : {5, 500, 50000, 5000000}) s.add(v);
-    const std::string good = s.encode();
-    struct bad_case {
-        std::string bytes, field;
-    };
-    std::vector<bad_case> cases;
-    cases.push_back({good.substr(0, 20), "length"});
-    cases.push_back({"PMDX" + good.substr(4), "magic"});
-    cases.push_back({good.substr(0, 4) + '\x02' + good.substr(5), "version"});
-    cases.push_back({good.substr(0, 5) + '\x05' + good.substr(6), "sub_bucket_bits"});
-    cases.push_back({good.substr(0, 7) + '\x01' + good.substr(8), "reserved"});
-    cases.push_back({good.substr(0, good.size() - 1), "length"});
-    cases.push_back({good + std::string(12, '\0'), "length"});
-    std::string huge_n = good;
-    huge_n[40] = '\x7f';
-    cases.push_back({huge_n, "n"});
-    std::string bad_index = good;  // the first bin's index: 0x00010000, past 3776
-    bad_index[45] = '\x01';
-    cases.push_back({bad_index, "bins.index"});
-    std::string bad_count = good;  // the last bin's count grows by 2^8: bins no longer add up to count
-    bad_count[good.size() - 2] = '\x01';
-    cases.push_back({bad_count, "count"});
-
-    for (const auto& bad : cases) {
+    const std::string good = plugmon::test::four_value_sketch().encode();
+    for (const auto& bad : plugmon::test::malformed_sketches()) {
         const std::string lit = bytea_literal(bad.bytes);
-        std::vector<std::string> calls = {"plugmon.sketch_quantile(" + lit + ", 0.999)",
-                                          "plugmon.sketch_merge(s) FROM (VALUES (" + lit + ")) v (s)",
-                                          "plugmon.sketch_union(" + lit + ", " + bytea_literal(good) + ")"};
-        if (bad.field != "bins.index" && bad.field != "count") calls.push_back("plugmon.sketch_count(" + lit + ")");
+        const std::vector<std::string> calls = {
+            "plugmon.sketch_quantile(" + lit + ", 0.999)", "plugmon.sketch_merge(s) FROM (VALUES (" + lit + ")) v (s)",
+            "plugmon.sketch_union(" + lit + ", " + bytea_literal(good) + ")", "plugmon.sketch_count(" + lit + ")"};
         for (const auto& call : calls) {
             pqxx::nontransaction tx(conn);
             try {
                 tx.exec("SELECT " + call);
-                ADD_FAILURE() << "no error from " << call;
+                ADD_FAILURE() << bad.what << ": no error from " << call;
             } catch (const pqxx::sql_error& e) {
-                EXPECT_NE(std::string(e.what()).find("plugmon sketch: " + bad.field), std::string::npos)
-                    << call << ": " << e.what();
+                EXPECT_NE(std::string(e.what()).find("plugmon sketch: " + bad.field + ": "), std::string::npos)
+                    << bad.what << ": " << call << ": " << e.what();
                 EXPECT_EQ(e.sqlstate(), "22P03") << e.what();
             }
         }
+    }
+}
+
+TEST(sketch_sql, version_1_and_2_inputs_mix_and_the_merge_writes_version_2) {
+    pqxx::connection conn(migrated_database());
+    std::mt19937_64 rng(5);
+    pqxx::nontransaction tx(conn);
+    for (int k = 0; k < 40; ++k) {
+        const dd_sketch a = random_sketch(rng, all_shapes[k % std::size(all_shapes)], k % 9 == 0 ? 0 : 1 + k * 7);
+        const dd_sketch b = random_sketch(rng, all_shapes[(k / 3) % std::size(all_shapes)], 3 + k);
+        dd_sketch ab = a;
+        ab.merge(b);
+        const std::string a1 = bytea_literal(a.encode(1)), b2 = bytea_literal(b.encode(2));
+        const auto r = tx.exec1("SELECT encode(plugmon.sketch_merge(s), 'hex'), encode(plugmon.sketch_union(" + a1 +
+                                ", NULL), 'hex'), plugmon.sketch_quantiles(" + a1 + ", " + quantiles_sql +
+                                "), plugmon.sketch_count(" + a1 + ") FROM (VALUES (" + a1 + "), (" + b2 + ")) v (s)");
+        EXPECT_EQ(r[0].as<std::string>(), to_hex(ab.encode(2))) << k;
+        EXPECT_EQ(r[1].as<std::string>(), to_hex(a.encode(2))) << k;
+        EXPECT_EQ(parse_array(r[2]), as_signed(a)) << k;
+        EXPECT_EQ(r[3].as<long long>(), static_cast<long long>(a.count())) << k;
     }
 }
 
@@ -235,8 +232,8 @@ TEST(sketch_sql, fleet_p99_over_10000_sketches_matches_the_agent) {
     const auto r = tx.exec1("SELECT plugmon.sketch_quantile(plugmon.sketch_merge(s), 0.99) FROM t");
     const auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     EXPECT_EQ(r[0].as<long long>(), static_cast<long long>(all.quantile(0.99)));
-    const auto bins = tx.exec1("SELECT avg(length(s) - 44) / 12 FROM t")[0].as<double>();
-    std::printf("sketch_merge + sketch_quantile over 10000 sketches (%.0f bins each on average): %.0f ms\n", bins, ms);
+    const auto bytes = tx.exec1("SELECT avg(length(s)) FROM t")[0].as<double>();
+    std::printf("sketch_merge + sketch_quantile over 10000 sketches (%.0f bytes each on average): %.0f ms\n", bytes, ms);
     RecordProperty("merge_10000_ms", std::to_string(ms));
 }
 
