@@ -83,11 +83,37 @@ cumulative::cumulative(std::int32_t schema, double ns_per_unit)
         throw std::invalid_argument("native histogram ns_per_unit must be positive and finite");
 }
 
+namespace {
+
+/// native_index_table(s)[i] = the native bucket of sketch bin i's representative value in seconds
+/// at schema s (0 for the zero bin): one table per schema, shared by every series (15 KB each).
+const std::vector<std::int32_t>& native_index_table(std::int32_t schema) {
+    static const auto tables = [] {
+        std::array<std::vector<std::int32_t>, max_schema - min_schema + 1> t;
+        for (std::int32_t s = min_schema; s <= max_schema; ++s) {
+            auto& v = t[static_cast<std::size_t>(s - min_schema)];
+            v.resize(dd_sketch::index_limit);
+            for (std::uint32_t i = 1; i < dd_sketch::index_limit; ++i)
+                v[i] = bucket_index(static_cast<double>(dd_sketch::value_of(i)) / 1e9, s);
+        }
+        return t;
+    }();
+    return tables[static_cast<std::size_t>(schema - min_schema)];
+}
+
+/// One window's buckets, reused by every add on this thread (not kept per series).
+thread_local std::vector<std::pair<std::int32_t, std::uint64_t>> window_buckets;
+
+}  // namespace
+
 void cumulative::add(const dd_sketch& window) {
     if (window.empty()) return;
+    const std::vector<std::int32_t>* table =
+        ns_per_unit_ == 1e9 ? &native_index_table(schema_) : nullptr;
     // The window's native buckets, in ascending order: value_of and bucket_index are both
     // monotonic, so consecutive sketch bins land in the same or a later native bucket.
-    scratch_.clear();
+    auto& scratch = window_buckets;
+    scratch.clear();
     const std::uint32_t first = dd_sketch::index_of(window.min());
     const std::uint32_t last = dd_sketch::index_of(window.max());
     for (std::uint32_t i = first; i <= last; ++i) {
@@ -98,44 +124,42 @@ void cumulative::add(const dd_sketch& window) {
             zero_count_ += n;
             continue;
         }
-        const std::int32_t k = bucket_index(static_cast<double>(ns) / ns_per_unit_, schema_);
-        if (!scratch_.empty() && scratch_.back().first == k)
-            scratch_.back().second += n;
+        const std::int32_t k =
+            table ? (*table)[i] : bucket_index(static_cast<double>(ns) / ns_per_unit_, schema_);
+        if (!scratch.empty() && scratch.back().first == k)
+            scratch.back().second += n;
         else
-            scratch_.emplace_back(k, n);
+            scratch.emplace_back(k, n);
     }
-    merge_scratch();
+    merge(scratch);
     count_ += window.count();
     sum_ += static_cast<double>(window.sum()) / ns_per_unit_;
 }
 
-void cumulative::merge_scratch() {
-    if (scratch_.empty()) return;
+void cumulative::merge(const std::vector<std::pair<std::int32_t, std::uint64_t>>& scratch) {
+    if (scratch.empty()) return;
     const auto key_less = [](const auto& b, std::int32_t key) { return b.first < key; };
     // Steady state: every bucket of the window is already held; add in place, no allocation.
-    bool all_held = true;
+    std::size_t missing = 0;
     auto it = buckets_.begin();
-    for (const auto& e : scratch_) {
+    for (const auto& e : scratch) {
         it = std::lower_bound(it, buckets_.end(), e.first, key_less);
-        if (it == buckets_.end() || it->first != e.first) {
-            all_held = false;
-            break;
-        }
+        if (it == buckets_.end() || it->first != e.first) ++missing;
     }
-    if (all_held) {
+    if (missing == 0) {
         it = buckets_.begin();
-        for (const auto& [k, n] : scratch_) {
+        for (const auto& [k, n] : scratch) {
             it = std::lower_bound(it, buckets_.end(), k, key_less);
             it->second += n;
         }
         return;
     }
     std::vector<std::pair<std::int32_t, std::uint64_t>> merged;
-    merged.reserve(buckets_.size() + scratch_.size());
+    merged.reserve(buckets_.size() + missing);  // exactly: no slack kept per series
     auto b = buckets_.begin();
-    auto s = scratch_.begin();
-    while (b != buckets_.end() || s != scratch_.end()) {
-        if (s == scratch_.end() || (b != buckets_.end() && b->first < s->first)) {
+    auto s = scratch.begin();
+    while (b != buckets_.end() || s != scratch.end()) {
+        if (s == scratch.end() || (b != buckets_.end() && b->first < s->first)) {
             merged.push_back(*b++);
         } else if (b == buckets_.end() || s->first < b->first) {
             merged.push_back(*s++);
@@ -211,8 +235,7 @@ void cumulative::assign(std::vector<std::pair<std::int32_t, std::uint64_t>> buck
 }
 
 std::size_t cumulative::memory_bytes() const noexcept {
-    return sizeof(*this) + buckets_.capacity() * sizeof(buckets_[0]) +
-           scratch_.capacity() * sizeof(scratch_[0]);
+    return sizeof(*this) + buckets_.capacity() * sizeof(buckets_[0]);
 }
 
 namespace {

@@ -72,8 +72,8 @@ public:
                 std::uint64_t zero_count, std::uint64_t count, double sum);
 
 private:
-    /// Adds scratch_ (sorted, distinct indices) into buckets_.
-    void merge_scratch();
+    /// Adds `window` (sorted, distinct indices, counts > 0) into buckets_.
+    void merge(const std::vector<std::pair<std::int32_t, std::uint64_t>>& window);
 
     std::int32_t schema_;
     double ns_per_unit_;
@@ -81,7 +81,6 @@ private:
     std::uint64_t zero_count_ = 0;
     double sum_ = 0;
     std::vector<std::pair<std::int32_t, std::uint64_t>> buckets_;  ///< sorted by index, count > 0
-    std::vector<std::pair<std::int32_t, std::uint64_t>> scratch_;  ///< one window's buckets
 };
 
 /// The native bucket index of a positive value `v` at `schema`: the k with
