@@ -280,7 +280,8 @@ TEST(migrations,
     EXPECT_NE(columns(c, "alerts").find("started_at"), std::string::npos);  // migration 1's table
     const auto report = migrate(c, false, "new");
     EXPECT_EQ(report.from_version, 3);
-    EXPECT_EQ(report.applied, std::vector<int>{4});
+    const auto all = one_to(newest());
+    EXPECT_EQ(report.applied, std::vector<int>(all.begin() + 3, all.end()));  // 4 and later
     EXPECT_EQ(
         columns(c, "alert_events"),
         "host text, seq bigint, at timestamp with time zone, fingerprint text, rule text, episode "
