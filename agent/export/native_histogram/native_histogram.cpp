@@ -290,6 +290,15 @@ double promql_quantile(double q, const histogram& h) {
     return lower + (upper - lower) * (r / in_bucket);
 }
 
+std::vector<std::uint64_t> classic_counts(const histogram& h, const std::vector<double>& le) {
+    std::vector<std::pair<std::int32_t, std::uint64_t>> buckets;
+    for (const auto& [k, n] : expand(h))
+        if (n > 0) buckets.emplace_back(k, static_cast<std::uint64_t>(n));
+    cumulative c(h.schema);
+    c.assign(std::move(buckets), h.zero_count, h.count, h.sum);
+    return c.classic_counts(le);
+}
+
 histogram add(const histogram& a, const histogram& b) {
     if (a.schema != b.schema) throw std::invalid_argument("native histograms of different schemas");
     cumulative c(a.schema);

@@ -100,6 +100,11 @@ double bucket_upper_bound(std::int32_t k, std::int32_t schema);
 /// NaN when q is NaN or the count is 0. Pure; thread-safe.
 double promql_quantile(double q, const histogram& h);
 
+/// cumulative::classic_counts for a histogram sample: the cumulative count at each classic bound
+/// `le` (ascending), each native bucket counted at the first bound at or above its upper edge, the
+/// zero bucket at the first bound at or above 0. Pure; thread-safe.
+std::vector<std::uint64_t> classic_counts(const histogram& h, const std::vector<double>& le);
+
 /// The sum of histograms of the same schema (PromQL's sum() of native histograms, without the
 /// rate): counts, sums and buckets add. Throws std::invalid_argument on a schema mismatch.
 histogram add(const histogram& a, const histogram& b);
