@@ -1,8 +1,10 @@
-// The DDSketch's cold paths: window growth, merge, quantile walk, and the version 1 encoding.
+// The DDSketch's cold paths: window growth, merge, quantile walk, and the encodings (v1, v2).
 #include "aggregate/sketch.hpp"
 
 #include <cstring>
 #include <stdexcept>
+#include <string_view>
+#include <vector>
 
 namespace plugmon::agent {
 
@@ -51,6 +53,49 @@ std::uint64_t get_u64(const unsigned char* p) {
 }
 
 std::string str(std::uint64_t v) { return std::to_string(v); }
+
+/// Bytes of `v` as an unsigned LEB128 varint (1..10).
+std::size_t varint_size(std::uint64_t v) { return v == 0 ? 1 : (64 - std::countl_zero(v) + 6) / 7; }
+
+/// Writes `v` as a varint at `p`; returns the byte after it.
+char* put_varint(char* p, std::uint64_t v) {
+    while (v >= 0x80) {
+        *p++ = static_cast<char>((v & 0x7f) | 0x80);
+        v >>= 7;
+    }
+    *p++ = static_cast<char>(v);
+    return p;
+}
+
+/// Reads canonical varints from a byte range, refusing what encode() never writes.
+class varint_reader {
+public:
+    varint_reader(std::string_view bytes, std::size_t at)
+        : p_(reinterpret_cast<const unsigned char*>(bytes.data()) + at),
+          end_(reinterpret_cast<const unsigned char*>(bytes.data()) + bytes.size()) {}
+
+    /// Reads one varint into `v`; nullptr, or what is wrong with it.
+    const char* next(std::uint64_t& v) {
+        v = 0;
+        for (unsigned k = 0; k < dd_sketch::max_varint_bytes; ++k) {
+            if (p_ == end_) return "truncated varint (the bytes end inside it)";
+            const unsigned char b = *p_++;
+            if (k == dd_sketch::max_varint_bytes - 1 && b > 1)
+                return "overlong varint (a 10th byte may only be 0x01)";
+            v |= std::uint64_t(b & 0x7f) << (7 * k);
+            if ((b & 0x80) == 0) {
+                if (b == 0 && k > 0) return "non-canonical varint (ends in a zero byte)";
+                return nullptr;
+            }
+        }
+        return "overlong varint (more than 10 bytes)";  // unreachable: the 10th byte is <= 1
+    }
+    std::size_t left() const { return static_cast<std::size_t>(end_ - p_); }
+
+private:
+    const unsigned char* p_;
+    const unsigned char* end_;
+};
 
 }  // namespace
 
@@ -164,7 +209,14 @@ bool operator==(const dd_sketch& a, const dd_sketch& b) noexcept {
     return true;
 }
 
-std::string dd_sketch::encode() const {
+std::string dd_sketch::encode(std::uint8_t version) const {
+    if (version == 2) return encode_v2();
+    if (version == 1) return encode_v1();
+    throw std::invalid_argument("dd_sketch: version: cannot encode version " + str(version) +
+                                " (1 or 2)");
+}
+
+std::string dd_sketch::encode_v1() const {
     std::uint32_t n = 0;
     const std::uint32_t lo = index_of(min_), hi = index_of(max_);
     if (count_ != 0)
@@ -173,7 +225,7 @@ std::string dd_sketch::encode() const {
     std::string out(header_bytes + std::size_t(n) * bin_record_bytes, '\0');
     char* p = out.data();
     std::memcpy(p, magic, sizeof magic);
-    p[at_version] = static_cast<char>(encoding_version);
+    p[at_version] = 1;
     p[at_bits] = static_cast<char>(sub_bucket_bits);
     put_u64(p + at_count, count_);
     put_u64(p + at_sum, sum_);
@@ -191,6 +243,43 @@ std::string dd_sketch::encode() const {
     return out;
 }
 
+std::string dd_sketch::encode_v2() const {
+    const std::uint64_t head[] = {count_, sum_, min(), max()};
+    const std::uint32_t lo = index_of(min_), hi = index_of(max_);
+    // First pass: the exact size, so that the string is allocated once and never shrunk (a
+    // rollup keeps its sketch bytes queued and spooled; slack would be memory held for nothing).
+    std::uint64_t n = 0;
+    std::size_t size = v2_header_bytes;
+    for (const std::uint64_t v : head) size += varint_size(v);
+    std::uint32_t prev = 0;
+    if (count_ != 0)
+        for (std::uint32_t i = lo; i <= hi; ++i)
+            if (const std::uint64_t c = bins_[i - lo_index_]; c != 0) {
+                size += varint_size(i - prev) + varint_size(c);
+                prev = i;
+                ++n;
+            }
+    size += varint_size(n);
+
+    std::string out(size, '\0');
+    char* p = out.data();
+    std::memcpy(p, magic, sizeof magic);
+    p[at_version] = 2;
+    p[at_bits] = static_cast<char>(sub_bucket_bits);
+    p += v2_header_bytes;
+    for (const std::uint64_t v : head) p = put_varint(p, v);
+    p = put_varint(p, n);
+    prev = 0;
+    if (count_ != 0)
+        for (std::uint32_t i = lo; i <= hi; ++i)
+            if (const std::uint64_t c = bins_[i - lo_index_]; c != 0) {
+                p = put_varint(p, i - prev);
+                p = put_varint(p, c);
+                prev = i;
+            }
+    return out;
+}
+
 dd_sketch dd_sketch::decode(std::string_view bytes) {
     std::string why;
     auto s = try_decode(bytes, &why);
@@ -198,27 +287,45 @@ dd_sketch dd_sketch::decode(std::string_view bytes) {
     return std::move(*s);
 }
 
+namespace {
+
+/// Sets `why` (when not null) to "dd_sketch: <field>: <problem>"; returns nullopt for the caller.
+template <typename T>
+std::optional<T> refuse(std::string* why, const std::string& field, const std::string& problem) {
+    if (why != nullptr) *why = "dd_sketch: " + field + ": " + problem;
+    return std::nullopt;
+}
+
+}  // namespace
+
 std::optional<dd_sketch> dd_sketch::try_decode(std::string_view bytes, std::string* why) {
-    auto fail = [why](const std::string& field, const std::string& problem) {
-        if (why != nullptr) *why = "dd_sketch: " + field + ": " + problem;
-        return std::optional<dd_sketch>{};
+    const auto fail = [why](const std::string& field, const std::string& problem) {
+        return refuse<dd_sketch>(why, field, problem);
+    };
+    const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
+    if (bytes.size() < v2_header_bytes)
+        return fail("length", str(bytes.size()) + " bytes is shorter than the " +
+                                  str(v2_header_bytes) + "-byte header");
+    if (std::memcmp(p, magic, sizeof magic) != 0) return fail("magic", "expected \"PMDS\"");
+    if (p[at_version] != 1 && p[at_version] != 2)
+        return fail("version", str(p[at_version]) + " is not supported (expected 1 or 2)");
+    if (p[at_bits] != sub_bucket_bits)
+        return fail("sub_bucket_bits",
+                    str(p[at_bits]) + " is not supported (expected " + str(sub_bucket_bits) + ")");
+    return p[at_version] == 1 ? decode_v1(bytes, why) : decode_v2(bytes, why);
+}
+
+std::optional<dd_sketch> dd_sketch::decode_v1(std::string_view bytes, std::string* why) {
+    const auto fail = [why](const std::string& field, const std::string& problem) {
+        return refuse<dd_sketch>(why, field, problem);
     };
     const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
     if (bytes.size() < header_bytes)
         return fail("length", str(bytes.size()) + " bytes is shorter than the " +
                                   str(header_bytes) + "-byte header");
-    if (std::memcmp(p, magic, sizeof magic) != 0) return fail("magic", "expected \"PMDS\"");
-    if (p[at_version] != encoding_version)
-        return fail("version", str(p[at_version]) + " is not supported (expected " +
-                                   str(encoding_version) + ")");
-    if (p[at_bits] != sub_bucket_bits)
-        return fail("sub_bucket_bits",
-                    str(p[at_bits]) + " is not supported (expected " + str(sub_bucket_bits) + ")");
     if (p[at_reserved] != 0 || p[at_reserved + 1] != 0)
         return fail("reserved", "bytes 6..7 must be zero");
 
-    const std::uint64_t count = get_u64(p + at_count), sum = get_u64(p + at_sum),
-                        min = get_u64(p + at_min), max = get_u64(p + at_max);
     const std::uint32_t n = get_u32(p + at_n);
     if (n > index_limit)
         return fail("n", str(n) + " bins, but there are only " + str(index_limit) + " indices");
@@ -228,21 +335,70 @@ std::optional<dd_sketch> dd_sketch::try_decode(std::string_view bytes, std::stri
                                   " for n = " + str(n) + " bins");
 
     const unsigned char* records = p + header_bytes;
-    std::uint64_t total = 0;
-    std::uint32_t prev = 0;
+    std::vector<bin_record> bins(n);
     for (std::uint32_t k = 0; k < n; ++k) {
         const std::uint32_t i = get_u32(records + k * bin_record_bytes);
-        const std::uint64_t c = get_u64(records + k * bin_record_bytes + 4);
         auto field = [k](const char* part) { return "bins[" + str(k) + "]." + part; };
         if (i >= index_limit)
             return fail(field("index"),
                         str(i) + " is out of range (limit " + str(index_limit) + ")");
-        if (k > 0 && i <= prev)
-            return fail(field("index"), str(i) + " does not increase (previous " + str(prev) + ")");
-        if (c == 0) return fail(field("count"), "zero (only non-empty bins are encoded)");
+        if (k > 0 && i <= bins[k - 1].first)
+            return fail(field("index"),
+                        str(i) + " does not increase (previous " + str(bins[k - 1].first) + ")");
+        bins[k] = {i, get_u64(records + k * bin_record_bytes + 4)};
+    }
+    return from_fields(get_u64(p + at_count), get_u64(p + at_sum), get_u64(p + at_min),
+                       get_u64(p + at_max), bins, why);
+}
+
+std::optional<dd_sketch> dd_sketch::decode_v2(std::string_view bytes, std::string* why) {
+    const auto fail = [why](const std::string& field, const std::string& problem) {
+        return refuse<dd_sketch>(why, field, problem);
+    };
+    varint_reader in(bytes, v2_header_bytes);
+    std::uint64_t head[5] = {};  // count, sum, min, max, n
+    static constexpr const char* head_names[5] = {"count", "sum", "min", "max", "n"};
+    for (int f = 0; f < 5; ++f)
+        if (const char* problem = in.next(head[f])) return fail(head_names[f], problem);
+    const std::uint64_t n = head[4];
+    if (n > index_limit)
+        return fail("n", str(n) + " bins, but there are only " + str(index_limit) + " indices");
+
+    std::vector<bin_record> bins(static_cast<std::size_t>(n));
+    std::uint64_t index = 0;
+    for (std::size_t k = 0; k < bins.size(); ++k) {
+        auto field = [k](const char* part) { return "bins[" + str(k) + "]." + part; };
+        std::uint64_t delta = 0, c = 0;
+        if (const char* problem = in.next(delta)) return fail(field("delta"), problem);
+        if (k > 0 && delta == 0)
+            return fail(field("delta"), "zero (indices must increase; only the first may be 0)");
+        if (delta >= index_limit || index + delta >= index_limit)
+            return fail(field("index"), str(delta) + " past " + str(index) +
+                                            " is out of range (limit " + str(index_limit) + ")");
+        index += delta;
+        if (const char* problem = in.next(c)) return fail(field("count"), problem);
+        bins[k] = {static_cast<std::uint32_t>(index), c};
+    }
+    if (in.left() != 0)
+        return fail("length", str(bytes.size()) + " bytes, but the " + str(n) + " bins end at " +
+                                  str(bytes.size() - in.left()));
+    return from_fields(head[0], head[1], head[2], head[3], bins, why);
+}
+
+std::optional<dd_sketch> dd_sketch::from_fields(std::uint64_t count, std::uint64_t sum,
+                                                std::uint64_t min, std::uint64_t max,
+                                                const std::vector<bin_record>& bins,
+                                                std::string* why) {
+    const auto fail = [why](const std::string& field, const std::string& problem) {
+        return refuse<dd_sketch>(why, field, problem);
+    };
+    std::uint64_t total = 0;
+    for (std::size_t k = 0; k < bins.size(); ++k) {
+        const std::uint64_t c = bins[k].second;
+        if (c == 0)
+            return fail("bins[" + str(k) + "].count", "zero (only non-empty bins are encoded)");
         if (total + c < total) return fail("count", "the bin counts overflow 64 bits");
         total += c;
-        prev = i;
     }
     if (total != count) return fail("count", str(count) + " but the bins sum to " + str(total));
 
@@ -253,7 +409,8 @@ std::optional<dd_sketch> dd_sketch::try_decode(std::string_view bytes, std::stri
         if (max != 0) return fail("max", "must be zero in an empty sketch");
         return s;
     }
-    const std::uint32_t first = get_u32(records), last = prev;
+    const std::size_t n = bins.size();
+    const std::uint32_t first = bins.front().first, last = bins.back().first;
     if (min > max) return fail("min", str(min) + " is greater than max " + str(max));
     if (index_of(min) != first)
         return fail("min", str(min) + " is not in the first bin (" + str(lower_bound(first)) +
@@ -267,9 +424,9 @@ std::optional<dd_sketch> dd_sketch::try_decode(std::string_view bytes, std::stri
     // and within [min, max]. The sum saturates, so compare against saturated bounds.
     std::uint64_t lo_sum = count == 1 ? min : sat_add(min, max);
     std::uint64_t hi_sum = lo_sum;
-    for (std::uint32_t k = 0; k < n; ++k) {
-        const std::uint32_t i = get_u32(records + k * bin_record_bytes);
-        std::uint64_t c = get_u64(records + k * bin_record_bytes + 4);
+    for (std::size_t k = 0; k < n; ++k) {
+        const std::uint32_t i = bins[k].first;
+        std::uint64_t c = bins[k].second;
         if (count == 1) {
             c = 0;  // the one value is min
         } else {
@@ -285,9 +442,7 @@ std::optional<dd_sketch> dd_sketch::try_decode(std::string_view bytes, std::stri
 
     s.lo_index_ = first;
     s.bins_.assign(last - first + 1, 0);
-    for (std::uint32_t k = 0; k < n; ++k)
-        s.bins_[get_u32(records + k * bin_record_bytes) - first] =
-            get_u64(records + k * bin_record_bytes + 4);
+    for (const auto& [i, c] : bins) s.bins_[i - first] = c;
     s.count_ = count;
     s.sum_ = sum;
     s.min_ = min;

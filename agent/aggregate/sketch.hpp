@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace plugmon::agent {
@@ -24,7 +25,23 @@ namespace plugmon::agent {
 /// so every uint64 maps to an index below 128 + 57 * 64 = 3776 and the buckets tile [0, 2^64).
 /// Sketches merge exactly: the merge of two sketches equals, bin for bin, the sketch of the union.
 ///
-/// Encoding (version 1; all integers big-endian, fixed width; a SQL function decodes it):
+/// Encoding version 2 (the default; what the agent stores). A 6-byte header, then unsigned LEB128
+/// varints: 7 bits per byte, least significant group first, the high bit set on every byte but
+/// the last; at most 10 bytes and minimal (a multi-byte varint never ends in a 0 byte, and a 10th
+/// byte can only be 0x01). A SQL function and the C extension decode the same bytes.
+///
+///    0      4       5                6
+///   +------+-------+----------------+-------+-----+-----+-----+----+---------------------------+
+///   | PMDS | ver=2 | sub-bucket bits| count | sum | min | max | n  | n x (index delta, count)  |
+///   | 4 B  | u8    | u8 = 6         | var   | var | var | var | var| var, var                  |
+///   +------+-------+----------------+-------+-----+-----+-----+----+---------------------------+
+///   Bins are the non-empty ones in increasing index order; the first delta is the index itself,
+///   each later one the index minus the previous index (>= 1); counts are >= 1. The bytes end
+///   exactly after the last bin. The empty sketch is 11 bytes: header and five zero varints.
+///   Typical rollup sketches shrink about 5x against version 1 (two bytes per bin instead of 12).
+///
+/// Encoding version 1 (still decoded, and written by encode(1); all integers big-endian, fixed
+/// width):
 ///
 ///    0      4        5                6          8       16     24     32     40    44
 ///   +------+--------+----------------+----------+-------+------+------+------+-----+
@@ -38,7 +55,7 @@ namespace plugmon::agent {
 /// thread writes. The agent keeps one per series and window, written by the drain thread.
 class dd_sketch {
 public:
-    /// log2 of the sub-buckets per power of two; fixed in encoding version 1.
+    /// log2 of the sub-buckets per power of two; fixed in encoding versions 1 and 2.
     static constexpr std::uint32_t sub_bucket_bits = 6;
     static constexpr std::uint32_t sub_buckets = 1u << sub_bucket_bits;  // 64
     /// Values (and indices) below this have a bucket of their own.
@@ -46,9 +63,14 @@ public:
     /// Every index is below this: 128 exact buckets plus 64 for each exponent 7..63.
     static constexpr std::uint32_t index_limit =
         exact_limit + (64 - (sub_bucket_bits + 1)) * sub_buckets;  // 3776
-    static constexpr std::uint8_t encoding_version = 1;
+    /// The version encode() writes by default; decode() reads versions 1 and 2.
+    static constexpr std::uint8_t encoding_version = 2;
+    /// Version 1's fixed sizes: its header, and one bin record.
     static constexpr std::size_t header_bytes = 44;
     static constexpr std::size_t bin_record_bytes = 12;
+    /// Version 2's fixed header (magic, version, sub-bucket bits), and its longest varint.
+    static constexpr std::size_t v2_header_bytes = 6;
+    static constexpr std::size_t max_varint_bytes = 10;
 
     /// The bucket index of `v`: integer only (count-leading-zeros), no allocation.
     static constexpr std::uint32_t index_of(std::uint64_t v) noexcept {
@@ -144,13 +166,17 @@ public:
     /// Same count, sum, min, max and bins; the window and capacity do not matter.
     friend bool operator==(const dd_sketch& a, const dd_sketch& b) noexcept;
 
-    /// The version 1 encoding (see the class comment). Allocates.
-    std::string encode() const;
+    /// The encoding of `version` (2 by default, or 1: see the class comment); exactly the bytes
+    /// decode() accepts, allocated once at their final size. Throws std::invalid_argument for
+    /// another version.
+    std::string encode(std::uint8_t version = encoding_version) const;
 
-    /// Decodes and validates an encoding: magic, version, sub-bucket bits, reserved bytes, exact
-    /// length for n, indices strictly increasing and in range, non-zero bin counts summing to
-    /// count, min <= max in the first and last bins, sum within what the bins allow, and an empty
-    /// sketch all zero. Throws std::invalid_argument whose message names the offending field.
+    /// Decodes and validates an encoding of version 1 or 2: magic, version, sub-bucket bits,
+    /// reserved bytes (v1), exact length for n, canonical varints that do not run past the end
+    /// (v2), indices strictly increasing and in range (a zero delta after the first bin, in v2),
+    /// non-zero bin counts summing to count, min <= max in the first and last bins, sum within
+    /// what the bins allow, and an empty sketch all zero. Throws std::invalid_argument whose
+    /// message names the offending field ("dd_sketch: <field>: <problem>").
     static dd_sketch decode(std::string_view bytes);
 
     /// As decode(), but returns nullopt and (if `why` is not null) the message instead of
@@ -159,6 +185,20 @@ public:
 
 private:
     static constexpr std::uint64_t max_u64 = std::numeric_limits<std::uint64_t>::max();
+
+    /// One decoded bin: (index, count), as either version lists them.
+    using bin_record = std::pair<std::uint32_t, std::uint64_t>;
+    std::string encode_v1() const;
+    std::string encode_v2() const;
+    /// Each version's parsing after the shared header checks; then from_fields.
+    static std::optional<dd_sketch> decode_v1(std::string_view bytes, std::string* why);
+    static std::optional<dd_sketch> decode_v2(std::string_view bytes, std::string* why);
+    /// The checks both versions share (bins already parsed: indices increasing and in range),
+    /// then the sketch; nullopt and `why` on a refusal.
+    static std::optional<dd_sketch> from_fields(std::uint64_t count, std::uint64_t sum,
+                                                std::uint64_t min, std::uint64_t max,
+                                                const std::vector<bin_record>& bins,
+                                                std::string* why);
 
     /// Slow path of add: grows the window to hold `i`, then adds `n` there.
     void add_outside(std::uint32_t i, std::uint64_t n);

@@ -1,6 +1,7 @@
-// libFuzzer target for the DDSketch encoding: arbitrary bytes through try_decode (anything it
-// accepts must re-encode to the same bytes and answer quantiles), and the same bytes read as
-// values through add, merge, encode and decode (whatever is recorded must survive a round trip).
+// libFuzzer target for the DDSketch encodings (versions 1 and 2): arbitrary bytes through
+// try_decode (anything it accepts must re-encode, in its own version, to the same bytes, convert
+// to the other version and back, and answer quantiles), and the same bytes read as values through
+// add, merge, encode and decode in both versions (whatever is recorded must survive).
 #include "aggregate/sketch.hpp"
 
 #include <cstdint>
@@ -17,8 +18,19 @@ void require(bool ok) {
     if (!ok) __builtin_trap();
 }
 
+/// decode(encode(s, version)) == s for both versions.
+void require_round_trips(const dd_sketch& s) {
+    for (const std::uint8_t version : {1, 2}) {
+        std::string why;
+        const auto back = dd_sketch::try_decode(s.encode(version), &why);
+        require(back.has_value() && why.empty() && *back == s);
+    }
+}
+
 void check_decoded(const dd_sketch& s, std::string_view input) {
-    require(s.encode() == input);
+    const auto version = static_cast<std::uint8_t>(input[4]);  // decode accepted: 1 or 2
+    require(s.encode(version) == input);
+    require_round_trips(s);
     const std::uint64_t q50 = s.quantile(0.5), q99 = s.quantile(0.99);
     require(s.min() <= q50 && q50 <= q99 && q99 <= s.max());
     // Merging a valid sketch with itself must give a sketch that decode accepts again (bounded
@@ -26,8 +38,7 @@ void check_decoded(const dd_sketch& s, std::string_view input) {
     if (s.count() <= (std::uint64_t{1} << 62)) {
         dd_sketch twice = s;
         twice.merge(s);
-        const auto back = dd_sketch::try_decode(twice.encode());
-        require(back.has_value() && *back == twice);
+        require_round_trips(twice);
     }
 }
 
@@ -43,9 +54,11 @@ void check_recorded(const std::uint8_t* data, std::size_t size) {
     }
     first.merge(second);
     require(first == whole);
-    std::string why;
-    const auto back = dd_sketch::try_decode(whole.encode(), &why);
-    require(back.has_value() && why.empty() && *back == whole);
+    require_round_trips(whole);
+    // The default encoding is version 2, and a decoded v2 writes the very same bytes again.
+    const std::string bytes = whole.encode();
+    require(bytes.size() > 4 && bytes[4] == 2);
+    require(dd_sketch::decode(bytes).encode() == bytes);
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
 // Specifies the DDSketch: its index mapping, quantile accuracy, exact merge, and the version 1
-// encoding with every way decode refuses bad bytes.
+// and 2 encodings with every way decode refuses bad bytes.
 #include "aggregate/sketch.hpp"
 
 #include <algorithm>
@@ -10,6 +10,7 @@
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <gmock/gmock.h>
@@ -420,100 +421,112 @@ TEST(dd_sketch_encoding, tiny_sketch_has_this_exact_layout) {
         0, 0, 0, 164, 0, 0, 0, 0, 0, 0, 0, 1,  // index 164 (200..201): count 1
     });
     // clang-format on
-    EXPECT_EQ(tiny().encode(), want);
+    EXPECT_EQ(tiny().encode(1), want);
     EXPECT_EQ(dd_sketch::decode(want), tiny());
 }
 
 TEST(dd_sketch_encoding, empty_sketch_is_a_header_of_zeros) {
     std::string want = bytes_of({'P', 'M', 'D', 'S', 1, 6, 0, 0});
     want.resize(dd_sketch::header_bytes, '\0');
-    EXPECT_EQ(dd_sketch{}.encode(), want);
+    EXPECT_EQ(dd_sketch{}.encode(1), want);
     EXPECT_EQ(dd_sketch::decode(want), dd_sketch{});
     EXPECT_TRUE(dd_sketch::decode(want).empty());
 }
 
-TEST(dd_sketch_encoding, round_trips_exactly) {
+TEST(dd_sketch_encoding, round_trips_exactly_in_both_versions) {
     const dd_sketch s = sketch_of(pareto(50'000, 10e-6, 1.3, 10));
-    const std::string bytes = s.encode();
-    const dd_sketch back = dd_sketch::decode(bytes);
-    EXPECT_EQ(back, s);
-    EXPECT_EQ(back.encode(), bytes);
-    EXPECT_EQ(back.quantile(0.99), s.quantile(0.99));
-    std::string why = "untouched";
-    EXPECT_TRUE(dd_sketch::try_decode(bytes, &why).has_value());
-    EXPECT_EQ(why, "untouched");
+    for (const std::uint8_t version : {1, 2}) {
+        SCOPED_TRACE(int(version));
+        const std::string bytes = s.encode(version);
+        const dd_sketch back = dd_sketch::decode(bytes);
+        EXPECT_EQ(back, s);
+        EXPECT_EQ(back.encode(version), bytes);
+        EXPECT_EQ(back.quantile(0.99), s.quantile(0.99));
+        std::string why = "untouched";
+        EXPECT_TRUE(dd_sketch::try_decode(bytes, &why).has_value());
+        EXPECT_EQ(why, "untouched");
+    }
+    // A v1 row read back and written again comes out as v2, and the other way round.
+    EXPECT_EQ(dd_sketch::decode(s.encode(1)).encode(), s.encode(2));
+    EXPECT_EQ(dd_sketch::decode(s.encode(2)).encode(1), s.encode(1));
 }
 
 TEST(dd_sketch_encoding, merged_sketch_still_decodes) {
     dd_sketch a = sketch_of(lognormal(1000, 1e-3, 1.0, 11));
     a.merge(sketch_of(lognormal(1000, 1.0, 1.0, 12)));
     a.add(max_u64, 3);  // saturates the sum
-    EXPECT_EQ(dd_sketch::decode(a.encode()), a);
+    EXPECT_EQ(dd_sketch::decode(a.encode(1)), a);
+    EXPECT_EQ(dd_sketch::decode(a.encode(2)), a);
+}
+
+TEST(dd_sketch_encoding, encode_refuses_unknown_versions) {
+    EXPECT_THROW(tiny().encode(0), std::invalid_argument);
+    EXPECT_THROW(tiny().encode(3), std::invalid_argument);
 }
 
 TEST(dd_sketch_encoding, decode_rejects_truncated_bytes) {
-    const std::string good = tiny().encode();
+    const std::string good = tiny().encode(1);
     EXPECT_THAT(decode_error(good.substr(0, good.size() - 1)), StartsWith("dd_sketch: length:"));
     EXPECT_THAT(decode_error(good.substr(0, 20)), StartsWith("dd_sketch: length:"));
     EXPECT_THAT(decode_error(""), StartsWith("dd_sketch: length:"));
 }
 
 TEST(dd_sketch_encoding, decode_rejects_extra_bytes) {
-    EXPECT_THAT(decode_error(tiny().encode() + '\0'), StartsWith("dd_sketch: length:"));
+    EXPECT_THAT(decode_error(tiny().encode(1) + '\0'), StartsWith("dd_sketch: length:"));
 }
 
 TEST(dd_sketch_encoding, decode_rejects_bad_magic) {
-    std::string b = tiny().encode();
+    std::string b = tiny().encode(1);
     b[3] = 'X';
     EXPECT_THAT(decode_error(b), StartsWith("dd_sketch: magic:"));
 }
 
 TEST(dd_sketch_encoding, decode_rejects_other_versions) {
-    std::string b = tiny().encode();
-    b[4] = 2;
+    std::string b = tiny().encode(1);
+    b[4] = 3;
     EXPECT_THAT(decode_error(b), StartsWith("dd_sketch: version:"));
     b[4] = 0;
     EXPECT_THAT(decode_error(b), StartsWith("dd_sketch: version:"));
 }
 
 TEST(dd_sketch_encoding, decode_rejects_other_sub_bucket_bits) {
-    std::string b = tiny().encode();
+    std::string b = tiny().encode(1);
     b[5] = 7;
     EXPECT_THAT(decode_error(b), StartsWith("dd_sketch: sub_bucket_bits:"));
 }
 
 TEST(dd_sketch_encoding, decode_rejects_non_zero_reserved_bytes) {
-    std::string b = tiny().encode();
+    std::string b = tiny().encode(1);
     b[7] = 1;
     EXPECT_THAT(decode_error(b), StartsWith("dd_sketch: reserved:"));
 }
 
 TEST(dd_sketch_encoding, decode_rejects_more_bins_than_indices) {
-    std::string b = tiny().encode();
+    std::string b = tiny().encode(1);
     set_u32(b, at_n, limit + 1);
     EXPECT_THAT(decode_error(b), StartsWith("dd_sketch: n:"));
 }
 
 TEST(dd_sketch_encoding, decode_rejects_n_that_disagrees_with_the_length) {
-    std::string b = tiny().encode();
+    std::string b = tiny().encode(1);
     set_u32(b, at_n, 1);
     EXPECT_THAT(decode_error(b), StartsWith("dd_sketch: length:"));
 }
 
 TEST(dd_sketch_encoding, decode_rejects_duplicate_index) {
-    std::string b = tiny().encode();
+    std::string b = tiny().encode(1);
     set_u32(b, bin_index(1), 3);
     EXPECT_THAT(decode_error(b), StartsWith("dd_sketch: bins[1].index:"));
 }
 
 TEST(dd_sketch_encoding, decode_rejects_decreasing_index) {
-    std::string b = tiny().encode();
+    std::string b = tiny().encode(1);
     set_u32(b, bin_index(1), 2);
     EXPECT_THAT(decode_error(b), StartsWith("dd_sketch: bins[1].index:"));
 }
 
 TEST(dd_sketch_encoding, decode_rejects_index_out_of_range) {
-    std::string b = tiny().encode();
+    std::string b = tiny().encode(1);
     set_u32(b, bin_index(1), limit);
     const std::string why = decode_error(b);
     EXPECT_THAT(why, StartsWith("dd_sketch: bins[1].index:"));
@@ -521,43 +534,43 @@ TEST(dd_sketch_encoding, decode_rejects_index_out_of_range) {
 }
 
 TEST(dd_sketch_encoding, decode_rejects_zero_count_bin) {
-    std::string b = tiny().encode();
+    std::string b = tiny().encode(1);
     set_u64(b, bin_count(1), 0);
     EXPECT_THAT(decode_error(b), StartsWith("dd_sketch: bins[1].count:"));
 }
 
 TEST(dd_sketch_encoding, decode_rejects_count_that_is_not_the_sum_of_bins) {
-    std::string b = tiny().encode();
+    std::string b = tiny().encode(1);
     set_u64(b, at_count, 4);
     EXPECT_THAT(decode_error(b), StartsWith("dd_sketch: count:"));
 }
 
 TEST(dd_sketch_encoding, decode_rejects_bin_counts_that_overflow) {
-    std::string b = tiny().encode();
+    std::string b = tiny().encode(1);
     set_u64(b, bin_count(0), max_u64);
     EXPECT_THAT(decode_error(b), StartsWith("dd_sketch: count:"));
 }
 
 TEST(dd_sketch_encoding, decode_rejects_min_greater_than_max) {
-    std::string b = tiny().encode();
+    std::string b = tiny().encode(1);
     set_u64(b, at_min, 201);
     EXPECT_THAT(decode_error(b), StartsWith("dd_sketch: min:"));
 }
 
 TEST(dd_sketch_encoding, decode_rejects_min_outside_the_first_bin) {
-    std::string b = tiny().encode();
+    std::string b = tiny().encode(1);
     set_u64(b, at_min, 4);
     EXPECT_THAT(decode_error(b), StartsWith("dd_sketch: min:"));
 }
 
 TEST(dd_sketch_encoding, decode_rejects_max_outside_the_last_bin) {
-    std::string b = tiny().encode();
+    std::string b = tiny().encode(1);
     set_u64(b, at_max, 202);
     EXPECT_THAT(decode_error(b), StartsWith("dd_sketch: max:"));
 }
 
 TEST(dd_sketch_encoding, decode_rejects_sum_the_bins_cannot_make) {
-    std::string b = tiny().encode();  // 3 + 3 + 200: the only possible sum is 206
+    std::string b = tiny().encode(1);  // 3 + 3 + 200: the only possible sum is 206
     set_u64(b, at_sum, 207);
     EXPECT_THAT(decode_error(b), StartsWith("dd_sketch: sum:"));
     set_u64(b, at_sum, 205);
@@ -567,13 +580,13 @@ TEST(dd_sketch_encoding, decode_rejects_sum_the_bins_cannot_make) {
 TEST(dd_sketch_encoding, decode_rejects_one_value_with_min_not_max) {
     dd_sketch one;
     one.add(200);
-    std::string b = one.encode();
+    std::string b = one.encode(1);
     set_u64(b, at_max, 201);  // same bucket, but one value cannot be both
     EXPECT_THAT(decode_error(b), StartsWith("dd_sketch: max:"));
 }
 
 TEST(dd_sketch_encoding, decode_rejects_empty_sketch_with_non_zero_fields) {
-    const std::string empty = dd_sketch{}.encode();
+    const std::string empty = dd_sketch{}.encode(1);
     std::string b = empty;
     set_u64(b, at_sum, 1);
     EXPECT_THAT(decode_error(b), StartsWith("dd_sketch: sum:"));
@@ -583,6 +596,178 @@ TEST(dd_sketch_encoding, decode_rejects_empty_sketch_with_non_zero_fields) {
     b = empty;
     set_u64(b, at_max, 1);
     EXPECT_THAT(decode_error(b), StartsWith("dd_sketch: max:"));
+}
+
+// ---- encoding version 2 -------------------------------------------------------------------------
+
+/// A version 2 encoding written by hand: the header, then each field as a canonical varint.
+std::string v2_of(std::initializer_list<std::uint64_t> fields) {
+    std::string s = bytes_of({'P', 'M', 'D', 'S', 2, 6});
+    for (std::uint64_t v : fields) {
+        for (; v >= 0x80; v >>= 7) s.push_back(static_cast<char>((v & 0x7f) | 0x80));
+        s.push_back(static_cast<char>(v));
+    }
+    return s;
+}
+
+TEST(dd_sketch_encoding_v2, is_the_default) {
+    EXPECT_EQ(dd_sketch::encoding_version, 2);
+    EXPECT_EQ(tiny().encode(), tiny().encode(2));
+}
+
+TEST(dd_sketch_encoding_v2, tiny_sketch_has_this_exact_layout) {
+    // clang-format off
+    const std::string want = bytes_of({
+        'P', 'M', 'D', 'S', 2, 6,  // magic, version, sub-bucket bits
+        3,                         // count
+        0xce, 0x01,                // sum 206 = 0x4e + (1 << 7)
+        3,                         // min
+        0xc8, 0x01,                // max 200 = 0x48 + (1 << 7)
+        2,                         // n
+        3, 2,                      // index 3: count 2
+        0xa1, 0x01, 1,             // delta 161 (index 164): count 1
+    });
+    // clang-format on
+    EXPECT_EQ(tiny().encode(), want);
+    EXPECT_EQ(dd_sketch::decode(want), tiny());
+    EXPECT_EQ(want, v2_of({3, 206, 3, 200, 2, 3, 2, 161, 1}));
+}
+
+TEST(dd_sketch_encoding_v2, empty_sketch_is_eleven_bytes) {
+    const std::string want = bytes_of({'P', 'M', 'D', 'S', 2, 6, 0, 0, 0, 0, 0});
+    EXPECT_EQ(dd_sketch{}.encode(), want);
+    EXPECT_TRUE(dd_sketch::decode(want).empty());
+}
+
+TEST(dd_sketch_encoding_v2, zero_values_have_index_zero_as_first_delta) {
+    dd_sketch s;
+    s.add(0, 5);
+    const std::string want = bytes_of({'P', 'M', 'D', 'S', 2, 6, 5, 0, 0, 0, 1, 0, 5});
+    EXPECT_EQ(s.encode(), want);
+    EXPECT_EQ(dd_sketch::decode(want), s);
+}
+
+TEST(dd_sketch_encoding_v2, largest_value_takes_ten_byte_varints) {
+    dd_sketch s;
+    s.add(max_u64);
+    // clang-format off
+    const std::string ten = bytes_of({0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01});
+    // clang-format on
+    const std::string want = bytes_of({'P', 'M', 'D', 'S', 2, 6, 1}) + ten + ten + ten +
+                             bytes_of({1, 0xbf, 0x1d, 1});  // n 1, delta 3775, count 1
+    EXPECT_EQ(s.encode(), want);
+    EXPECT_EQ(dd_sketch::decode(want), s);
+    EXPECT_EQ(want, v2_of({1, max_u64, max_u64, max_u64, 1, 3775, 1}));
+}
+
+TEST(dd_sketch_encoding_v2, is_several_times_smaller_than_v1) {
+    const dd_sketch s = sketch_of(lognormal(200, 2e-3, 1.0, 21));
+    EXPECT_LT(s.encode(2).size() * 3, s.encode(1).size());
+}
+
+TEST(dd_sketch_encoding_v2, round_trips_many_shapes) {
+    std::mt19937_64 rng(7);
+    for (int round = 0; round < 200; ++round) {
+        dd_sketch s;
+        const int values = int(rng() % 300);
+        for (int k = 0; k < values; ++k) s.add(rng() >> (rng() % 64), 1 + rng() % 3);
+        const std::string bytes = s.encode();
+        const dd_sketch back = dd_sketch::decode(bytes);
+        ASSERT_EQ(back, s) << "round " << round;
+        ASSERT_EQ(back.encode(), bytes) << "round " << round;
+    }
+}
+
+TEST(dd_sketch_encoding_v2, decode_rejects_every_truncation) {
+    const std::string good = tiny().encode();
+    // Cut inside each field: the message names the field whose varint ran out.
+    // clang-format off
+    const std::vector<std::pair<std::size_t, const char*>> cuts = {
+        {4, "length:"},         {5, "length:"},         {6, "count:"},
+        {7, "sum:"},            {8, "sum:"},            {9, "min:"},
+        {10, "max:"},           {11, "max:"},           {12, "n:"},
+        {13, "bins[0].delta:"}, {14, "bins[0].count:"}, {15, "bins[1].delta:"},
+        {16, "bins[1].delta:"}, {17, "bins[1].count:"}};
+    // clang-format on
+    for (const auto& [size, field] : cuts) {
+        const std::string why = decode_error(good.substr(0, size));
+        EXPECT_THAT(why, StartsWith(std::string("dd_sketch: ") + field)) << size << " bytes";
+        if (size >= 6) {
+            EXPECT_THAT(why, HasSubstr("truncated")) << size << " bytes";
+        }
+    }
+}
+
+TEST(dd_sketch_encoding_v2, decode_rejects_extra_bytes) {
+    EXPECT_THAT(decode_error(tiny().encode() + '\0'), StartsWith("dd_sketch: length:"));
+}
+
+TEST(dd_sketch_encoding_v2, decode_rejects_non_canonical_varints) {
+    // count 3 as 0x83 0x00: the same number with a zero last byte.
+    std::string b = bytes_of({'P', 'M', 'D', 'S', 2, 6, 0x83, 0x00}) + v2_of({206}).substr(6);
+    const std::string why = decode_error(b);
+    EXPECT_THAT(why, StartsWith("dd_sketch: count:"));
+    EXPECT_THAT(why, HasSubstr("non-canonical"));
+    // The second bin's count 1 as 0x81 0x00.
+    b = v2_of({3, 206, 3, 200, 2, 3, 2, 161}) + bytes_of({0x81, 0x00});
+    EXPECT_THAT(decode_error(b), StartsWith("dd_sketch: bins[1].count: non-canonical"));
+}
+
+TEST(dd_sketch_encoding_v2, decode_rejects_overlong_varints) {
+    const std::string nine = std::string(9, static_cast<char>(0xff));
+    // A 10th byte above 0x01 would hold bits past 64.
+    std::string b = v2_of({1}) + nine + bytes_of({0x02});
+    EXPECT_THAT(decode_error(b), StartsWith("dd_sketch: sum: overlong"));
+    // Eleven bytes.
+    b = v2_of({1}) + std::string(10, static_cast<char>(0x80)) + bytes_of({0x01});
+    EXPECT_THAT(decode_error(b), StartsWith("dd_sketch: sum: overlong"));
+}
+
+TEST(dd_sketch_encoding_v2, decode_rejects_zero_delta_after_the_first_bin) {
+    const std::string b = v2_of({3, 9, 3, 3, 2, 3, 2, 0, 1});
+    const std::string why = decode_error(b);
+    EXPECT_THAT(why, StartsWith("dd_sketch: bins[1].delta:"));
+    EXPECT_THAT(why, HasSubstr("zero"));
+}
+
+TEST(dd_sketch_encoding_v2, decode_rejects_zero_count_bin) {
+    EXPECT_THAT(decode_error(v2_of({2, 6, 3, 3, 2, 3, 2, 161, 0})),
+                StartsWith("dd_sketch: bins[1].count: zero"));
+    EXPECT_THAT(decode_error(v2_of({0, 0, 0, 0, 1, 0, 0})),
+                StartsWith("dd_sketch: bins[0].count: zero"));
+}
+
+TEST(dd_sketch_encoding_v2, decode_rejects_index_out_of_range) {
+    EXPECT_THAT(decode_error(v2_of({1, 0, 0, 0, 1, limit, 1})),
+                StartsWith("dd_sketch: bins[0].index:"));
+    EXPECT_THAT(decode_error(v2_of({2, 0, 0, 0, 2, 3000, 1, 776, 1})),
+                StartsWith("dd_sketch: bins[1].index:"));
+    EXPECT_THAT(decode_error(v2_of({2, 0, 0, 0, 2, 1, 1, max_u64, 1})),
+                StartsWith("dd_sketch: bins[1].index:"));
+}
+
+TEST(dd_sketch_encoding_v2, decode_rejects_more_bins_than_indices) {
+    EXPECT_THAT(decode_error(v2_of({3, 206, 3, 200, limit + 1})), StartsWith("dd_sketch: n:"));
+}
+
+TEST(dd_sketch_encoding_v2, decode_applies_the_v1_checks) {
+    // count, min, max, sum and the empty sketch: the same rules as version 1.
+    EXPECT_THAT(decode_error(v2_of({4, 206, 3, 200, 2, 3, 2, 161, 1})),
+                StartsWith("dd_sketch: count:"));
+    EXPECT_THAT(decode_error(v2_of({3, 206, 4, 200, 2, 3, 2, 161, 1})),
+                StartsWith("dd_sketch: min:"));
+    EXPECT_THAT(decode_error(v2_of({3, 206, 3, 202, 2, 3, 2, 161, 1})),
+                StartsWith("dd_sketch: max:"));
+    EXPECT_THAT(decode_error(v2_of({3, 207, 3, 200, 2, 3, 2, 161, 1})),
+                StartsWith("dd_sketch: sum:"));
+    EXPECT_THAT(decode_error(v2_of({0, 1, 0, 0, 0})), StartsWith("dd_sketch: sum:"));
+    EXPECT_THAT(decode_error(v2_of({1, 200, 200, 201, 1, 164, 1})), StartsWith("dd_sketch: max:"));
+    std::string b = tiny().encode();
+    b[5] = 7;
+    EXPECT_THAT(decode_error(b), StartsWith("dd_sketch: sub_bucket_bits:"));
+    b = tiny().encode();
+    b[0] = 'X';
+    EXPECT_THAT(decode_error(b), StartsWith("dd_sketch: magic:"));
 }
 
 }  // namespace
