@@ -10,6 +10,7 @@
 #include "common/version.hpp"
 #include "config/config.hpp"
 #include "export/prometheus/prometheus.hpp"
+#include "export/remote_write/from_config.hpp"
 #include "ingest/drainer.hpp"
 #include "ingest/intake.hpp"
 #include "pipeline/metrics_source.hpp"
@@ -185,6 +186,7 @@ public:
 
     int run() {
         if (writer_) writer_->start();
+        for (const auto& rw : remote_writes_) rw->start();
         windows_.start();
         drainer_.start();
         intake_.start();
@@ -220,6 +222,12 @@ private:
             ctx_.store_json = [w = writer_] { return w->status().dump(); };
         }
         if (alerts_) alerts_->register_with(windows_, metrics_, ctx_);
+        for (const auto& r : cfg_.remote_write) {
+            auto rw = remote_write::make_sink(cfg_, r);
+            windows_.add(rw, r.queue_windows);
+            metrics_.add([rw](std::string& out) { rw->render_metrics(out); });
+            remote_writes_.push_back(std::move(rw));
+        }
         if (ui_) metrics_.add([this](std::string& out) { ui_->render_metrics(out); });
         http_metrics_->attach(http_.counters());
         metrics_.add([m = http_metrics_](std::string& out) { m->render(out); });
@@ -277,6 +285,7 @@ private:
         spdlog::info("stopped: drained {}, dropped full {}, torn {}, invalid {}", t.drained.get(),
                      t.full.get(), t.torn.get(), t.invalid.get());
         windows_.stop(cfg_.exit_drain_timeout);
+        for (const auto& rw : remote_writes_) rw->stop(cfg_.exit_drain_timeout);  // rest: spooled
         if (alerts_) alerts_->stop(cfg_.exit_drain_timeout);  // undelivered: kept in the outbox
         if (writer_ && !stop_writer()) std::_Exit(0);  // all safe in the spool; threads still run
         if (ui_) ui_->stop();
@@ -303,6 +312,7 @@ private:
     char** argv_;
     std::shared_ptr<store::writer> writer_;
     std::unique_ptr<alerting> alerts_;
+    std::vector<std::shared_ptr<remote_write::sink>> remote_writes_;
     window_fanout windows_;
     metrics_registry metrics_;
     series_registry series_;

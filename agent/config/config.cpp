@@ -401,6 +401,8 @@ struct key_spec {
     void (*apply)(config&, const value_in&);
 };
 
+std::vector<remote_write_spec> read_remote_write(const value_in& v);
+
 const key_spec keys[] = {
     {"runtime_dir", "DIR",
      "directory of agent.sock (default $PLUGMON_RUNTIME_DIR, else /run/plugmon for root, else "
@@ -619,6 +621,12 @@ const key_spec keys[] = {
          c.postgres_backoff_max =
              read_duration(v, std::chrono::milliseconds{100}, std::chrono::hours{1});
      }},
+    {"remote_write", "URL",
+     "Prometheus remote write receiver, e.g. http://prometheus:9090/api/v1/write (TOML: "
+     "[[remote_write]] tables with url, name, headers, header_files, bearer_token_file, "
+     "timeout, max_samples_per_send, queue_windows, spool_max_bytes, spool_dir, "
+     "native_histograms, external_labels)",
+     [](config& c, const value_in& v) { c.remote_write = read_remote_write(v); }},
 };
 
 const key_spec* find_key(std::string_view name) {
@@ -664,6 +672,195 @@ std::string read_file(const std::string& path, const std::string& key = "config"
             throw config_error(key, key + ": " + agent::quoted(path) + " is larger than 1 MiB");
     }
     return text;
+}
+
+/// "file:line:col: " of a node inside the configuration file.
+std::string where_of(const toml::node& node) {
+    const auto& src = node.source();
+    return src.path ? location(*src.path, src) : std::string{};
+}
+
+/// A secret read from a file that group and others cannot access (as for tokens_file); one
+/// trailing newline is removed.
+std::string read_secret_file(const value_in& v, const std::string& path) {
+    unsigned mode = 0;
+    std::string text = read_file(path, std::string(v.key), &mode);
+    if ((mode & 077) != 0) {
+        char octal[8];
+        std::snprintf(octal, sizeof octal, "%04o", mode & 07777u);
+        v.fail(agent::quoted(path) + " is accessible by group or others (mode " + octal +
+               "); chmod 600 it");
+    }
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+    if (text.empty() || text.find_first_of("\r\n") != std::string::npos)
+        v.fail(agent::quoted(path) + " must hold one non-empty line");
+    return text;
+}
+
+bool is_header_name(std::string_view n) {
+    if (n.empty()) return false;
+    for (const char c : n)
+        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_')) return false;
+    return true;
+}
+
+/// name -> string values of a TOML table (headers, header_files, external_labels).
+std::vector<std::pair<std::string, std::string>> read_string_table(const value_in& v) {
+    const auto* t = v.node->as_table();
+    if (t == nullptr)
+        v.fail("expected a table of name = \"value\", got " + toml_type_name(*v.node));
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto& [k, node] : *t) {
+        const std::string key = std::string(v.key) + "." + std::string(k.str());
+        out.emplace_back(std::string(k.str()),
+                         read_string(value_in{key, &node, {}, where_of(node)}));
+    }
+    return out;
+}
+
+void add_header(const value_in& v, remote_write_spec& r, std::string name, std::string value) {
+    static const char* const reserved[] = {"content-encoding",
+                                           "content-type",
+                                           "user-agent",
+                                           "x-prometheus-remote-write-version",
+                                           "host",
+                                           "content-length",
+                                           "connection"};
+    std::string low = name;
+    for (auto& c : low) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (!is_header_name(name)) v.fail(agent::quoted(name) + " is not a header name");
+    for (const char* n : reserved)
+        if (low == n)
+            v.fail(agent::quoted(name) + " is reserved by the protocol and cannot be set");
+    for (const auto& [have, _] : r.headers) {
+        std::string h = have;
+        for (auto& c : h) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        if (h == low) v.fail(agent::quoted(name) + " is given twice");
+    }
+    if (value.find_first_of("\r\n") != std::string::npos || value.empty())
+        v.fail("the value of " + agent::quoted(name) + " is empty or spans lines");
+    r.headers.emplace_back(std::move(name), std::move(value));
+}
+
+void check_remote_url(const value_in& v, const std::string& url) {
+    std::string low = url.substr(0, 8);
+    for (auto& c : low) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (low == "https://")
+        v.fail(agent::quoted(url) +
+               ": https is not supported yet (use http://, e.g. through a local TLS proxy)");
+    if (low.rfind("http://", 0) != 0 || url.size() <= 7)
+        v.fail(agent::quoted(url) + " is not an http:// URL");
+}
+
+void check_label_name(const value_in& v, const std::string& n) {
+    static const char* const taken[] = {"plugin", "op", "table", "tenant", "status", "le"};
+    bool ok =
+        !n.empty() && !std::isdigit(static_cast<unsigned char>(n[0])) && n.rfind("__", 0) != 0;
+    for (const char c : n) ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '_');
+    if (!ok) v.fail(agent::quoted(n) + " is not a label name ([a-zA-Z_][a-zA-Z0-9_]*, no __)");
+    for (const char* t : taken)
+        if (n == t) v.fail(agent::quoted(n) + " is a label of plugmon's own series");
+}
+
+/// One key of one [[remote_write]] table.
+void apply_remote_key(remote_write_spec& r, const value_in& v) {
+    const std::string_view k = v.key.substr(v.key.rfind('.') + 1);
+    if (k == "url") {
+        r.url = read_string(v);
+        check_remote_url(v, r.url);
+    } else if (k == "name") {
+        r.name = read_string(v);
+        bool ok = !r.name.empty() && r.name.size() <= 64 && r.name[0] != '.';
+        for (const char c : r.name)
+            ok = ok &&
+                 (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.');
+        if (!ok) v.fail(agent::quoted(r.name) + " is not a name (1..64 of [A-Za-z0-9_.-])");
+    } else if (k == "headers") {
+        for (auto& [n, val] : read_string_table(v)) add_header(v, r, n, val);
+    } else if (k == "header_files") {
+        for (auto& [n, path] : read_string_table(v)) add_header(v, r, n, read_secret_file(v, path));
+    } else if (k == "bearer_token_file") {
+        add_header(v, r, "Authorization", "Bearer " + read_secret_file(v, read_string(v)));
+    } else if (k == "timeout") {
+        r.timeout = read_duration(v, std::chrono::milliseconds{100}, std::chrono::minutes{5});
+    } else if (k == "max_samples_per_send") {
+        r.max_samples_per_send = std::uint64_t(read_integer(v, 1, 1000000));
+    } else if (k == "queue_windows") {
+        r.queue_windows = std::uint32_t(read_integer(v, 1, 100000));
+    } else if (k == "spool_max_bytes") {
+        const auto n =
+            v.node->as_integer()
+                ? std::optional<std::uint64_t>(read_integer(v, 1 << 20, std::int64_t(1) << 40))
+                : parse_size(read_string(v));
+        if (!n || *n < (1u << 20) || *n > (1ull << 40))
+            v.fail("is not a size from 1MiB to 1TiB (e.g. \"256MiB\")");
+        r.spool_max_bytes = *n;
+    } else if (k == "spool_dir") {
+        r.spool_dir = read_string(v);
+        if (r.spool_dir.empty()) v.fail("is empty");
+    } else if (k == "native_histograms") {
+        r.native_histograms = read_bool(v);
+    } else if (k == "external_labels") {
+        for (auto& [n, val] : read_string_table(v)) {
+            check_label_name(v, n);
+            if (val.empty()) v.fail("the value of " + agent::quoted(n) + " is empty");
+            r.external_labels.emplace_back(std::move(n), std::move(val));
+        }
+    } else {
+        v.fail(
+            "unknown key (known: url, name, headers, header_files, bearer_token_file, "
+            "timeout, max_samples_per_send, queue_windows, spool_max_bytes, spool_dir, "
+            "native_histograms, external_labels)");
+    }
+}
+
+/// `[[remote_write]]` tables from the file, or one URL from --remote-write.
+std::vector<remote_write_spec> read_remote_write(const value_in& v) {
+    std::vector<remote_write_spec> out;
+    if (v.node == nullptr) {
+        out.emplace_back().url = std::string(v.text);
+        check_remote_url(v, out.back().url);
+        return out;
+    }
+    const auto* arr = v.node->as_array();
+    if (arr == nullptr || !arr->is_array_of_tables())
+        v.fail("expected [[remote_write]] tables, got " + toml_type_name(*v.node));
+    for (std::size_t i = 0; i < arr->size(); ++i) {
+        const auto& t = *arr->get(i)->as_table();
+        remote_write_spec r;
+        const std::string base = std::string(v.key) + "[" + std::to_string(i) + "]";
+        for (const auto& [k, node] : t)
+            apply_remote_key(
+                r, value_in{base + "." + std::string(k.str()), &node, {}, where_of(node)});
+        if (r.url.empty()) value_in{base, &t, {}, where_of(t)}.fail("url is missing");
+        out.push_back(std::move(r));
+    }
+    return out;
+}
+
+/// Default names and spool folders once every key is known; names must be unique.
+void finish_remote_write(config& c) {
+    const std::string parent = c.spool_dir.substr(0, c.spool_dir.find_last_of('/'));
+    for (std::size_t i = 0; i < c.remote_write.size(); ++i) {
+        auto& r = c.remote_write[i];
+        if (r.name.empty()) {
+            std::string authority = r.url.substr(7, r.url.find('/', 7) - 7);
+            for (auto& ch : authority)
+                if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '.'))
+                    ch = '_';
+            r.name = authority;
+        }
+        for (std::size_t j = 0; j < i; ++j)
+            if (c.remote_write[j].name == r.name)
+                throw config_error("remote_write", "remote_write[" + std::to_string(i) +
+                                                       "].name: " + agent::quoted(r.name) +
+                                                       " is used twice; give each a name");
+        if (r.spool_dir.empty())
+            r.spool_dir = (parent.empty() ? std::string(".") : parent) + "/remote_write/" + r.name;
+        if (std::none_of(r.external_labels.begin(), r.external_labels.end(),
+                         [](const auto& l) { return l.first == "host"; }))
+            r.external_labels.emplace_back("host", c.host);
+    }
 }
 
 void apply_file(config& c, const std::string& path) {
@@ -905,6 +1102,9 @@ std::string describe(const config& c) {
     }
     for (const auto& r : c.alert_rules) line += " alert_rules=" + r;
     if (!c.alert_rules.empty()) line += " alert_state_dir=" + c.alert_state_dir;
+    for (const auto& r : c.remote_write)
+        line += " remote_write=" + r.name + "(" + r.url + ", " + std::to_string(r.headers.size()) +
+                " headers)";
     if (!c.config_file.empty()) line += " config=" + c.config_file;
     return line;
 }
@@ -990,6 +1190,7 @@ config parse_command_line(int argc, const char* const* argv) {
             "series_budget_per_plugin: " + std::to_string(c.series_budget_per_plugin) +
                 " exceeds series_budget (" + std::to_string(c.series_budget) + ")");
     if (!c.tokens_file.empty()) c.tokens = load_tokens_file(c.tokens_file);
+    finish_remote_write(c);
     if (c.read_requires_token && c.api_token.empty() && c.tokens.empty())
         throw config_error("read_requires_token",
                            "read_requires_token: true, but no token is configured (set "

@@ -26,6 +26,27 @@ struct token_spec {
     sha256_digest sha256{};
 };
 
+/// One [[remote_write]] receiver (Prometheus remote write 1.0).
+struct remote_write_spec {
+    /// Unique among receivers ([A-Za-z0-9_.-]); the `remote` label of the self-metrics and the
+    /// folder of its spool. Default: the URL's host_port.
+    std::string name;
+    std::string url;  ///< http://host[:port]/path (https is refused)
+    /// Request headers: `headers`, `header_files` (values read from files) and
+    /// `bearer_token_file` (Authorization: Bearer ...). The reserved ones are refused.
+    std::vector<std::pair<std::string, std::string>> headers;
+    std::chrono::nanoseconds timeout = std::chrono::seconds{30};  ///< per request
+    std::uint64_t max_samples_per_send = 2000;
+    /// Windows waiting for the sink (in memory), and the spool's cap on disk.
+    std::uint32_t queue_windows = 64;
+    std::uint64_t spool_max_bytes = 256ull << 20;
+    /// Default: the parent of spool_dir, then remote_write/<name>.
+    std::string spool_dir;
+    bool native_histograms = true;
+    /// Added to every series; `host` (the agent's host) is added unless given here.
+    std::vector<std::pair<std::string, std::string>> external_labels;
+};
+
 /// Everything the agent can be told. Each member is a TOML key of the same name and a flag
 /// `--kebab-case` of it; flags override the file, the file overrides the defaults.
 struct config {
@@ -106,6 +127,8 @@ struct config {
     /// Where the alert engine keeps its state and notification outbox across restarts
     /// (default: see default_alert_state_dir()).
     std::string alert_state_dir;
+    /// Prometheus remote write receivers (TOML `[[remote_write]]` tables; flag: one URL).
+    std::vector<remote_write_spec> remote_write;
     /// The file the configuration was read from (empty: none). Not a key; set by --config.
     std::string config_file;
     /// The subcommand: "run" (the daemon), "migrate" (apply the schema and exit) or
