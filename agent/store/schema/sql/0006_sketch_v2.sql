@@ -235,20 +235,21 @@ BEGIN
         RETURN NULL;
     END IF;
     -- Version 1 inputs are checked set-based (one pass over all their bins, much faster than one
-    -- _sketch_to_v1 call each); on any failure the exact, ordered checks raise the first error.
+    -- _sketch_to_v1 call each; a count with the top bit set fails it, being negative as bigint);
+    -- on any failure the exact, ordered checks raise the first error.
     IF EXISTS (SELECT FROM unnest(sketches) AS s
                 WHERE s IS NOT NULL AND substring(s FROM 1 FOR 6) <> '\x504d44530206'::bytea
                   AND (NOT plugmon._sketch_header_ok(s) OR (plugmon._sketch_u32(s, 40) = 0 AND plugmon._sketch_u64(s, 8) <> 0)))
-       OR EXISTS (SELECT FROM (SELECT bool_and(substring(u.s FROM 45 + 12 * k FOR 4) < '\x00000ec0'::bytea
-                                               AND (k = 0 OR substring(u.s FROM 45 + 12 * k FOR 4) > substring(u.s FROM 33 + 12 * k FOR 4))
-                                               AND substring(u.s FROM 49 + 12 * k FOR 8) <> '\x0000000000000000'::bytea) AS ok,
-                                      sum(plugmon._u64_value(plugmon._sketch_u64(u.s, 48 + 12 * k))
-                                          - CASE WHEN k = 0 THEN plugmon._u64_value(plugmon._sketch_u64(u.s, 8)) ELSE 0 END) AS excess
+       OR EXISTS (SELECT FROM (SELECT max(plugmon._sketch_u64(u.s, 8)) AS total, sum(r.c) AS bins,
+                                      bool_and(r.i < '\x00000ec0'::bytea AND (r.k = 0 OR r.i > r.prev) AND r.c > 0) AS ok
                                  FROM unnest(sketches) WITH ORDINALITY AS u (s, o)
                                       CROSS JOIN LATERAL generate_series(0, plugmon._sketch_u32(u.s, 40)::integer - 1) AS k
+                                      CROSS JOIN LATERAL (SELECT k, substring(u.s FROM 45 + 12 * k FOR 4) AS i,
+                                                                 substring(u.s FROM 33 + 12 * k FOR 4) AS prev,
+                                                                 plugmon._sketch_u64(u.s, 48 + 12 * k) AS c) AS r
                                 WHERE u.s IS NOT NULL AND substring(u.s FROM 1 FOR 6) <> '\x504d44530206'::bytea
                                 GROUP BY u.o) AS g
-                   WHERE NOT g.ok OR g.excess <> 0) THEN
+                   WHERE NOT g.ok OR g.bins <> g.total) THEN
         PERFORM plugmon._sketch_to_v1(u.s) FROM unnest(sketches) AS u (s) WHERE u.s IS NOT NULL;
     END IF;
     v1s := ARRAY(SELECT CASE WHEN substring(u.s FROM 1 FOR 6) = '\x504d44530206'::bytea

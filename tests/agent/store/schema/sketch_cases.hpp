@@ -61,7 +61,8 @@ inline std::vector<malformed_case> malformed_sketches() {
     std::string bad_index = v1;  // the first bin's index: 0x00010000, past 3776
     bad_index[45] = '\x01';
     add("v1 index out of range", bad_index, "bins[0].index");
-    std::string bad_count = v1;  // the last bin's count grows by 2^8: bins no longer add up to count
+    std::string bad_count =
+        v1;  // the last bin's count grows by 2^8: bins no longer add up to count
     bad_count[v1.size() - 2] = '\x01';
     add("v1 bins do not add up", bad_count, "count");
     std::string same_index = v1;  // the second bin repeats the first one's index
@@ -74,10 +75,12 @@ inline std::vector<malformed_case> malformed_sketches() {
     add("v2 a byte short", v2.substr(0, v2.size() - 1), "bins[3].count");
     add("v2 a byte too many", v2 + '\x00', "length");
     add("v2 cut after sum", v2_bytes({1, 5}), "min");
-    add("v2 non-canonical count", std::string("PMDS\x02\x06\x81\x00", 8) + v2_bytes({5, 5, 5, 1, 5, 1}).substr(7),
-        "count");
-    add("v2 varint past 64 bits", std::string("PMDS\x02\x06\x01", 7) + std::string(9, '\xff') + '\x02', "sum");
-    add("v2 11-byte varint", std::string("PMDS\x02\x06\x01", 7) + std::string(10, '\x80') + '\x00', "sum");
+    add("v2 non-canonical count",
+        std::string("PMDS\x02\x06\x81\x00", 8) + v2_bytes({5, 5, 5, 1, 5, 1}).substr(7), "count");
+    add("v2 varint past 64 bits",
+        std::string("PMDS\x02\x06\x01", 7) + std::string(9, '\xff') + '\x02', "sum");
+    add("v2 11-byte varint", std::string("PMDS\x02\x06\x01", 7) + std::string(10, '\x80') + '\x00',
+        "sum");
     add("v2 n past 3776", v2_bytes({0, 0, 0, 0, 3777}), "n");
     add("v2 zero delta", v2_bytes({2, 10, 5, 5, 2, 5, 1, 0, 1}), "bins[1].index");
     add("v2 zero count", v2_bytes({1, 5, 5, 5, 2, 5, 0, 1, 1}), "bins[0].count");
