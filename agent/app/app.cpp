@@ -9,7 +9,9 @@
 #include "common/tsc.hpp"
 #include "common/version.hpp"
 #include "config/config.hpp"
+#include "export/prometheus/native_store.hpp"
 #include "export/prometheus/prometheus.hpp"
+#include "export/prometheus/protobuf_exposition.hpp"
 #include "export/remote_write/from_config.hpp"
 #include "ingest/drainer.hpp"
 #include "ingest/intake.hpp"
@@ -215,6 +217,14 @@ private:
     void register_sinks_and_sources() {
         add_core_metrics(metrics_, series_, drainer_, &intake_);
         metrics_.add([this](std::string& out) { windows_.render_metrics(out); });
+        // /metrics in the protobuf exposition: native histograms kept by a window sink.
+        native_ = std::make_shared<native_store>(8, cfg_.series_expiry_windows);
+        windows_.add(native_);
+        metrics_.add([n = native_](std::string& out) { n->render_metrics(out); });
+        ctx_.metrics_protobuf = [this] {
+            native_->activate();
+            return protobuf_exposition::render(metrics_, native_->query_duration_lookup());
+        };
         if (writer_) {
             windows_.add(writer_);
             metrics_.add([w = writer_](std::string& out) { w->render_metrics(out); });
@@ -314,6 +324,7 @@ private:
     std::unique_ptr<alerting> alerts_;
     std::vector<std::shared_ptr<remote_write::sink>> remote_writes_;
     window_fanout windows_;
+    std::shared_ptr<native_store> native_;
     metrics_registry metrics_;
     series_registry series_;
     statement_book statements_;

@@ -28,6 +28,7 @@ native_store::native_store(std::int32_t schema, std::uint32_t expiry_windows)
 }
 
 void native_store::consume(const window_ptr& window) {
+    if (!active()) return;
     std::lock_guard lock(mu_);
     ++windows_;
     for (const query_rollup& r : window->queries) {
@@ -96,15 +97,15 @@ std::size_t native_store::histogram_bytes() const {
 
 void native_store::render_metrics(std::string& out) const {
     using namespace exposition;
-    family(out, "plugmon_native_histogram_series", "gauge",
+    family(out, "plugmon_agent_native_series", "gauge",
            "Query series with a cumulative native histogram (protobuf exposition of /metrics).");
-    sample(out, "plugmon_native_histogram_series", {}, std::uint64_t(series()));
-    family(out, "plugmon_native_histogram_bytes", "gauge",
+    sample(out, "plugmon_agent_native_series", {}, std::uint64_t(series()));
+    family(out, "plugmon_agent_native_bytes", "gauge",
            "Bytes held by the native histograms of the protobuf exposition.");
-    sample(out, "plugmon_native_histogram_bytes", {}, std::uint64_t(histogram_bytes()));
-    family(out, "plugmon_native_histogram_sketches_invalid_total", "counter",
+    sample(out, "plugmon_agent_native_bytes", {}, std::uint64_t(histogram_bytes()));
+    family(out, "plugmon_agent_native_sketches_invalid_total", "counter",
            "Window sketches that did not decode and were left out of the native histograms.");
-    sample(out, "plugmon_native_histogram_sketches_invalid_total", {},
+    sample(out, "plugmon_agent_native_sketches_invalid_total", {},
            invalid_.load(std::memory_order_relaxed));
 }
 

@@ -25,7 +25,13 @@ public:
     explicit native_store(std::int32_t schema = 8, std::uint32_t expiry_windows = 30);
 
     std::string name() const override { return "native_histograms"; }
+    /// Adds the window's sketches, once activated (before: nothing is kept, nothing costs).
     void consume(const window_ptr& window) override;
+
+    /// Starts keeping histograms: called at the first protobuf scrape, so an agent nobody
+    /// scrapes that way pays nothing. The histograms count from the next window on.
+    void activate() { active_.store(true, std::memory_order_relaxed); }
+    bool active() const { return active_.load(std::memory_order_relaxed); }
 
     /// The histogram of query series (plugin, op, table, tenant); nullopt before its first
     /// window closed.
@@ -41,8 +47,8 @@ public:
     /// Bytes held by the histograms (objects and buckets; not the map's nodes and keys).
     std::size_t histogram_bytes() const;
 
-    /// plugmon_native_histogram_series, plugmon_native_histogram_bytes,
-    /// plugmon_native_histogram_sketches_invalid_total.
+    /// plugmon_agent_native_series, plugmon_agent_native_bytes,
+    /// plugmon_agent_native_sketches_invalid_total.
     void render_metrics(std::string& out) const;
 
 private:
@@ -56,6 +62,7 @@ private:
     std::unordered_map<std::string, entry> by_key_;  // guarded by mu_
     std::uint64_t windows_ = 0;                      // guarded by mu_
     std::atomic<std::uint64_t> invalid_{0};
+    std::atomic<bool> active_{false};
 };
 
 }  // namespace plugmon::agent

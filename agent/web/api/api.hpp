@@ -33,6 +33,9 @@ struct api_context {
     std::size_t top_statements = 20;
     /// What /metrics renders, in order (null: /metrics answers 404).
     const metrics_registry* metrics = nullptr;
+    /// /metrics in the protobuf exposition with native histograms, for a scraper whose Accept
+    /// header prefers it (empty: text only).
+    std::function<std::string()> metrics_protobuf{};
     /// GET /api/v1/store: the store writer's state as JSON; empty: 404 (no store configured).
     std::function<std::string()> store_json{};
     /// POST /-/reload (scope admin) calls it; empty: the route answers 404.

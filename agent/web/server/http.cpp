@@ -277,6 +277,7 @@ private:
         in.authorization = std::string(req[http::field::authorization]);
         in.accept_encoding = std::string(req[http::field::accept_encoding]);
         in.if_none_match = std::string(req[http::field::if_none_match]);
+        in.accept = std::string(req[http::field::accept]);
         in.body = std::move(req.body());
         fill_connection(in, req);
         ++server_->stats_->requests;

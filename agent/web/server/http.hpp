@@ -30,6 +30,7 @@ struct http_request {
     /// The Accept-Encoding and If-None-Match headers, empty when absent.
     std::string accept_encoding;
     std::string if_none_match;
+    std::string accept;  ///< the Accept header (content negotiation of /metrics), empty when absent
     std::string body;
     /// The client's IP address ("127.0.0.1", "::1"; IPv4-mapped IPv6 shown as IPv4), empty when
     /// unknown. Filled by the server.

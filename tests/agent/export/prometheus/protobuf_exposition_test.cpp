@@ -3,96 +3,17 @@
 // native buckets of plugmon_query_duration_seconds, and the window sink that keeps them.
 #include "export/prometheus/protobuf_exposition.hpp"
 #include "export/prometheus/native_store.hpp"
+#include "pb_reader.hpp"
 
 #include <gtest/gtest.h>
 
-#include <cstring>
-#include <map>
 #include <random>
 
 namespace plugmon::agent {
 namespace {
 
 namespace pe = protobuf_exposition;
-
-/// A decoded protobuf message: every field's values in order, varints as integers, fixed64 as
-/// doubles, length-delimited as bytes (decoded further on demand).
-struct message {
-    std::multimap<std::uint32_t, std::uint64_t> varints;
-    std::multimap<std::uint32_t, double> doubles;
-    std::multimap<std::uint32_t, std::string> bytes;
-
-    static std::uint64_t varint(std::string_view& s) {
-        std::uint64_t v = 0;
-        for (int shift = 0;; shift += 7) {
-            if (s.empty() || shift > 63) throw std::runtime_error("truncated varint");
-            const auto b = static_cast<unsigned char>(s.front());
-            s.remove_prefix(1);
-            v |= std::uint64_t(b & 0x7f) << shift;
-            if ((b & 0x80) == 0) return v;
-        }
-    }
-    static message parse(std::string_view s) {
-        message m;
-        while (!s.empty()) {
-            const std::uint64_t key = varint(s);
-            const auto field = static_cast<std::uint32_t>(key >> 3);
-            switch (key & 7) {
-                case 0:
-                    m.varints.emplace(field, varint(s));
-                    break;
-                case 1: {
-                    if (s.size() < 8) throw std::runtime_error("truncated fixed64");
-                    double d;
-                    std::memcpy(&d, s.data(), 8);  // little-endian host
-                    s.remove_prefix(8);
-                    m.doubles.emplace(field, d);
-                    break;
-                }
-                case 2: {
-                    const std::uint64_t n = varint(s);
-                    if (s.size() < n) throw std::runtime_error("truncated bytes");
-                    m.bytes.emplace(field, std::string(s.substr(0, n)));
-                    s.remove_prefix(n);
-                    break;
-                }
-                default:
-                    throw std::runtime_error("unexpected wire type");
-            }
-        }
-        return m;
-    }
-    std::vector<message> all(std::uint32_t f) const {
-        std::vector<message> out;
-        for (auto [a, b] = bytes.equal_range(f); a != b; ++a) out.push_back(parse(a->second));
-        return out;
-    }
-    message one(std::uint32_t f) const { return parse(bytes.find(f)->second); }
-    std::string str(std::uint32_t f) const {
-        const auto it = bytes.find(f);
-        return it == bytes.end() ? "" : it->second;
-    }
-    std::uint64_t u(std::uint32_t f) const { return varints.find(f)->second; }
-    double d(std::uint32_t f) const { return doubles.find(f)->second; }
-};
-
-std::int64_t unzigzag(std::uint64_t v) {
-    return static_cast<std::int64_t>(v >> 1) ^ -static_cast<std::int64_t>(v & 1);
-}
-
-/// Splits a delimited body into MetricFamily messages, by name.
-std::map<std::string, message> families(std::string_view body) {
-    std::map<std::string, message> out;
-    while (!body.empty()) {
-        const std::uint64_t n = message::varint(body);
-        if (body.size() < n) throw std::runtime_error("truncated family");
-        message m = message::parse(body.substr(0, n));
-        body.remove_prefix(n);
-        EXPECT_FALSE(out.count(m.str(1))) << "family twice: " << m.str(1);
-        out[m.str(1)] = m;
-    }
-    return out;
-}
+using namespace pb_reader;
 
 std::string translate(std::string_view text, pe::native_lookup lookup, std::size_t piece) {
     std::string body;
@@ -244,7 +165,9 @@ window_ptr window_of(
 
 TEST(native_store, accumulates_windows_expires_idle_series_and_counts_bad_sketches) {
     native_store store(8, 3);
-    EXPECT_FALSE(store.lookup("a", "SELECT", "t", ""));
+    store.consume(window_of({{"a", {7}}}));
+    EXPECT_FALSE(store.lookup("a", "SELECT", "t", "")) << "nothing kept before activation";
+    store.activate();
     store.consume(window_of({{"a", {1000, 2000}}, {"b", {5}}}));
     store.consume(window_of({{"a", {3000}}}));
     const auto a = store.lookup("a", "SELECT", "t", "");
@@ -264,7 +187,7 @@ TEST(native_store, accumulates_windows_expires_idle_series_and_counts_bad_sketch
     store.consume(bad);
     std::string m;
     store.render_metrics(m);
-    EXPECT_NE(m.find("plugmon_native_histogram_sketches_invalid_total 1\n"), std::string::npos)
+    EXPECT_NE(m.find("plugmon_agent_native_sketches_invalid_total 1\n"), std::string::npos)
         << m;
     EXPECT_EQ(store.lookup("a", "SELECT", "t", "")->count, 5u);
     // The lookup answers for plugmon_query_duration_seconds only, empty before a first window.
