@@ -64,7 +64,8 @@ struct options {
     std::uint64_t min_calls = 20, max_calls = 220;
     std::string pg_url, remote_write, work_dir, sketch_backend;
     int pg_pid = 0, prom_pid = 0;
-    int day_hosts = -1;  // -1: as many as agents; 0: skip the day query
+    int rw_schema = -100;  // -100: the sink's default
+    int day_hosts = -1;    // -1: as many as agents; 0: skip the day query
     int query_reps = 3;
 };
 
@@ -189,6 +190,7 @@ std::unique_ptr<sim_agent> make_agent(const options& o, int index) {
         r.spool_max_bytes = 4ull << 30;
         r.host = a->host;
         r.series.external_labels = {{"host", a->host}};
+        if (o.rw_schema != -100) r.series.schema = o.rw_schema;
         a->remote = std::make_shared<pa::remote_write::sink>(r);
         a->fanout.add(a->remote, 256);
     }
@@ -207,7 +209,8 @@ struct run_result {
     double pg_cpu = 0, self_cpu = 0, prom_cpu = 0;
     std::uint64_t failures = 0, dropped = 0;
     double rw_samples = 0, rw_lag_p50 = 0, rw_lag_p99 = 0, rw_lag_max = 0;
-    std::uint64_t rw_dropped = 0, rw_retried = 0;
+    std::uint64_t rw_dropped = 0, rw_retried = 0, rw_windows = 0;
+    double rw_offered = 0;  // samples/s that N agents produce at 10 s windows
     bool rw = false;
 };
 
@@ -325,10 +328,13 @@ void summarize(const options& o, std::vector<std::unique_ptr<sim_agent>>& fleet,
         r.rw_samples += double(c.sent.load());
         r.rw_dropped += c.dropped.load();
         r.rw_retried += c.retried.load();
+        r.rw_windows += c.windows_sent.load();
+        r.rw_offered += double(c.sent.load());
         rw.insert(rw.end(), a->remote_lag.lags.begin(), a->remote_lag.lags.end());
         for (const auto& t : a->remote_lag.at)
             r.rw_seconds = std::max(r.rw_seconds, std::chrono::duration<double>(t - r.t0).count());
     }
+    if (r.rw_windows > 0) r.rw_offered = r.rw_offered / double(r.rw_windows) * o.agents / 10.0;
     if (r.rw_seconds > 0) r.rw_samples /= r.rw_seconds;
     r.rw_lag_p50 = percentile(rw, 0.5);
     r.rw_lag_p99 = percentile(rw, 0.99);
@@ -347,9 +353,14 @@ run_result run_fleet(const options& o, const std::vector<pa::window_batch>& temp
         a->fanout.start();
     }
     // Connected (migrations and partitions done) before the clock starts.
+    const auto give_up = steady::now() + std::chrono::seconds(120);
     for (auto& a : fleet)
-        while (a->writer->state() != "connected")
+        while (a->writer->state() != "connected") {
+            if (steady::now() > give_up)
+                throw std::runtime_error(a->host +
+                                         " could not connect: " + a->writer->status().dump());
             std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
     run_result r;
     const double pg0 = tree_cpu_seconds(o.pg_pid), self0 = self_cpu_seconds(),
                  prom0 = tree_cpu_seconds(o.prom_pid);
@@ -565,9 +576,11 @@ void print_run(const options& o, const run_result& r, double wal_bytes, double b
         per_row, wal_bytes / double(r.rows), o.agents, rows_day, rows_day * per_row / 1e9);
     if (r.rw)
         std::printf(
-            "  remote write: %.0f samples/s, lag (submit -> 2xx) p50 %.2f s, p99 %.2f s, "
-            "max %.2f s; retried %llu, dropped %llu samples\n",
-            r.rw_samples, r.rw_lag_p50, r.rw_lag_p99, r.rw_lag_max,
+            "  remote write: %llu of %llu windows delivered, %.0f samples/s (offered at 10 s "
+            "windows: %.0f samples/s), lag (submit -> 2xx) p50 %.2f s, p99 %.2f s, max %.2f s; "
+            "retried %llu, dropped %llu samples\n",
+            (unsigned long long)r.rw_windows, (unsigned long long)r.submitted, r.rw_samples,
+            r.rw_offered, r.rw_lag_p50, r.rw_lag_p99, r.rw_lag_max,
             (unsigned long long)r.rw_retried, (unsigned long long)r.rw_dropped);
     std::printf(
         "RESULT_RUN {\"mode\":\"%s\",\"agents\":%d,\"rows_per_s\":%.0f,\"offered_rows_per_s\":%.0f,"
@@ -601,6 +614,8 @@ options parse(int argc, char** argv) {
     app.add_option("--pg-pid", o.pg_pid, "postmaster pid, for its CPU time");
     app.add_option("--remote-write", o.remote_write, "remote-write URL, one sink per agent");
     app.add_option("--prom-pid", o.prom_pid, "Prometheus pid, for its CPU time");
+    app.add_option("--rw-schema", o.rw_schema, "native histogram schema (default: the sink's)")
+        ->check(CLI::Range(-4, 8));
     app.add_option("--work-dir", o.work_dir, "spools (default: a temporary directory)");
     app.add_option("--day-hosts", o.day_hosts,
                    "hosts of the generated hourly day (0: no day query)");
@@ -637,6 +652,16 @@ int main(int argc, char** argv) {
     if (o.pg_url.empty()) {
         pg = std::make_unique<plugmon::test::pg_server>();
         o.pg_url = pg->url();
+        // deploy/pg-private.sh allows 40 connections: one per agent, and room for the rest.
+        if (o.agents + 10 > 40) {
+            {
+                pqxx::connection admin(o.pg_url);
+                pqxx::nontransaction tx(admin);
+                tx.exec("ALTER SYSTEM SET max_connections = " + std::to_string(o.agents + 20));
+            }
+            pg->stop();
+            pg->restart();
+        }
         o.pg_pid = postmaster_pid(pg->dir());
     }
     const bool own_dir = o.work_dir.empty();
