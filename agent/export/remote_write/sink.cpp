@@ -164,9 +164,10 @@ bool sink::deliver(const window_batch& w) {
         const verdict v = send(requests[i]);
         if (v == verdict::refuses_native) {
             spdlog::warn(
-                "remote_write {}: the receiver refuses native histograms (HTTP 500: {}); "
+                "remote_write {}: the receiver refuses native histograms (HTTP 500, \"native "
+                "histograms are disabled\"; Prometheus needs --enable-feature=native-histograms); "
                 "sending classic buckets to it from now on",
-                opts_.name, "native histograms are disabled");
+                opts_.name);
             counters_.native.store(false);
             native = false;
             requests = build(false);  // the whole window again: floats already sent are
