@@ -11,7 +11,6 @@
 #include "config/config.hpp"
 #include "export/prometheus/native_store.hpp"
 #include "export/prometheus/prometheus.hpp"
-#include "export/remote_write/from_config.hpp"
 #include "export/prometheus/protobuf_exposition.hpp"
 #include "export/remote_write/from_config.hpp"
 #include "ingest/drainer.hpp"
