@@ -13,7 +13,7 @@ using namespace plugmon::agent;
 
 namespace {
 
-struct config_files : ::testing::Test {
+struct remote_write_config : ::testing::Test {
     std::string dir;
     void SetUp() override {
         std::string t = (std::filesystem::temp_directory_path() / "plugmon-rwcfg-XXXXXX").string();
@@ -48,7 +48,7 @@ struct config_files : ::testing::Test {
 
 }  // namespace
 
-TEST_F(config_files, a_full_table_is_read_with_headers_from_files) {
+TEST_F(remote_write_config, a_full_table_is_read_with_headers_from_files) {
     const auto token = file("token", "s3cret\n");
     const auto key = file("key", "k3y");
     const config c = parse(R"([[remote_write]]
@@ -90,13 +90,13 @@ url = "http://vm.example:8428/api/v1/write"
     EXPECT_TRUE(c.remote_write[1].native_histograms);
 }
 
-TEST_F(config_files, the_flag_gives_one_receiver) {
+TEST_F(remote_write_config, the_flag_gives_one_receiver) {
     const config c = parse("", {"--remote-write", "http://localhost:9090/api/v1/write"});
     ASSERT_EQ(c.remote_write.size(), 1u);
     EXPECT_EQ(c.remote_write[0].name, "localhost_9090");
 }
 
-TEST_F(config_files, bad_values_are_refused_naming_the_key) {
+TEST_F(remote_write_config, bad_values_are_refused_naming_the_key) {
     const auto open_token = file("open", "s3cret", 0644);
     const std::vector<std::pair<std::string, std::string>> cases = {
         {"[[remote_write]]\nurl = \"https://x/api/v1/write\"\n", "https is not supported"},

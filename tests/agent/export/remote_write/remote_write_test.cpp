@@ -259,7 +259,7 @@ TEST(remote_write_retry, classification_follows_the_spec_and_the_native_trap) {
 
 namespace {
 
-struct sink_fixture : ::testing::Test {
+struct remote_write_sink : ::testing::Test {
     temp_dir dir;
     rw::stub_receiver receiver;
 
@@ -287,7 +287,7 @@ struct sink_fixture : ::testing::Test {
 
 }  // namespace
 
-TEST_F(sink_fixture, sends_the_required_headers_and_retries_5xx_429_and_timeouts) {
+TEST_F(remote_write_sink, sends_the_required_headers_and_retries_5xx_429_and_timeouts) {
     receiver.script({{500}, {429, "", "0"}, {204, "", "", 800ms}, {503}});
     sink s(opts(receiver.url()));
     s.start();
@@ -309,7 +309,7 @@ TEST_F(sink_fixture, sends_the_required_headers_and_retries_5xx_429_and_timeouts
     EXPECT_EQ(s.stats().dropped.load(), 0u);
 }
 
-TEST_F(sink_fixture, a_400_is_dropped_and_counted_not_retried) {
+TEST_F(remote_write_sink, a_400_is_dropped_and_counted_not_retried) {
     receiver.script({{400, "out of order sample"}});
     sink s(opts(receiver.url()));
     s.start();
@@ -331,7 +331,7 @@ TEST_F(sink_fixture, a_400_is_dropped_and_counted_not_retried) {
         << m;
 }
 
-TEST_F(sink_fixture, a_receiver_refusing_native_histograms_gets_classic_buckets) {
+TEST_F(remote_write_sink, a_receiver_refusing_native_histograms_gets_classic_buckets) {
     receiver.script({{500, "native histograms are disabled"}});
     sink s(opts(receiver.url()));
     s.start();
@@ -354,7 +354,7 @@ TEST_F(sink_fixture, a_receiver_refusing_native_histograms_gets_classic_buckets)
               std::string::npos);
 }
 
-TEST_F(sink_fixture, batches_split_at_max_samples_per_send) {
+TEST_F(remote_write_sink, batches_split_at_max_samples_per_send) {
     auto o = opts(receiver.url(), false);
     o.max_samples_per_send = 4;
     sink s(std::move(o));
@@ -371,7 +371,7 @@ TEST_F(sink_fixture, batches_split_at_max_samples_per_send) {
     EXPECT_EQ(total, s.stats().sent.load());
 }
 
-TEST_F(sink_fixture, spooled_windows_survive_a_restart_and_replay_in_order) {
+TEST_F(remote_write_sink, spooled_windows_survive_a_restart_and_replay_in_order) {
     const int closed = [] {
         boost::asio::io_context io;
         boost::asio::ip::tcp::acceptor a(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
