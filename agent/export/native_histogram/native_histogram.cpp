@@ -291,12 +291,30 @@ double promql_quantile(double q, const histogram& h) {
 }
 
 std::vector<std::uint64_t> classic_counts(const histogram& h, const std::vector<double>& le) {
-    std::vector<std::pair<std::int32_t, std::uint64_t>> buckets;
-    for (const auto& [k, n] : expand(h))
-        if (n > 0) buckets.emplace_back(k, static_cast<std::uint64_t>(n));
-    cumulative c(h.schema);
-    c.assign(std::move(buckets), h.zero_count, h.count, h.sum);
-    return c.classic_counts(le);
+    std::vector<std::uint64_t> out(le.size(), 0);
+    const auto slot_of = [&](double upper) {
+        return static_cast<std::size_t>(std::lower_bound(le.begin(), le.end(), upper) - le.begin());
+    };
+    if (h.zero_count > 0) {
+        const std::size_t j = slot_of(0.0);
+        if (j < out.size()) out[j] += h.zero_count;
+    }
+    // Walk spans and deltas in place (no copy): a scrape does this for every series.
+    std::int32_t index = 0;
+    std::int64_t running = 0;
+    std::size_t d = 0, j = 0;
+    for (const bucket_span& span : h.positive_spans) {
+        index += span.offset;
+        for (std::uint32_t b = 0; b < span.length && d < h.positive_deltas.size(); ++b, ++index) {
+            running += h.positive_deltas[d++];
+            if (running <= 0) continue;
+            const double upper = bucket_upper_bound(index, h.schema);
+            while (j < le.size() && le[j] < upper) ++j;  // buckets ascend: the slot only moves up
+            if (j < out.size()) out[j] += static_cast<std::uint64_t>(running);
+        }
+    }
+    for (std::size_t k = 1; k < out.size(); ++k) out[k] += out[k - 1];
+    return out;
 }
 
 histogram add(const histogram& a, const histogram& b) {

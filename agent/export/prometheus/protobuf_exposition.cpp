@@ -305,6 +305,40 @@ std::string encode_histogram(const std::vector<std::pair<double, double>>& point
 
 }  // namespace
 
+std::string translator::encode_metric(const metric& x, std::uint64_t type) const {
+    std::string m, body;
+    for (const auto& [n, v] : x.labels) {
+        body.clear();
+        put_bytes(body, 1, n);
+        put_bytes(body, 2, v);
+        put_bytes(m, 1, body);
+    }
+    body.clear();
+    if (type == histo) {
+        const auto native = lookup_ ? lookup_(name_, x.labels) : std::nullopt;
+        body = encode_histogram(x.points, x.count, x.sum, native);
+        put_bytes(m, 7, body);
+    } else if (type == summary) {
+        put_uint(body, 1, static_cast<std::uint64_t>(x.count));
+        put_double(body, 2, x.sum);
+        for (const auto& [q, v] : x.points) {
+            std::string qb;
+            put_double(qb, 1, q);
+            put_double(qb, 2, v);
+            put_bytes(body, 3, qb);
+        }
+        put_bytes(m, 4, body);
+    } else {
+        put_double(body, 1, x.value);
+        put_bytes(m, type == counter ? 3 : type == gauge ? 2 : 5, body);
+    }
+    if (x.timestamp_ms) {
+        put_tag(m, 6, varint_type);
+        put_varint(m, static_cast<std::uint64_t>(*x.timestamp_ms));
+    }
+    return m;
+}
+
 void translator::flush_family() {
     if (!open_) return;
     open_ = false;
@@ -313,48 +347,34 @@ void translator::flush_family() {
     if (type_ == "gauge") type = gauge;
     if (type_ == "summary") type = summary;
     if (type_ == "histogram") type = histo;
-    std::string family;
-    put_bytes(family, 1, name_);
-    if (!help_.empty()) put_bytes(family, 2, help_);
-    put_uint(family, 3, type);
-    std::string m, body;
+    std::string head;
+    put_bytes(head, 1, name_);
+    if (!help_.empty()) put_bytes(head, 2, help_);
+    put_uint(head, 3, type);
+    // The family's length comes first: encode its metrics, add up, then hand on the pieces
+    // (no copy of the whole family, which is most of the body for the histogram families).
+    std::vector<std::string> encoded;
+    encoded.reserve(metrics_.size());
+    std::size_t size = head.size();
+    std::string tag;
     for (const metric& x : metrics_) {
-        m.clear();
-        for (const auto& [n, v] : x.labels) {
-            body.clear();
-            put_bytes(body, 1, n);
-            put_bytes(body, 2, v);
-            put_bytes(m, 1, body);
-        }
-        body.clear();
-        if (type == histo) {
-            const auto native = lookup_ ? lookup_(name_, x.labels) : std::nullopt;
-            body = encode_histogram(x.points, x.count, x.sum, native);
-            put_bytes(m, 7, body);
-        } else if (type == summary) {
-            put_uint(body, 1, static_cast<std::uint64_t>(x.count));
-            put_double(body, 2, x.sum);
-            for (const auto& [q, v] : x.points) {
-                std::string qb;
-                put_double(qb, 1, q);
-                put_double(qb, 2, v);
-                put_bytes(body, 3, qb);
-            }
-            put_bytes(m, 4, body);
-        } else {
-            put_double(body, 1, x.value);
-            put_bytes(m, type == counter ? 3 : type == gauge ? 2 : 5, body);
-        }
-        if (x.timestamp_ms) {
-            put_tag(m, 6, varint_type);
-            put_varint(m, static_cast<std::uint64_t>(*x.timestamp_ms));
-        }
-        put_bytes(family, 4, m);
+        encoded.push_back(encode_metric(x, type));
+        tag.clear();
+        put_tag(tag, 4, bytes_type);
+        put_varint(tag, encoded.back().size());
+        size += tag.size() + encoded.back().size();
     }
-    std::string framed;
-    put_varint(framed, family.size());
-    framed += family;
-    out_(framed);
+    std::string prefix;
+    put_varint(prefix, size);
+    prefix += head;
+    out_(prefix);
+    for (const std::string& m : encoded) {
+        tag.clear();
+        put_tag(tag, 4, bytes_type);
+        put_varint(tag, m.size());
+        out_(tag);
+        out_(m);
+    }
     name_.clear();
     help_.clear();
     type_.clear();
@@ -363,6 +383,11 @@ void translator::flush_family() {
 
 std::string render(const metrics_registry& sources, const native_lookup& lookup) {
     std::string body;
+    // Reserved from the sources' text bound (the protobuf is about as large as the text, a bit
+    // larger with native buckets): a body that grows by doubling costs copies and page faults.
+    std::size_t hint = 0;
+    for (const auto& s : sources.sources()) hint += s->size_hint();
+    body.reserve(hint + hint / 4);
     translator t([&body](std::string_view family) { body.append(family); }, lookup);
     const metrics_sink sink = [&t](std::string_view piece) { t.feed(piece); };
     render_metrics(sources, sink, 256 * 1024);

@@ -59,6 +59,8 @@ private:
     void line(std::string_view l);
     void sample(std::string_view l);
     void flush_family();
+    /// One Metric message of the family being read (`type`: its MetricType).
+    std::string encode_metric(const metric& x, std::uint64_t type) const;
     metric& metric_for(const label_pairs& labels);
 
     std::function<void(std::string_view)> out_;
