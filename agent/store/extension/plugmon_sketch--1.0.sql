@@ -5,25 +5,23 @@
 
 GRANT USAGE ON SCHEMA @extschema@ TO PUBLIC;
 
-CREATE FUNCTION @extschema@.merge_trans(internal, bytea) RETURNS internal
+-- The merge state is a bytea (see pm_state in plugmon_sketch.c), not internal: the role that owns
+-- the plugmon schema need not be superuser to define plugmon.sketch_merge over these functions,
+-- and partial states need no serialization. Every function checks the state it is given.
+CREATE FUNCTION @extschema@.merge_trans(bytea, bytea) RETURNS bytea
     AS 'MODULE_PATHNAME', 'pm_merge_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-CREATE FUNCTION @extschema@.merge_combine(internal, internal) RETURNS internal
+CREATE FUNCTION @extschema@.merge_combine(bytea, bytea) RETURNS bytea
     AS 'MODULE_PATHNAME', 'pm_merge_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-CREATE FUNCTION @extschema@.merge_final(internal) RETURNS bytea
+CREATE FUNCTION @extschema@.merge_final(bytea) RETURNS bytea
     AS 'MODULE_PATHNAME', 'pm_merge_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-CREATE FUNCTION @extschema@.merge_serial(internal) RETURNS bytea
-    AS 'MODULE_PATHNAME', 'pm_merge_serial' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION @extschema@.merge_deserial(bytea, internal) RETURNS internal
-    AS 'MODULE_PATHNAME', 'pm_merge_deserial' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
 -- The merge of the non-NULL sketches in the group (encoding 2); NULL when there is none.
 CREATE AGGREGATE @extschema@.sketch_merge(bytea) (
     SFUNC = @extschema@.merge_trans,
-    STYPE = internal,
+    STYPE = bytea,
+    SSPACE = 4096,
     FINALFUNC = @extschema@.merge_final,
     COMBINEFUNC = @extschema@.merge_combine,
-    SERIALFUNC = @extschema@.merge_serial,
-    DESERIALFUNC = @extschema@.merge_deserial,
     PARALLEL = SAFE
 );
 

@@ -31,16 +31,22 @@ typedef struct pm_sketch {
     uint64 cnt[PM_INDEX_LIMIT];
 } pm_sketch;
 
-/// A merge in progress: totals and a window [lo, lo + width) of bin counts that grows on demand.
-/// `inputs` counts the non-NULL sketches merged (none: the merge is NULL).
+/// A merge in progress, kept as a bytea (a role that is not superuser may define an aggregate
+/// over bytea, not over internal; partial states travel between workers as they are): totals and
+/// a window [lo, lo + width) of bin counts. `inputs` counts the non-NULL sketches merged (none: the
+/// merge is NULL). Transition and combine functions modify it in place, as an aggregate may, and
+/// return a new value (in the calling context; the executor copies it) only when the window grows.
 typedef struct pm_state {
-    uint64 inputs;
-    uint64 count, sum, min, max;
-    bool nonempty;
-    bool overflow;  // the merged count passed 2^64 - 1
+    int32 vl_len_;  // varlena header: always the 4-byte form
     uint32 lo, width;
-    uint64* bins;
+    uint32 flags;
+    uint64 inputs, count, sum, min, max;
+    uint64 bins[FLEXIBLE_ARRAY_MEMBER];
 } pm_state;
+
+#define PM_NONEMPTY 1u  // some input had count > 0: min and max are set
+#define PM_OVERFLOW 2u  // the merged count passed 2^64 - 1
+#define PM_STATE_SIZE(width) (offsetof(pm_state, bins) + sizeof(uint64) * (Size)(width))
 
 /// Raises invalid_binary_representation with "plugmon sketch: <message>", like _sketch_fail.
 #define pm_fail(...)                                                \
@@ -178,42 +184,82 @@ static void pm_decode(const bytea* b, pm_sketch* s) {
         pm_decode_v1(p, len, s);
 }
 
-/// Makes the window cover [lo, hi], growing it by at least a quarter (allocates in `cx`).
-static void pm_cover(pm_state* st, uint32 lo, uint32 hi, MemoryContext cx) {
+static pm_state* pm_new_state(uint32 lo, uint32 width) {
+    pm_state* st = palloc0(PM_STATE_SIZE(width));
+    SET_VARSIZE(st, PM_STATE_SIZE(width));
+    st->lo = lo;
+    st->width = width;
+    return st;
+}
+
+/// `d` as a state, or an error: its size must match its window, inside [0, 3776). Checked on every
+/// call, since anyone may hand these functions a bytea (an aggregate's INITCOND, for one). A state
+/// this library made is returned as it is (modifiable in place); another form is copied.
+static pm_state* pm_state_of(Datum d) {
+    struct varlena* v = (struct varlena*)DatumGetPointer(d);
+    pm_state* st;
+    if (!VARATT_IS_4B_U(v) || (uintptr_t)v % MAXIMUM_ALIGNOF != 0)
+        v = (struct varlena*)PG_DETOAST_DATUM_COPY(d);
+    st = (pm_state*)v;
+    if (VARSIZE(st) < PM_STATE_SIZE(0) || st->lo > PM_INDEX_LIMIT || st->width > PM_INDEX_LIMIT ||
+        st->lo + st->width > PM_INDEX_LIMIT || VARSIZE(st) != PM_STATE_SIZE(st->width))
+        ereport(ERROR, (errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+                        errmsg("plugmon_sketch: not a merge state")));
+    return st;
+}
+
+/// Makes the window cover [lo, hi], growing it by at least a quarter; returns the state, a new
+/// one (in CurrentMemoryContext) if it grew. The old one is left to its owner.
+static pm_state* pm_cover(pm_state* st, uint32 lo, uint32 hi) {
     uint32 new_lo, new_hi, grow;
-    uint64* bins;
-    if (st->width != 0 && lo >= st->lo && hi < st->lo + st->width) return;
+    pm_state* grown;
+    if (st->width != 0 && lo >= st->lo && hi < st->lo + st->width) return st;
     new_lo = st->width == 0 ? lo : Min(lo, st->lo);
     new_hi = st->width == 0 ? hi : Max(hi, st->lo + st->width - 1);
     grow = Max((new_hi - new_lo + 1) / 4, 32);
     new_lo = new_lo > grow ? new_lo - grow : 0;
     new_hi = Min(new_hi + grow, PM_INDEX_LIMIT - 1);
-    bins = MemoryContextAllocZero(cx, sizeof(uint64) * (new_hi - new_lo + 1));
-    if (st->width != 0) {
-        memcpy(bins + (st->lo - new_lo), st->bins, sizeof(uint64) * st->width);
-        pfree(st->bins);
-    }
-    st->bins = bins;
-    st->lo = new_lo;
-    st->width = new_hi - new_lo + 1;
+    grown = pm_new_state(new_lo, new_hi - new_lo + 1);
+    memcpy(&grown->flags, &st->flags, offsetof(pm_state, bins) - offsetof(pm_state, flags));
+    if (st->width != 0)
+        memcpy(grown->bins + (st->lo - new_lo), st->bins, sizeof(uint64) * st->width);
+    return grown;
 }
 
-/// Adds a decoded sketch into the merge (as dd_sketch::merge; the sum saturates).
-static void pm_add(pm_state* st, const pm_sketch* s, MemoryContext cx) {
+static uint64 pm_sat_add(uint64 a, uint64 b) { return a + b < a ? PM_U64_MAX : a + b; }
+
+/// Adds totals (count, sum, min, max of a non-empty part) into the state, as dd_sketch::merge.
+static void pm_add_totals(pm_state* st, uint64 count, uint64 sum, uint64 min, uint64 max) {
+    st->sum = pm_sat_add(st->sum, sum);  // empty inputs too, as the PL/pgSQL
+    if (count == 0) return;
+    if (st->count + count < st->count) st->flags |= PM_OVERFLOW;
+    st->count += count;
+    st->min = (st->flags & PM_NONEMPTY) ? Min(st->min, min) : min;
+    st->max = (st->flags & PM_NONEMPTY) ? Max(st->max, max) : max;
+    st->flags |= PM_NONEMPTY;
+}
+
+/// Adds a decoded sketch into the merge; returns the state (see pm_cover).
+static pm_state* pm_add(pm_state* st, const pm_sketch* s) {
     st->inputs++;
-    st->sum = st->sum + s->sum < st->sum ? PM_U64_MAX : st->sum + s->sum;  // empty inputs too
-    if (s->count == 0) return;
-    pm_cover(st, s->idx[0], s->idx[s->nbins - 1], cx);
-    for (int k = 0; k < s->nbins; ++k) st->bins[s->idx[k] - st->lo] += s->cnt[k];
-    if (st->count + s->count < st->count) st->overflow = true;
-    st->count += s->count;
-    st->min = st->nonempty ? Min(st->min, s->min) : s->min;
-    st->max = st->nonempty ? Max(st->max, s->max) : s->max;
-    st->nonempty = true;
+    if (s->count != 0) {
+        st = pm_cover(st, s->idx[0], s->idx[s->nbins - 1]);
+        for (int k = 0; k < s->nbins; ++k) st->bins[s->idx[k] - st->lo] += s->cnt[k];
+    }
+    pm_add_totals(st, s->count, s->sum, s->min, s->max);
+    return st;
 }
 
-static pm_state* pm_new_state(MemoryContext cx) {
-    return MemoryContextAllocZero(cx, sizeof(pm_state));
+/// Merges `src` into `dst`; returns the state (see pm_cover).
+static pm_state* pm_combine_into(pm_state* dst, const pm_state* src) {
+    dst->inputs += src->inputs;
+    dst->flags |= src->flags & PM_OVERFLOW;
+    if (src->width != 0) {
+        dst = pm_cover(dst, src->lo, src->lo + src->width - 1);
+        for (uint32 k = 0; k < src->width; ++k) dst->bins[src->lo + k - dst->lo] += src->bins[k];
+    }
+    pm_add_totals(dst, (src->flags & PM_NONEMPTY) ? src->count : 0, src->sum, src->min, src->max);
+    return dst;
 }
 
 static unsigned char* pm_put_varint(unsigned char* out, uint64 v) {
@@ -227,7 +273,7 @@ static bytea* pm_encode(const pm_state* st) {
     uint32 nbins = 0, prev = 0;
     bytea* out;
     unsigned char *p, *start;
-    if (st->overflow) pm_fail("count: the merged counts overflow 64 bits");
+    if (st->flags & PM_OVERFLOW) pm_fail("count: the merged counts overflow 64 bits");
     if (st->count == 0) {
         out = palloc(VARHDRSZ + 11);
         SET_VARSIZE(out, VARHDRSZ + 11);
@@ -254,122 +300,60 @@ static bytea* pm_encode(const pm_state* st) {
     return out;
 }
 
-/// Merges `src` into `dst` (both states of one aggregate; allocates in `cx`).
-static void pm_combine_into(pm_state* dst, const pm_state* src, MemoryContext cx) {
-    dst->inputs += src->inputs;
-    dst->overflow = dst->overflow || src->overflow;
-    dst->sum = dst->sum + src->sum < dst->sum ? PM_U64_MAX : dst->sum + src->sum;
-    if (!src->nonempty) return;
-    pm_cover(dst, src->lo, src->lo + src->width - 1, cx);
-    for (uint32 k = 0; k < src->width; ++k) dst->bins[src->lo + k - dst->lo] += src->bins[k];
-    if (dst->count + src->count < dst->count) dst->overflow = true;
-    dst->count += src->count;
-    dst->min = dst->nonempty ? Min(dst->min, src->min) : src->min;
-    dst->max = dst->nonempty ? Max(dst->max, src->max) : src->max;
-    dst->nonempty = true;
-}
-
-static MemoryContext pm_agg_context(FunctionCallInfo fcinfo, const char* fn) {
-    MemoryContext cx;
-    if (!AggCheckCallContext(fcinfo, &cx)) elog(ERROR, "%s called in non-aggregate context", fn);
-    return cx;
+static void pm_require_aggregate(FunctionCallInfo fcinfo, const char* fn) {
+    if (!AggCheckCallContext(fcinfo, NULL)) elog(ERROR, "%s called in non-aggregate context", fn);
 }
 
 PG_FUNCTION_INFO_V1(pm_merge_trans);
 /// sketch_merge's transition: decodes and adds one sketch; NULL inputs are skipped.
 Datum pm_merge_trans(PG_FUNCTION_ARGS) {
-    MemoryContext cx = pm_agg_context(fcinfo, "plugmon_sketch.merge_trans");
-    pm_state* st = PG_ARGISNULL(0) ? NULL : (pm_state*)PG_GETARG_POINTER(0);
-    if (!PG_ARGISNULL(1)) {
-        pm_sketch* s = palloc(sizeof(pm_sketch));
-        pm_decode(PG_GETARG_BYTEA_PP(1), s);
-        if (st == NULL) st = pm_new_state(cx);
-        pm_add(st, s, cx);
-        pfree(s);
+    pm_state* st;
+    pm_sketch* s;
+    pm_require_aggregate(fcinfo, "plugmon_sketch.merge_trans");
+    if (PG_ARGISNULL(1)) {
+        if (PG_ARGISNULL(0)) PG_RETURN_NULL();
+        PG_RETURN_DATUM(PG_GETARG_DATUM(0));
     }
-    if (st == NULL) PG_RETURN_NULL();
+    st = PG_ARGISNULL(0) ? pm_new_state(0, 0) : pm_state_of(PG_GETARG_DATUM(0));
+    s = palloc(sizeof(pm_sketch));
+    pm_decode(PG_GETARG_BYTEA_PP(1), s);
+    st = pm_add(st, s);
+    pfree(s);
     PG_RETURN_POINTER(st);
 }
 
 PG_FUNCTION_INFO_V1(pm_merge_combine);
 /// sketch_merge's combine function (parallel and partial aggregation).
 Datum pm_merge_combine(PG_FUNCTION_ARGS) {
-    MemoryContext cx = pm_agg_context(fcinfo, "plugmon_sketch.merge_combine");
-    pm_state* a = PG_ARGISNULL(0) ? NULL : (pm_state*)PG_GETARG_POINTER(0);
-    const pm_state* b = PG_ARGISNULL(1) ? NULL : (const pm_state*)PG_GETARG_POINTER(1);
-    if (b == NULL) {
-        if (a == NULL) PG_RETURN_NULL();
-        PG_RETURN_POINTER(a);
+    pm_state* a;
+    pm_require_aggregate(fcinfo, "plugmon_sketch.merge_combine");
+    if (PG_ARGISNULL(1)) {
+        if (PG_ARGISNULL(0)) PG_RETURN_NULL();
+        PG_RETURN_DATUM(PG_GETARG_DATUM(0));
     }
-    if (a == NULL) a = pm_new_state(cx);
-    pm_combine_into(a, b, cx);
-    PG_RETURN_POINTER(a);
+    a = PG_ARGISNULL(0) ? pm_new_state(0, 0) : pm_state_of(PG_GETARG_DATUM(0));
+    PG_RETURN_POINTER(pm_combine_into(a, pm_state_of(PG_GETARG_DATUM(1))));
 }
 
 PG_FUNCTION_INFO_V1(pm_merge_final);
 /// sketch_merge's final function: the version 2 encoding, NULL when no input was non-NULL.
 Datum pm_merge_final(PG_FUNCTION_ARGS) {
+    const pm_state* st;
     if (PG_ARGISNULL(0)) PG_RETURN_NULL();
-    PG_RETURN_BYTEA_P(pm_encode((const pm_state*)PG_GETARG_POINTER(0)));
-}
-
-// The serialized state: u64 inputs, count, sum, min, max; u8 nonempty, overflow; u32 lo, width;
-// then width u64 bins (native byte order: the state only travels between workers of one server).
-#define PM_SERIAL_HEAD (5 * 8 + 2 + 2 * 4)
-
-PG_FUNCTION_INFO_V1(pm_merge_serial);
-Datum pm_merge_serial(PG_FUNCTION_ARGS) {
-    const pm_state* st = (const pm_state*)PG_GETARG_POINTER(0);
-    const Size size = PM_SERIAL_HEAD + sizeof(uint64) * (Size)st->width;
-    bytea* out = palloc(VARHDRSZ + size);
-    char* p = VARDATA(out);
-    const uint64 head[5] = {st->inputs, st->count, st->sum, st->min, st->max};
-    SET_VARSIZE(out, VARHDRSZ + size);
-    memcpy(p, head, sizeof head);
-    p[40] = (char)st->nonempty;
-    p[41] = (char)st->overflow;
-    memcpy(p + 42, &st->lo, 4);
-    memcpy(p + 46, &st->width, 4);
-    if (st->width != 0) memcpy(p + PM_SERIAL_HEAD, st->bins, sizeof(uint64) * st->width);
-    PG_RETURN_BYTEA_P(out);
-}
-
-PG_FUNCTION_INFO_V1(pm_merge_deserial);
-Datum pm_merge_deserial(PG_FUNCTION_ARGS) {
-    const bytea* b = PG_GETARG_BYTEA_PP(0);
-    const char* p = VARDATA_ANY(b);
-    pm_state* st = pm_new_state(CurrentMemoryContext);
-    uint64 head[5];
-    if (VARSIZE_ANY_EXHDR(b) < PM_SERIAL_HEAD) elog(ERROR, "plugmon_sketch: bad serialized state");
-    memcpy(head, p, sizeof head);
-    st->inputs = head[0];
-    st->count = head[1];
-    st->sum = head[2];
-    st->min = head[3];
-    st->max = head[4];
-    st->nonempty = p[40] != 0;
-    st->overflow = p[41] != 0;
-    memcpy(&st->lo, p + 42, 4);
-    memcpy(&st->width, p + 46, 4);
-    if (VARSIZE_ANY_EXHDR(b) != PM_SERIAL_HEAD + sizeof(uint64) * (Size)st->width ||
-        st->width > PM_INDEX_LIMIT || st->lo + st->width > PM_INDEX_LIMIT)
-        elog(ERROR, "plugmon_sketch: bad serialized state");
-    if (st->width != 0) {
-        st->bins = palloc(sizeof(uint64) * st->width);
-        memcpy(st->bins, p + PM_SERIAL_HEAD, sizeof(uint64) * st->width);
-    }
-    PG_RETURN_POINTER(st);
+    st = pm_state_of(PG_GETARG_DATUM(0));
+    if (st->inputs == 0) PG_RETURN_NULL();
+    PG_RETURN_BYTEA_P(pm_encode(st));
 }
 
 PG_FUNCTION_INFO_V1(pm_sketch_union);
 /// sketch_union(a, b): the merge of the non-NULL ones, NULL when both are NULL.
 Datum pm_sketch_union(PG_FUNCTION_ARGS) {
-    pm_state* st = pm_new_state(CurrentMemoryContext);
+    pm_state* st = pm_new_state(0, 0);
     pm_sketch* s = palloc(sizeof(pm_sketch));
     for (int k = 0; k < 2; ++k) {
         if (PG_ARGISNULL(k)) continue;
         pm_decode(PG_GETARG_BYTEA_PP(k), s);
-        pm_add(st, s, CurrentMemoryContext);
+        st = pm_add(st, s);
     }
     if (st->inputs == 0) PG_RETURN_NULL();
     PG_RETURN_BYTEA_P(pm_encode(st));

@@ -364,7 +364,8 @@ CREATE FUNCTION plugmon.sketch_count_plpgsql(sketch bytea) RETURNS bigint
 --   'c'       the C extension plugmon_sketch (must be installed in this database);
 --   'plpgsql' the PL/pgSQL implementations above;
 --   'auto'    installs plugmon_sketch (CREATE EXTENSION) when the server offers it and the role may,
---             then 'c' if it is installed, else 'plpgsql'; never raises for want of the extension;
+--             then 'c' if that works, else 'plpgsql' (with a NOTICE saying why); never raises for
+--             want of the extension;
 --   NULL      changes nothing.
 -- The public names keep their signatures; scalar ones become SQL wrappers that the planner
 -- inlines, the aggregate is replaced in place. The caller must own the plugmon functions (the
@@ -386,7 +387,14 @@ BEGIN
                 RAISE NOTICE 'plugmon: the sketch extension plugmon_sketch is available but could not be installed: %', SQLERRM;
             END;
         END IF;
-        wanted := CASE WHEN installed THEN 'c' ELSE 'plpgsql' END;
+        IF installed THEN
+            BEGIN
+                RETURN plugmon.sketch_backend('c');
+            EXCEPTION WHEN OTHERS THEN
+                RAISE NOTICE 'plugmon: the sketch extension plugmon_sketch is installed but cannot be used: %', SQLERRM;
+            END;
+        END IF;
+        wanted := 'plpgsql';
     END IF;
     IF wanted = 'c' THEN
         IF NOT installed THEN
@@ -394,9 +402,8 @@ BEGIN
                 USING HINT = 'CREATE EXTENSION plugmon_sketch (see agent/store/extension), or use sketch_backend(''plpgsql'')';
         END IF;
         impl := 'plugmon_sketch.%s';
-        agg := 'SFUNC = plugmon_sketch.merge_trans, STYPE = internal, FINALFUNC = plugmon_sketch.merge_final,
-                COMBINEFUNC = plugmon_sketch.merge_combine, SERIALFUNC = plugmon_sketch.merge_serial,
-                DESERIALFUNC = plugmon_sketch.merge_deserial, PARALLEL = SAFE';
+        agg := 'SFUNC = plugmon_sketch.merge_trans, STYPE = bytea, SSPACE = 4096,
+                FINALFUNC = plugmon_sketch.merge_final, COMBINEFUNC = plugmon_sketch.merge_combine, PARALLEL = SAFE';
     ELSIF wanted = 'plpgsql' THEN
         impl := 'plugmon.%s_plpgsql';
         agg := 'SFUNC = array_append, STYPE = bytea[], FINALFUNC = plugmon._sketch_merge_array,

@@ -302,6 +302,44 @@ TEST(sketch_ext, public_names_fall_back_to_plpgsql_without_the_extension) {
     check("after sketch_backend('auto') reinstalled it");
 }
 
+TEST(sketch_ext, a_role_that_is_not_superuser_installs_it_and_the_aggregate_runs_in_c) {
+    REQUIRE_EXTENSION(admin_url);
+    const std::string url = plugmon::test::fresh_database();
+    const std::string db = url.substr(url.rfind('/') + 1, url.find('?') - url.rfind('/') - 1);
+    {
+        pqxx::connection admin(admin_url);
+        pqxx::nontransaction tx(admin);
+        tx.exec("CREATE ROLE plugmon_agent_not_super LOGIN NOSUPERUSER PASSWORD 'agent-pw'");
+        tx.exec("ALTER DATABASE " + tx.quote_name(db) + " OWNER TO plugmon_agent_not_super");
+    }
+    const auto at = url.find("://") + 3;
+    pqxx::connection c(url.substr(0, at) + "plugmon_agent_not_super:agent-pw" +
+                       url.substr(url.find('@', at)));
+    plugmon::agent::store::migrate(c, false, "test");
+    const corpus k = make_corpus(15, 300, 1);
+    load(c, k);
+    pqxx::nontransaction tx(c);
+    EXPECT_FALSE(
+        tx.exec1("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")[0].as<bool>());
+    EXPECT_EQ(tx.exec1("SELECT plugmon.sketch_backend()")[0].as<std::string>(), "c");
+    EXPECT_EQ(tx.exec1("SELECT a.aggtransfn::regproc::text FROM pg_aggregate a WHERE a.aggfnoid = "
+                       "'plugmon.sketch_merge(bytea)'::regprocedure")[0]
+                  .as<std::string>(),
+              "plugmon_sketch.merge_trans");
+    EXPECT_EQ(tx.exec1("SELECT encode(plugmon.sketch_merge(s), 'hex') FROM t")[0].as<std::string>(),
+              to_hex(k.merged.at(0).encode(2)));
+    // The merge state is a bytea anyone can hand the functions: a forged one is refused.
+    for (const std::string call : {"plugmon_sketch.merge_final('\\x00000000')",
+                                   "plugmon_sketch.merge_final(decode(repeat('ff', 80), 'hex'))"}) {
+        try {
+            tx.exec("SELECT " + call);
+            ADD_FAILURE() << "no error from " << call;
+        } catch (const pqxx::sql_error& e) {
+            EXPECT_EQ(e.sqlstate(), "22P03") << e.what();
+        }
+    }
+}
+
 TEST(sketch_ext, migration_6_upgrades_a_database_with_version_1_rows) {
     REQUIRE_EXTENSION(url0);
     const std::string url = plugmon::test::fresh_database();
