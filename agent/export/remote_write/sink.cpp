@@ -70,10 +70,11 @@ void sink::consume(const window_ptr& w) {
     store::batch b;
     b.host = opts_.host;
     b.seq = ++seq_;
-    b.window = *w;  // the spool's codec reads the rollups we need (queries, executions)
-    b.window.slow.clear();
-    b.window.resources.clear();
-    b.window.alerts.clear();
+    // Only what remote write sends: the rollups (no slow samples, resources or alert rows).
+    b.window.bucket_start = w->bucket_start;
+    b.window.length = w->length;
+    b.window.queries = w->queries;
+    b.window.executions = w->executions;
     spool_->append(b);
     {
         std::lock_guard lock(mu_);  // pairs with the sender's wait: no wake-up is lost
