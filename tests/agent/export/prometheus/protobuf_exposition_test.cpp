@@ -187,8 +187,7 @@ TEST(native_store, accumulates_windows_expires_idle_series_and_counts_bad_sketch
     store.consume(bad);
     std::string m;
     store.render_metrics(m);
-    EXPECT_NE(m.find("plugmon_agent_native_sketches_invalid_total 1\n"), std::string::npos)
-        << m;
+    EXPECT_NE(m.find("plugmon_agent_native_sketches_invalid_total 1\n"), std::string::npos) << m;
     EXPECT_EQ(store.lookup("a", "SELECT", "t", "")->count, 5u);
     // The lookup answers for plugmon_query_duration_seconds only, empty before a first window.
     const auto lookup = store.query_duration_lookup();
