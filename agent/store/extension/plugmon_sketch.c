@@ -2,7 +2,7 @@
 // byte and message for message what the PL/pgSQL in agent/store/schema/sql/0006_sketch_v2.sql does.
 //
 // Thread safety: PostgreSQL backends are single-threaded; every function works on its arguments
-// and on memory of the calling context only (the aggregate state lives in the aggregate context).
+// and on memory of the calling context only (the executor keeps the aggregate state, a bytea).
 #include "postgres.h"
 
 #include <string.h>
