@@ -3,6 +3,7 @@
 
 #include "common/exposition.hpp"
 #include "store/schema/migrations.hpp"
+#include "store/write/binary_copy.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -136,27 +137,6 @@ public:
     }
     copy_line& number(std::uint64_t v) { return number(to_i64(v)); }
     copy_line& number(int v) { return number(std::int64_t(v)); }
-    copy_line& boolean(bool v) {
-        sep();
-        line_ += v ? 't' : 'f';
-        return *this;
-    }
-    /// bytea in hex form; COPY reads "\\x…" as the value "\x…".
-    copy_line& bytea(std::string_view bytes) {
-        static constexpr char digits[] = "0123456789abcdef";
-        sep();
-        const std::size_t at = line_.size();
-        line_.resize(at + 3 + bytes.size() * 2);
-        char* out = line_.data() + at;
-        *out++ = '\\';
-        *out++ = '\\';
-        *out++ = 'x';
-        for (const unsigned char c : bytes) {
-            *out++ = digits[c >> 4];
-            *out++ = digits[c & 15];
-        }
-        return *this;
-    }
     /// double precision: shortest round-trip digits; NaN and infinities by their SQL names.
     copy_line& real(double v) {
         sep();
@@ -522,15 +502,20 @@ bool writer::pump(bool stopping) {
 
 void writer::connect() {
     ++totals_.connects;
-    auto c = std::make_unique<pqxx::connection>(opts_.conninfo);
-    if (opts_.migrate) {
-        const migration_report r =
-            migrate(*c, false, opts_.agent_version,
-                    [](const std::string& line) { spdlog::info("store: {}", line); });
-        schema_version_.store(r.to_version);
-    } else {
-        schema_version_.store(schema_version(*c));
+    {
+        // The migrations take a pqxx::connection, which the writer's pg_connection (a libpqxx
+        // connection with another policy type) is not: they get a short connection of their own.
+        pqxx::connection m(opts_.conninfo);
+        if (opts_.migrate) {
+            const migration_report r =
+                migrate(m, false, opts_.agent_version,
+                        [](const std::string& line) { spdlog::info("store: {}", line); });
+            schema_version_.store(r.to_version);
+        } else {
+            schema_version_.store(schema_version(m));
+        }
     }
+    auto c = std::make_unique<pg_connection>(opts_.conninfo);
     pqxx::nontransaction tx(*c);
     tx.exec("SET statement_timeout = '60s'");
     // Sketches above ~2 KiB are compressed; lz4 costs a fraction of the default pglz (which was
@@ -633,34 +618,29 @@ void writer::ensure_partitions(const batch& b) {
 
 namespace {
 
-/// The slow-query samples and resource rows of a batch, COPYed in the batch's transaction.
-void copy_samples(pqxx::transaction_base& tx, const batch& b) {
+/// The slow-query samples and resource rows of a batch, COPYed (binary) in the batch's
+/// transaction, which is open on `c`.
+void copy_samples(pg_connection& c, const batch& b) {
     const window_batch& w = b.window;
-    if (!w.slow.empty())
-        copy_into(
-            tx, "plugmon.slow_queries", slow_columns, w.slow,
-            [&](copy_line& l, const slow_sample& q) {
-                l.text(timestamptz(q.at))
-                    .text(b.host)
-                    .number(q.pid)
-                    .text(q.plugin)
-                    .text(q.op)
-                    .text(q.table);
-                l.text(q.tenant).number(static_cast<std::int64_t>(q.fingerprint)).text(q.statement);
-                l.number(q.duration_ns).number(q.rows).boolean(q.error);
-            });
-    if (!w.resources.empty())
-        copy_into(
-            tx, "plugmon.resource_samples", resource_columns, w.resources,
-            [&](copy_line& l, const resource_row& r) {
-                l.text(timestamptz(r.at)).text(b.host).number(r.pid).text(r.process).text(r.plugin);
-                l.number(r.rss_bytes)
-                    .number(r.cpu_ns)
-                    .number(r.open_fds)
-                    .number(r.threads)
-                    .number(r.read_bytes);
-                l.number(r.write_bytes).number(r.heap_allocated_bytes).number(r.heap_freed_bytes);
-            });
+    if (!w.slow.empty()) {
+        binary_copy copy(c, "plugmon.slow_queries", slow_columns);
+        for (const slow_sample& q : w.slow) {
+            copy.row(12).timestamptz(q.at).text(b.host).int4(q.pid).text(q.plugin).text(q.op);
+            copy.text(q.table).text(q.tenant).int8_bits(q.fingerprint).text(q.statement);
+            copy.int8_sat(q.duration_ns).int8_sat(q.rows).boolean(q.error);
+        }
+        copy.complete();
+    }
+    if (!w.resources.empty()) {
+        binary_copy copy(c, "plugmon.resource_samples", resource_columns);
+        for (const resource_row& r : w.resources) {
+            copy.row(13).timestamptz(r.at).text(b.host).int4(r.pid).text(r.process);
+            copy.text(r.plugin).int8_sat(r.rss_bytes).int8_sat(r.cpu_ns).int8_sat(r.open_fds);
+            copy.int8_sat(r.threads).int8_sat(r.read_bytes).int8_sat(r.write_bytes);
+            copy.int8_sat(r.heap_allocated_bytes).int8_sat(r.heap_freed_bytes);
+        }
+        copy.complete();
+    }
 }
 
 const std::vector<std::string> alert_stage_columns = {
@@ -788,51 +768,51 @@ void writer::write(const batch& b) {
     // within it, or the wall clock stepped back). Then the COPY fails as a whole, is rolled back to
     // its savepoint, and the batch goes through staging tables and INSERT … ON CONFLICT, which
     // adds into the existing rows (merging sketches). The direct COPY is twice as fast.
-    const auto copy_rows = [&](pqxx::transaction_base& t, const std::string& table, bool queries) {
-        if (queries)
-            copy_into(t, table, query_columns, w.queries, [&](copy_line& l, const query_rollup& q) {
-                l.text(bucket)
-                    .number(bucket_seconds)
-                    .text(b.host)
-                    .text(q.plugin)
-                    .text(q.op)
-                    .text(q.table);
-                l.text(q.tenant).number(q.calls).number(q.errors).number(q.rows).number(q.total_ns);
-                l.number(q.min_ns).number(q.max_ns).number(q.p50_ns).number(q.p95_ns).number(
-                    q.p99_ns);
-                l.bytea(q.sketch);
-            });
-        else
-            copy_into(t, table, execution_columns, w.executions,
-                      [&](copy_line& l, const execution_rollup& x) {
-                          l.text(bucket)
-                              .number(bucket_seconds)
-                              .text(b.host)
-                              .text(x.plugin)
-                              .text(x.tenant)
-                              .number(x.calls);
-                          l.number(x.errors).number(x.wall_ns).number(x.cpu_ns);
-                      });
+    // Binary COPY: the sketch goes as its bytes (text COPY doubled them into hex, which the server
+    // then parsed back), numbers and times without printing and parsing.
+    const auto copy_rows = [&](const char* table, bool queries) {
+        if (queries) {
+            binary_copy c(*conn_, table, query_columns);
+            for (const query_rollup& q : w.queries) {
+                c.row(17).timestamptz(w.bucket_start).int4(bucket_seconds).text(b.host);
+                c.text(q.plugin).text(q.op).text(q.table).text(q.tenant);
+                c.int8_sat(q.calls).int8_sat(q.errors).int8_sat(q.rows).int8_sat(q.total_ns);
+                c.int8_sat(q.min_ns).int8_sat(q.max_ns).int8_sat(q.p50_ns);
+                c.int8_sat(q.p95_ns).int8_sat(q.p99_ns).bytea(q.sketch);
+            }
+            c.complete();
+        } else {
+            binary_copy c(*conn_, table, execution_columns);
+            for (const execution_rollup& x : w.executions) {
+                c.row(9).timestamptz(w.bucket_start).int4(bucket_seconds).text(b.host);
+                c.text(x.plugin).text(x.tenant).int8_sat(x.calls).int8_sat(x.errors);
+                c.int8_sat(x.wall_ns).int8_sat(x.cpu_ns);
+            }
+            c.complete();
+        }
     };
     bool merged = false;
     const auto write_rollups = [&](bool queries, const char* target, const char* stage,
                                    const std::string& upsert) {
         if (queries ? w.queries.empty() : w.executions.empty()) return;
+        // The savepoint by hand, not pqxx::subtransaction: that one only sends SAVEPOINT when a
+        // statement first goes through it, and the binary COPY bypasses libpqxx.
+        tx.exec("SAVEPOINT direct");
         try {
-            pqxx::subtransaction direct(tx, "direct");
-            copy_rows(direct, target, queries);
-            direct.commit();
+            copy_rows(target, queries);
+            tx.exec("RELEASE SAVEPOINT direct");
             return;
         } catch (const pqxx::unique_violation&) {
             merged = true;
         }
-        copy_rows(tx, stage, queries);
+        tx.exec("ROLLBACK TO SAVEPOINT direct");
+        copy_rows(stage, queries);
         tx.exec(upsert);
     };
     write_rollups(true, "plugmon.query_rollups", "pg_temp.stage_query_rollups", upsert_queries);
     write_rollups(false, "plugmon.execution_rollups", "pg_temp.stage_execution_rollups",
                   upsert_executions);
-    copy_samples(tx, b);
+    copy_samples(*conn_, b);
     write_alerts(tx, b);
     tx.commit();
 

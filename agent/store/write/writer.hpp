@@ -24,6 +24,8 @@
 
 namespace plugmon::agent::store {
 
+class pg_connection;  // store/write/binary_copy.hpp
+
 /// closed: writing; open: failing, waiting out the backoff; half_open: the probe after a wait.
 enum class breaker_state : int { closed = 0, open = 1, half_open = 2 };
 const char* to_string(breaker_state s) noexcept;
@@ -60,7 +62,8 @@ struct writer_options {
 /// first; each batch is one transaction: claim (host, run_id, seq) in plugmon.write_batches
 /// (ON CONFLICT DO NOTHING: a batch already there was committed before, e.g. by a commit whose
 /// acknowledgement was lost, and is skipped), COPY the rollups straight into their partitioned
-/// tables, COPY the slow queries and resource samples, COMMIT. Only then is the record popped
+/// tables, COPY the slow queries and resource samples, COMMIT. These COPYs use the binary format
+/// (libpq's copy calls on the same connection and transaction; see binary_copy.hpp). Only then is the record popped
 /// from the spool. Should a rollup's key exist already (another batch of this host wrote the same
 /// window: the agent restarted within it, or the clock stepped back), that COPY is rolled back to
 /// a savepoint and the rows go through a temporary staging table and INSERT … ON CONFLICT DO
@@ -182,7 +185,7 @@ private:
     std::chrono::system_clock::time_point last_success_{};  // guarded by mu_
 
     // writer thread only
-    std::unique_ptr<pqxx::connection> conn_;
+    std::unique_ptr<pg_connection> conn_;  // libpqxx, with its libpq handle for binary COPY
     std::chrono::steady_clock::time_point next_attempt_{};
     std::chrono::steady_clock::time_point next_maintenance_{};
     std::int64_t ensured_from_day_ = 0,

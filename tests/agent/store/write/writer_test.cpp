@@ -1,7 +1,8 @@
 // The store writer in this process, on a real PostgreSQL 15: the merge of two batches of the same
 // window, the ledger refusing a replay, an outage ridden out in the spool, and alert rows (history,
-// current state, replays, submit_alerts from another thread during an outage). In one process so
-// that the sanitizer builds see the spooler and writer threads.
+// current state, replays, submit_alerts from another thread during an outage), and every value
+// type through the binary COPY. In one process so that the sanitizer builds see the spooler and
+// writer threads.
 #include "store/write/writer.hpp"
 #include "aggregate/series.hpp"
 
@@ -417,4 +418,96 @@ TEST(writer, submit_alerts_from_other_threads_during_an_outage_spools_and_the_ro
         "00000000000000e3=resolved@139");
     EXPECT_EQ(scalar(c, "SELECT sum(calls) FROM plugmon.query_rollups"), std::int64_t(all.count()));
     EXPECT_EQ(scalar(c, "SELECT count(*) FROM plugmon.write_batches"), changes + windows);
+}
+
+TEST(writer, binary_copy_stores_every_value_exactly_and_sql_reads_the_v2_sketch) {
+    auto& pg = plugmon::test::pg_server::shared();
+    const std::string url = pg.create_database("binary");
+    scratch tmp;
+    // Microseconds in every time (the binary format counts them from 2000-01-01), names with
+    // what text COPY had to escape, a count past bigint (saturates) and a fingerprint with the
+    // top bit set (kept as the same 64 bits).
+    const auto at = bucket() + 123456us;
+    pa::dd_sketch sketch;
+    pa::query_rollup q = rollup("tab\there", 300, 3, sketch);
+    q.op = "new\nline\r";
+    q.table = "back\\slash \\N";
+    q.tenant = "\xc3\xa9\xe2\x98\x83 \"q\" 'q'";
+    q.calls = std::numeric_limits<std::uint64_t>::max();
+    ASSERT_EQ(q.sketch[4], 2) << "the agent writes sketch encoding v2";
+    pa::window_batch w = window(at, {q});
+    pa::slow_sample s;
+    s.at = at + 7us;
+    s.plugin = "p";
+    s.op = "SELECT";
+    s.table = "t";
+    s.tenant = "";
+    s.statement = "SELECT $1\tFROM \"x\"\n";
+    s.fingerprint = 0xfedcba9876543210ull;
+    s.duration_ns = 123'456'789;
+    s.rows = 5;
+    s.error = true;
+    s.pid = 4242;
+    w.slow.push_back(s);
+    pa::resource_row r;
+    r.at = at - 1us;
+    r.pid = 77;
+    r.process = "proc name";
+    r.rss_bytes = 1ull << 40;
+    r.heap_freed_bytes = 9;
+    w.resources.push_back(r);
+
+    ps::writer wr(options(url, tmp.dir / "spool", "host-b"));
+    wr.start();
+    wr.submit(std::move(w));
+    ASSERT_TRUE(wait_until([&] { return wr.stats().batches_written.load() == 1; }, 30s))
+        << wr.status().dump();
+    EXPECT_TRUE(wr.stop(10s));
+
+    pqxx::connection c(url);
+    pqxx::work tx(c);
+    const auto us = [](std::chrono::system_clock::time_point t) {
+        return std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
+    };
+    const auto row = tx.exec_params1(
+        "SELECT (extract(epoch FROM bucket_start) * 1000000)::bigint, bucket_seconds, host, plugin,"
+        " op, tbl, tenant, calls, p99_ns, sketch = $1::bytea, plugmon.sketch_quantile(sketch, "
+        "0.99),"
+        " plugmon.sketch_count(sketch) FROM plugmon.query_rollups",
+        pqxx::binarystring(q.sketch));
+    EXPECT_EQ(row[0].as<std::int64_t>(), us(at));
+    EXPECT_EQ(row[1].as<int>(), 10);
+    EXPECT_EQ(row[2].as<std::string>(), "host-b");
+    EXPECT_EQ(row[3].as<std::string>(), q.plugin);
+    EXPECT_EQ(row[4].as<std::string>(), q.op);
+    EXPECT_EQ(row[5].as<std::string>(), q.table);
+    EXPECT_EQ(row[6].as<std::string>(), q.tenant);
+    EXPECT_EQ(row[7].as<std::int64_t>(), std::numeric_limits<std::int64_t>::max());
+    EXPECT_EQ(row[8].as<std::uint64_t>(), sketch.quantile(0.99));
+    EXPECT_TRUE(row[9].as<bool>()) << "the sketch bytes arrive unchanged";
+    EXPECT_EQ(row[10].as<std::uint64_t>(), sketch.quantile(0.99)) << "SQL decodes encoding v2";
+    EXPECT_EQ(row[11].as<std::uint64_t>(), 300u);
+
+    const auto slow = tx.exec1(
+        "SELECT (extract(epoch FROM at) * 1000000)::bigint, pid, tenant, fingerprint, statement,"
+        " duration_ns, rows, error FROM plugmon.slow_queries");
+    EXPECT_EQ(slow[0].as<std::int64_t>(), us(s.at));
+    EXPECT_EQ(slow[1].as<int>(), 4242);
+    EXPECT_EQ(slow[2].as<std::string>(), "");
+    EXPECT_EQ(slow[3].as<std::int64_t>(), static_cast<std::int64_t>(s.fingerprint));
+    EXPECT_EQ(slow[4].as<std::string>(), s.statement);
+    EXPECT_EQ(slow[5].as<std::int64_t>(), 123'456'789);
+    EXPECT_EQ(slow[6].as<std::int64_t>(), 5);
+    EXPECT_TRUE(slow[7].as<bool>());
+
+    const auto res = tx.exec1(
+        "SELECT (extract(epoch FROM at) * 1000000)::bigint, pid, process, plugin, rss_bytes,"
+        " cpu_ns, heap_freed_bytes FROM plugmon.resource_samples");
+    EXPECT_EQ(res[0].as<std::int64_t>(), us(r.at));
+    EXPECT_EQ(res[1].as<int>(), 77);
+    EXPECT_EQ(res[2].as<std::string>(), "proc name");
+    EXPECT_EQ(res[3].as<std::string>(), "");
+    EXPECT_EQ(res[4].as<std::int64_t>(), std::int64_t(1) << 40);
+    EXPECT_EQ(res[5].as<std::int64_t>(), 0);
+    EXPECT_EQ(res[6].as<std::int64_t>(), 9);
 }
