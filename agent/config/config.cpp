@@ -623,7 +623,8 @@ const key_spec keys[] = {
      }},
     {"remote_write", "URL",
      "Prometheus remote write receiver, e.g. http://prometheus:9090/api/v1/write (TOML: "
-     "[[remote_write]] tables with url, name, headers, header_files, bearer_token_file, "
+     "[[remote_write]] tables with url, name, tls_ca_file, headers, header_files, "
+     "bearer_token_file, "
      "timeout, max_samples_per_send, queue_windows, spool_max_bytes, spool_dir, "
      "native_histograms, external_labels)",
      [](config& c, const value_in& v) { c.remote_write = read_remote_write(v); }},
@@ -745,11 +746,9 @@ void add_header(const value_in& v, remote_write_spec& r, std::string name, std::
 void check_remote_url(const value_in& v, const std::string& url) {
     std::string low = url.substr(0, 8);
     for (auto& c : low) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if (low == "https://")
-        v.fail(agent::quoted(url) +
-               ": https is not supported yet (use http://, e.g. through a local TLS proxy)");
-    if (low.rfind("http://", 0) != 0 || url.size() <= 7)
-        v.fail(agent::quoted(url) + " is not an http:// URL");
+    const bool tls = low == "https://";
+    if ((!tls && low.rfind("http://", 0) != 0) || url.size() <= (tls ? 8u : 7u))
+        v.fail(agent::quoted(url) + " is not an http:// or https:// URL");
 }
 
 void check_label_name(const value_in& v, const std::string& n) {
@@ -781,6 +780,10 @@ void apply_remote_key(remote_write_spec& r, const value_in& v) {
         for (auto& [n, path] : read_string_table(v)) add_header(v, r, n, read_secret_file(v, path));
     } else if (k == "bearer_token_file") {
         add_header(v, r, "Authorization", "Bearer " + read_secret_file(v, read_string(v)));
+    } else if (k == "tls_ca_file") {
+        r.tls_ca_file = read_string(v);
+        if (::access(r.tls_ca_file.c_str(), R_OK) != 0)
+            v.fail(agent::quoted(r.tls_ca_file) + " cannot be read");
     } else if (k == "timeout") {
         r.timeout = read_duration(v, std::chrono::milliseconds{100}, std::chrono::minutes{5});
     } else if (k == "max_samples_per_send") {
@@ -808,9 +811,9 @@ void apply_remote_key(remote_write_spec& r, const value_in& v) {
         }
     } else {
         v.fail(
-            "unknown key (known: url, name, headers, header_files, bearer_token_file, "
-            "timeout, max_samples_per_send, queue_windows, spool_max_bytes, spool_dir, "
-            "native_histograms, external_labels)");
+            "unknown key (known: url, name, tls_ca_file, headers, header_files, "
+            "bearer_token_file, timeout, max_samples_per_send, queue_windows, spool_max_bytes, "
+            "spool_dir, native_histograms, external_labels)");
     }
 }
 
@@ -844,7 +847,8 @@ void finish_remote_write(config& c) {
     for (std::size_t i = 0; i < c.remote_write.size(); ++i) {
         auto& r = c.remote_write[i];
         if (r.name.empty()) {
-            std::string authority = r.url.substr(7, r.url.find('/', 7) - 7);
+            const std::size_t from = r.url.find("://") + 3;
+            std::string authority = r.url.substr(from, r.url.find('/', from) - from);
             for (auto& ch : authority)
                 if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '.'))
                     ch = '_';

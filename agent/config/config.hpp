@@ -31,7 +31,9 @@ struct remote_write_spec {
     /// Unique among receivers ([A-Za-z0-9_.-]); the `remote` label of the self-metrics and the
     /// folder of its spool. Default: the URL's host_port.
     std::string name;
-    std::string url;  ///< http://host[:port]/path (https is refused)
+    std::string url;  ///< http://host[:port]/path or https://...
+    /// https: CA certificates (PEM) that verify the receiver; empty: the system's CAs.
+    std::string tls_ca_file;
     /// Request headers: `headers`, `header_files` (values read from files) and
     /// `bearer_token_file` (Authorization: Bearer ...). The reserved ones are refused.
     std::vector<std::pair<std::string, std::string>> headers;

@@ -7,6 +7,7 @@ std::shared_ptr<sink> make_sink(const config& c, const remote_write_spec& r) {
     sink_options o;
     o.name = r.name;
     o.url = r.url;
+    o.tls_ca_file = r.tls_ca_file;
     o.headers = r.headers;
     o.timeout = r.timeout;
     o.max_samples_per_send = r.max_samples_per_send;

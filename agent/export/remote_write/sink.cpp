@@ -4,6 +4,7 @@
 
 #include "common/exposition.hpp"
 #include "common/version.hpp"
+#include "export/remote_write/tls_client.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -46,8 +47,14 @@ verdict classify(const alert::notify::http_result& r, bool request_had_histogram
     return verdict::drop;
 }
 
-sink::sink(sink_options o)
-    : opts_(std::move(o)), client_(opts_.name, opts_.url, opts_.timeout), state_(opts_.series) {
+sink::sink(sink_options o) : opts_(std::move(o)), state_(opts_.series) {
+    if (opts_.url.rfind("https://", 0) == 0) {
+        post_ = [c = tls_client(opts_.url, opts_.timeout, opts_.tls_ca_file)](
+                    const auto& h, const auto& b, const auto* a) { return c.post(h, b, a); };
+    } else {
+        post_ = [c = alert::notify::http_client(opts_.name, opts_.url, opts_.timeout)](
+                    const auto& h, const auto& b, const auto* a) { return c.post(h, b, a); };
+    }
     if (opts_.max_samples_per_send == 0) opts_.max_samples_per_send = 1;
     // The user's headers first; the reserved ones replace any of the same name (the spec says
     // users must not override them; the configuration refuses them too).
@@ -188,7 +195,7 @@ verdict sink::send(const request& r) {
     std::mt19937_64 rng(std::random_device{}());
     for (;;) {
         if (abort_.load(std::memory_order_acquire)) return verdict::retry;
-        const auto res = client_.post(headers_, r.body, &abort_);
+        const auto res = post_(headers_, r.body, &abort_);
         const verdict v = classify(res, r.histograms);
         if (v == verdict::sent) {
             counters_.sent.fetch_add(r.samples, std::memory_order_relaxed);

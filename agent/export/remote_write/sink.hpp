@@ -12,6 +12,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -22,7 +23,9 @@ namespace plugmon::agent::remote_write {
 
 struct sink_options {
     std::string name;  ///< the `remote` label of the self-metrics
-    std::string url;   ///< http://host[:port]/path
+    std::string url;   ///< http://host[:port]/path or https://...
+    /// For https: the CA certificates (PEM) to verify the receiver with; empty: the system's.
+    std::string tls_ca_file;
     /// Extra request headers (Authorization, X-Scope-OrgID, ...); the reserved ones are set last
     /// and cannot be overridden.
     std::vector<std::pair<std::string, std::string>> headers;
@@ -57,7 +60,7 @@ verdict classify(const alert::notify::http_result& r, bool request_had_histogram
 class sink final : public window_sink {
 public:
     /// Opens (and locks) the spool and checks the URL. Throws std::system_error for the spool
-    /// directory and std::invalid_argument for the URL (https is not supported).
+    /// directory and std::invalid_argument for the URL.
     explicit sink(sink_options o);
     ~sink() override;
     sink(const sink&) = delete;
@@ -101,7 +104,9 @@ private:
     void log_limited(const std::string& message);
 
     sink_options opts_;
-    alert::notify::http_client client_;
+    using poster = std::function<alert::notify::http_result(
+        const alert::notify::http_headers&, const std::string&, const std::atomic<bool>*)>;
+    poster post_;  // plain HTTP or TLS, by the URL's scheme
     alert::notify::http_headers headers_;
     std::unique_ptr<store::spool> spool_;
     series_state state_;  // sender thread only

@@ -99,8 +99,9 @@ TEST_F(remote_write_config, the_flag_gives_one_receiver) {
 TEST_F(remote_write_config, bad_values_are_refused_naming_the_key) {
     const auto open_token = file("open", "s3cret", 0644);
     const std::vector<std::pair<std::string, std::string>> cases = {
-        {"[[remote_write]]\nurl = \"https://x/api/v1/write\"\n", "https is not supported"},
-        {"[[remote_write]]\nurl = \"ftp://x\"\n", "remote_write[0].url"},
+        {"[[remote_write]]\nurl = \"ftp://x\"\n", "is not an http:// or https:// URL"},
+        {"[[remote_write]]\nurl = \"https://x\"\ntls_ca_file = \"/nonexistent.pem\"\n",
+         "remote_write[0].tls_ca_file"},
         {"[[remote_write]]\nname = \"x\"\n", "url is missing"},
         {"[[remote_write]]\nurl = \"http://x\"\nheaders = { Content-Type = \"a\" }\n",
          "\"Content-Type\" is reserved"},
