@@ -14,7 +14,7 @@ struct query_rollup {
     std::string plugin, op, table, tenant;
     std::uint64_t calls = 0, errors = 0, rows = 0, total_ns = 0, min_ns = 0, max_ns = 0;
     std::uint64_t p50_ns = 0, p95_ns = 0, p99_ns = 0;
-    std::string sketch;  ///< dd_sketch encoding (version 1)
+    std::string sketch;  ///< dd_sketch encoding (version 2; see aggregate/sketch.hpp)
 };
 
 /// One execution series over one window (calls, wall and CPU time: the usage figures).

@@ -170,4 +170,22 @@ int schema_version(pqxx::connection& c) {
     return tx.exec1("SELECT coalesce(max(version), 0) FROM plugmon.schema_migrations")[0].as<int>();
 }
 
+sketch_backend_report prefer_sketch_extension(pqxx::connection& c) {
+    if (schema_version(c) < 6) return {};
+    pqxx::work tx(c);
+    sketch_backend_report r{tx.exec1("SELECT plugmon.sketch_backend()")[0].as<std::string>()};
+    const bool offered = tx.exec1("SELECT EXISTS (SELECT FROM pg_available_extensions WHERE name = "
+                                  "'plugmon_sketch')")[0]
+                             .as<bool>();
+    if (r.backend == "plpgsql" && offered) {
+        // 'auto' installs the extension if the role may and falls back to PL/pgSQL (with a
+        // NOTICE) otherwise; it redefines the public functions, so it is called only on a change.
+        const auto now = tx.exec1("SELECT plugmon.sketch_backend('auto')")[0].as<std::string>();
+        r.switched = now != r.backend;
+        r.backend = now;
+    }
+    tx.commit();
+    return r;
+}
+
 }  // namespace plugmon::agent::store

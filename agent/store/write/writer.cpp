@@ -500,6 +500,24 @@ bool writer::pump(bool stopping) {
     return false;
 }
 
+/// Moves the SQL sketch functions to the C extension when it has become available, and says
+/// which backend the fleet-wide quantiles use (once per process, and on a switch). A failure is
+/// logged, not fatal: the PL/pgSQL functions give the same answers.
+void writer::log_sketch_backend(pqxx::connection& c) {
+    try {
+        const auto r = prefer_sketch_extension(c);
+        if (r.switched)
+            spdlog::info("store: sketch functions switched to the C extension plugmon_sketch");
+        else if (!r.backend.empty() && !sketch_backend_logged_)
+            spdlog::info("store: sketch functions in use: {}", r.backend == "c"
+                             ? "the C extension plugmon_sketch"
+                             : "PL/pgSQL (install the plugmon_sketch extension for speed)");
+        sketch_backend_logged_ = true;
+    } catch (const std::exception& e) {
+        spdlog::warn("store: could not check the sketch functions' backend: {}", e.what());
+    }
+}
+
 void writer::connect() {
     ++totals_.connects;
     {
@@ -511,6 +529,7 @@ void writer::connect() {
                 migrate(m, false, opts_.agent_version,
                         [](const std::string& line) { spdlog::info("store: {}", line); });
             schema_version_.store(r.to_version);
+            log_sketch_backend(m);
         } else {
             schema_version_.store(schema_version(m));
         }

@@ -161,6 +161,7 @@ private:
     /// Writes spooled batches while the connection holds; returns false after a failure.
     bool pump(bool stopping);
     void connect();
+    void log_sketch_backend(pqxx::connection& c);
     void maintain();
     void write(const batch& b);
     void ensure_partitions(const batch& b);
@@ -198,6 +199,7 @@ private:
     std::atomic<bool> connected_{false};
     std::atomic<bool> running_{false};
     std::atomic<int> schema_version_{0};
+    bool sketch_backend_logged_ = false;  ///< the writer's thread only
     static constexpr std::array<double, 12> latency_bounds = {
         0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10};
     std::array<std::atomic<std::uint64_t>, latency_bounds.size() + 1> latency_counts_{};

@@ -302,6 +302,27 @@ TEST(sketch_ext, public_names_fall_back_to_plpgsql_without_the_extension) {
     check("after sketch_backend('auto') reinstalled it");
 }
 
+TEST(sketch_ext, an_agent_start_takes_an_extension_installed_after_the_migration) {
+    REQUIRE_EXTENSION(url);
+    pqxx::connection c(url);
+    {
+        pqxx::nontransaction tx(c);  // as a database migrated before the extension was there
+        EXPECT_EQ(tx.exec1("SELECT plugmon.sketch_backend('plpgsql')")[0].as<std::string>(),
+                  "plpgsql");
+    }
+    const auto first = plugmon::agent::store::prefer_sketch_extension(c);
+    EXPECT_EQ(first.backend, "c");
+    EXPECT_TRUE(first.switched);
+    const auto again = plugmon::agent::store::prefer_sketch_extension(c);
+    EXPECT_EQ(again.backend, "c");
+    EXPECT_FALSE(again.switched) << "a start on C leaves the functions as they are";
+    pqxx::nontransaction tx(c);
+    EXPECT_EQ(tx.exec1("SELECT plugmon.sketch_quantile(plugmon.sketch_merge(s), 0.5) FROM (VALUES "
+                       "('\\x504d4453020601010101010101'::bytea)) AS t(s)")[0]
+                  .as<long long>(),
+              1);
+}
+
 TEST(sketch_ext, a_role_that_is_not_superuser_installs_it_and_the_aggregate_runs_in_c) {
     REQUIRE_EXTENSION(admin_url);
     const std::string url = plugmon::test::fresh_database();
