@@ -174,8 +174,9 @@ sketch_backend_report prefer_sketch_extension(pqxx::connection& c) {
     if (schema_version(c) < 6) return {};
     pqxx::work tx(c);
     sketch_backend_report r{tx.exec1("SELECT plugmon.sketch_backend()")[0].as<std::string>()};
-    const bool offered = tx.exec1("SELECT EXISTS (SELECT FROM pg_available_extensions WHERE name = "
-                                  "'plugmon_sketch')")[0]
+    const bool offered = tx.exec1(
+                               "SELECT EXISTS (SELECT FROM pg_available_extensions WHERE name = "
+                               "'plugmon_sketch')")[0]
                              .as<bool>();
     if (r.backend == "plpgsql" && offered) {
         // 'auto' installs the extension if the role may and falls back to PL/pgSQL (with a
