@@ -509,7 +509,8 @@ void writer::log_sketch_backend(pqxx::connection& c) {
         if (r.switched)
             spdlog::info("store: sketch functions switched to the C extension plugmon_sketch");
         else if (!r.backend.empty() && !sketch_backend_logged_)
-            spdlog::info("store: sketch functions in use: {}", r.backend == "c"
+            spdlog::info("store: sketch functions in use: {}",
+                         r.backend == "c"
                              ? "the C extension plugmon_sketch"
                              : "PL/pgSQL (install the plugmon_sketch extension for speed)");
         sketch_backend_logged_ = true;
