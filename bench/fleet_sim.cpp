@@ -19,6 +19,8 @@
 #include "pipeline/window_sink.hpp"
 #include "store/schema/migrations.hpp"
 #include "store/write/writer.hpp"
+
+#include "rollup_window.hpp"
 #ifdef PLUGMON_FLEET_REMOTE_WRITE
 #include "export/remote_write/sink.hpp"
 #endif
@@ -71,33 +73,6 @@ struct options {
 
 constexpr auto window_length = std::chrono::seconds(10);
 
-/// `series` query rollups (distinct labels, 20 plugins) with lognormal durations, min..max calls
-/// each, plus one execution rollup per plugin: the same shape as bench/store_bench.cpp.
-pa::window_batch make_window(std::size_t series, std::mt19937_64& rng, std::uint64_t min_calls,
-                             std::uint64_t max_calls) {
-    pa::window_batch w;
-    w.length = window_length;
-    std::lognormal_distribution<double> latency(std::log(2e6), 1.0);
-    for (std::size_t i = 0; i < series; ++i) {
-        pa::dd_sketch s;
-        const std::uint64_t calls = min_calls + rng() % (max_calls - min_calls);
-        for (std::uint64_t c = 0; c < calls; ++c) s.add(std::uint64_t(latency(rng)));
-        pa::query_rollup q;
-        q.plugin = "plugin-" + std::to_string(i % 20);
-        q.op = i % 4 == 0 ? "SELECT" : i % 4 == 1 ? "INSERT" : i % 4 == 2 ? "UPDATE" : "DELETE";
-        q.table = "table-" + std::to_string((i / 20) % 25);
-        q.tenant = "tenant-" + std::to_string(i / 500);
-        pa::fill_durations(q, s);
-        q.errors = calls / 50;
-        q.rows = calls * 3;
-        w.queries.push_back(std::move(q));
-    }
-    for (int p = 0; p < 20; ++p)
-        w.executions.push_back(
-            {"plugin-" + std::to_string(p), "tenant-0", 100, 1, 5'000'000, 2'000'000});
-    return w;
-}
-
 /// CPU seconds (user + system) of a process and of its children, live and reaped: for the
 /// postmaster that is the whole server. 0 when pid is 0 or gone.
 double tree_cpu_seconds(int pid) {
@@ -125,13 +100,6 @@ double tree_cpu_seconds(int pid) {
             total += (std::stod(f[13]) + std::stod(f[14])) / tick;
     }
     return total;
-}
-
-double self_cpu_seconds() {
-    rusage u{};
-    ::getrusage(RUSAGE_SELF, &u);
-    return double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-           double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
 }
 
 double percentile(std::vector<double> v, double q) {
@@ -362,11 +330,11 @@ run_result run_fleet(const options& o, const std::vector<pa::window_batch>& temp
             std::this_thread::sleep_for(std::chrono::milliseconds(20));
         }
     run_result r;
-    const double pg0 = tree_cpu_seconds(o.pg_pid), self0 = self_cpu_seconds(),
+    const double pg0 = tree_cpu_seconds(o.pg_pid), self0 = plugmon::bench::own_cpu_seconds(),
                  prom0 = tree_cpu_seconds(o.prom_pid);
     drive(o, fleet, templates, r);
     r.pg_cpu = tree_cpu_seconds(o.pg_pid) - pg0;
-    r.self_cpu = self_cpu_seconds() - self0;
+    r.self_cpu = plugmon::bench::own_cpu_seconds() - self0;
     r.prom_cpu = tree_cpu_seconds(o.prom_pid) - prom0;
     summarize(o, fleet, r);
     for (auto& a : fleet) {
@@ -674,7 +642,8 @@ int main(int argc, char** argv) {
     std::mt19937_64 rng(42);
     std::vector<pa::window_batch> templates;
     for (int k = 0; k < o.templates; ++k)
-        templates.push_back(make_window(o.series, rng, o.min_calls, o.max_calls));
+        templates.push_back(
+            plugmon::bench::make_rollup_window(o.series, rng, o.min_calls, o.max_calls));
     std::size_t sketch_bytes = 0;
     for (const auto& q : templates[0].queries) sketch_bytes += q.sketch.size();
     sketch_bytes /= o.series;

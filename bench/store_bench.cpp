@@ -10,6 +10,8 @@
 #include "aggregate/sketch.hpp"
 #include "store/write/writer.hpp"
 
+#include "rollup_window.hpp"
+
 #include "../tests/support/pg_server.hpp"
 
 #include <nlohmann/json.hpp>
@@ -41,33 +43,6 @@ double issue5_rows_per_s(std::uint64_t min_calls, std::uint64_t max_calls) {
     return 0;
 }
 
-/// A window of `rows` query rollups (distinct labels) with realistic sketches, plus one
-/// execution rollup per plugin and tenant.
-pa::window_batch make_window(std::size_t rows, std::mt19937_64& rng, std::uint64_t min_calls,
-                             std::uint64_t max_calls) {
-    pa::window_batch w;
-    w.length = std::chrono::seconds(10);
-    std::lognormal_distribution<double> latency(std::log(2e6), 1.0);
-    for (std::size_t i = 0; i < rows; ++i) {
-        pa::dd_sketch s;
-        const std::uint64_t calls = min_calls + rng() % (max_calls - min_calls);
-        pa::query_rollup q;
-        for (std::uint64_t c = 0; c < calls; ++c) s.add(std::uint64_t(latency(rng)));
-        q.plugin = "plugin-" + std::to_string(i % 20);
-        q.op = i % 4 == 0 ? "SELECT" : i % 4 == 1 ? "INSERT" : i % 4 == 2 ? "UPDATE" : "DELETE";
-        q.table = "table-" + std::to_string((i / 20) % 25);
-        q.tenant = "tenant-" + std::to_string(i / 500);
-        fill_durations(q, s);
-        q.errors = calls / 50;
-        q.rows = calls * 3;
-        w.queries.push_back(std::move(q));
-    }
-    for (int p = 0; p < 20; ++p)
-        w.executions.push_back(
-            {"plugin-" + std::to_string(p), "tenant-0", 100, 1, 5'000'000, 2'000'000});
-    return w;
-}
-
 /// CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat; 0 if unknown.
 double cpu_seconds(int pid) {
     std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "r");
@@ -83,14 +58,6 @@ double cpu_seconds(int pid) {
         2)
         return 0;
     return double(utime + stime) / double(::sysconf(_SC_CLK_TCK));
-}
-
-/// CPU seconds this process (the bench and the writer's threads) has used so far.
-double own_cpu_seconds() {
-    rusage u{};
-    ::getrusage(RUSAGE_SELF, &u);
-    const auto sec = [](const timeval& t) { return double(t.tv_sec) + double(t.tv_usec) / 1e6; };
-    return sec(u.ru_utime) + sec(u.ru_stime);
 }
 
 /// CPU cost of a run, in µs per row: the server backend's and the client's.
@@ -142,7 +109,7 @@ double write_run(const std::string& url, const std::vector<pa::window_batch>& wi
                        " ORDER BY backend_start DESC LIMIT 1")[0]
                       .as<int>();
     }
-    const double server0 = cpu_seconds(backend), client0 = own_cpu_seconds();
+    const double server0 = cpu_seconds(backend), client0 = plugmon::bench::own_cpu_seconds();
     std::size_t rows = 0;
     const auto t0 = clock_type::now();
     for (std::size_t i = 0; i < windows.size(); ++i) {
@@ -161,7 +128,7 @@ double write_run(const std::string& url, const std::vector<pa::window_batch>& wi
     const double secs = std::chrono::duration<double>(clock_type::now() - t0).count();
     if (cost != nullptr) {
         cost->server_us = (cpu_seconds(backend) - server0) * 1e6 / double(rows);
-        cost->client_us = (own_cpu_seconds() - client0) * 1e6 / double(rows);
+        cost->client_us = (plugmon::bench::own_cpu_seconds() - client0) * 1e6 / double(rows);
     }
     // The share of the run the writer spent inside its transactions (claim … COMMIT), from its
     // own latency histogram; the rest is spooling, reading the spool back, and waiting.
@@ -221,7 +188,7 @@ int main(int argc, char** argv) {
     // One set of windows, re-stamped per run (distinct buckets: every run inserts new rows).
     variant v2{"v2", {}, {}, {}, {}, {}, {}}, v1{"v1", {}, {}, {}, {}, {}, {}};
     for (std::size_t i = 0; i < windows; ++i)
-        v2.windows.push_back(make_window(rows, rng, min_calls, max_calls));
+        v2.windows.push_back(plugmon::bench::make_rollup_window(rows, rng, min_calls, max_calls));
     v1.windows = v2.windows;
     for (auto& w : v1.windows)
         for (auto& q : w.queries) q.sketch = pa::dd_sketch::decode(q.sketch).encode(1);
