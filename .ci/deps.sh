@@ -16,7 +16,6 @@ PLUGMON_DEB_PACKAGES=(
     curl procps ca-certificates python3 python3-yaml jsonnet
     chromium python3-websocket fonts-dejavu-core
     libsnappy-dev libssl-dev postgresql-15 postgresql-server-dev-15 victoria-metrics
-    python3-snappy python3-protobuf protobuf-compiler
 )
 
 # Prints the packages of PLUGMON_DEB_PACKAGES that are not installed, one a line.
