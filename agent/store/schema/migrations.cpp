@@ -170,8 +170,8 @@ int schema_version(pqxx::connection& c) {
     return tx.exec1("SELECT coalesce(max(version), 0) FROM plugmon.schema_migrations")[0].as<int>();
 }
 
-sketch_backend_report prefer_sketch_extension(pqxx::connection& c) {
-    if (schema_version(c) < 6) return {};
+sketch_backend_report prefer_sketch_extension(pqxx::connection& c, int version) {
+    if (version < 6) return {};
     pqxx::work tx(c);
     sketch_backend_report r{tx.exec1("SELECT plugmon.sketch_backend()")[0].as<std::string>()};
     const bool offered = tx.exec1(

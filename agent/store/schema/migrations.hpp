@@ -63,8 +63,8 @@ migration_report migrate(pqxx::connection& c, bool dry_run, const std::string& a
 /// (or no migration recorded). Read-only. `c` must have no transaction open.
 int schema_version(pqxx::connection& c);
 
-/// Takes the C sketch functions (the plugmon_sketch extension) when the schema is at version 6 or
-/// later, PL/pgSQL is in use and the server offers the extension: an extension installed after
+/// Takes the C sketch functions (the plugmon_sketch extension) when the schema (at `version`, as
+/// migrate() or schema_version() reported it) is at version 6 or later, PL/pgSQL is in use and the server offers the extension: an extension installed after
 /// the schema was migrated is picked up at the agent's next start. Returns the backend in use
 /// afterwards ("c" or "plpgsql"; "" before version 6) and whether it changed. Never switches
 /// away from C. Raises what the server raises. `c` must have no transaction open.
@@ -72,7 +72,7 @@ struct sketch_backend_report {
     std::string backend;
     bool switched = false;
 };
-sketch_backend_report prefer_sketch_extension(pqxx::connection& c);
+sketch_backend_report prefer_sketch_extension(pqxx::connection& c, int version);
 
 namespace detail {
 

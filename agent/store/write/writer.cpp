@@ -503,9 +503,9 @@ bool writer::pump(bool stopping) {
 /// Moves the SQL sketch functions to the C extension when it has become available, and says
 /// which backend the fleet-wide quantiles use (once per process, and on a switch). A failure is
 /// logged, not fatal: the PL/pgSQL functions give the same answers.
-void writer::log_sketch_backend(pqxx::connection& c) {
+void writer::log_sketch_backend(pqxx::connection& c, int version) {
     try {
-        const auto r = prefer_sketch_extension(c);
+        const auto r = prefer_sketch_extension(c, version);
         if (r.switched)
             spdlog::info("store: sketch functions switched to the C extension plugmon_sketch");
         else if (!r.backend.empty() && !sketch_backend_logged_)
@@ -530,7 +530,7 @@ void writer::connect() {
                 migrate(m, false, opts_.agent_version,
                         [](const std::string& line) { spdlog::info("store: {}", line); });
             schema_version_.store(r.to_version);
-            log_sketch_backend(m);
+            log_sketch_backend(m, r.to_version);
         } else {
             schema_version_.store(schema_version(m));
         }

@@ -161,7 +161,7 @@ private:
     /// Writes spooled batches while the connection holds; returns false after a failure.
     bool pump(bool stopping);
     void connect();
-    void log_sketch_backend(pqxx::connection& c);
+    void log_sketch_backend(pqxx::connection& c, int version);
     void maintain();
     void write(const batch& b);
     void ensure_partitions(const batch& b);

@@ -310,10 +310,12 @@ TEST(sketch_ext, an_agent_start_takes_an_extension_installed_after_the_migration
         EXPECT_EQ(tx.exec1("SELECT plugmon.sketch_backend('plpgsql')")[0].as<std::string>(),
                   "plpgsql");
     }
-    const auto first = plugmon::agent::store::prefer_sketch_extension(c);
+    const auto first =
+        plugmon::agent::store::prefer_sketch_extension(c, plugmon::agent::store::schema_version(c));
     EXPECT_EQ(first.backend, "c");
     EXPECT_TRUE(first.switched);
-    const auto again = plugmon::agent::store::prefer_sketch_extension(c);
+    const auto again =
+        plugmon::agent::store::prefer_sketch_extension(c, plugmon::agent::store::schema_version(c));
     EXPECT_EQ(again.backend, "c");
     EXPECT_FALSE(again.switched) << "a start on C leaves the functions as they are";
     pqxx::nontransaction tx(c);
