@@ -218,9 +218,7 @@ std::string dd_sketch::encode(std::uint8_t version) const {
 
 std::string dd_sketch::encode_v1() const {
     std::uint32_t n = 0;
-    const std::uint32_t lo = index_of(min_), hi = index_of(max_);
-    if (count_ != 0)
-        for (std::uint32_t i = lo; i <= hi; ++i) n += bins_[i - lo_index_] != 0;
+    for_each_bin([&n](std::uint32_t, std::uint64_t) { ++n; });
 
     std::string out(header_bytes + std::size_t(n) * bin_record_bytes, '\0');
     char* p = out.data();
@@ -233,32 +231,27 @@ std::string dd_sketch::encode_v1() const {
     put_u64(p + at_max, max());
     put_u32(p + at_n, n);
     char* r = p + header_bytes;
-    if (count_ != 0)
-        for (std::uint32_t i = lo; i <= hi; ++i)
-            if (const std::uint64_t c = bins_[i - lo_index_]; c != 0) {
-                put_u32(r, i);
-                put_u64(r + 4, c);
-                r += bin_record_bytes;
-            }
+    for_each_bin([&r](std::uint32_t i, std::uint64_t c) {
+        put_u32(r, i);
+        put_u64(r + 4, c);
+        r += bin_record_bytes;
+    });
     return out;
 }
 
 std::string dd_sketch::encode_v2() const {
     const std::uint64_t head[] = {count_, sum_, min(), max()};
-    const std::uint32_t lo = index_of(min_), hi = index_of(max_);
     // First pass: the exact size, so that the string is allocated once and never shrunk (a
     // rollup keeps its sketch bytes queued and spooled; slack would be memory held for nothing).
     std::uint64_t n = 0;
     std::size_t size = v2_header_bytes;
     for (const std::uint64_t v : head) size += varint_size(v);
     std::uint32_t prev = 0;
-    if (count_ != 0)
-        for (std::uint32_t i = lo; i <= hi; ++i)
-            if (const std::uint64_t c = bins_[i - lo_index_]; c != 0) {
-                size += varint_size(i - prev) + varint_size(c);
-                prev = i;
-                ++n;
-            }
+    for_each_bin([&](std::uint32_t i, std::uint64_t c) {
+        size += varint_size(i - prev) + varint_size(c);
+        prev = i;
+        ++n;
+    });
     size += varint_size(n);
 
     std::string out(size, '\0');
@@ -270,13 +263,11 @@ std::string dd_sketch::encode_v2() const {
     for (const std::uint64_t v : head) p = put_varint(p, v);
     p = put_varint(p, n);
     prev = 0;
-    if (count_ != 0)
-        for (std::uint32_t i = lo; i <= hi; ++i)
-            if (const std::uint64_t c = bins_[i - lo_index_]; c != 0) {
-                p = put_varint(p, i - prev);
-                p = put_varint(p, c);
-                prev = i;
-            }
+    for_each_bin([&](std::uint32_t i, std::uint64_t c) {
+        p = put_varint(p, i - prev);
+        p = put_varint(p, c);
+        prev = i;
+    });
     return out;
 }
 

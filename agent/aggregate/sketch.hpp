@@ -204,6 +204,14 @@ private:
     void add_outside(std::uint32_t i, std::uint64_t n);
     /// Grows the window (by at least a quarter: amortised O(1)) so that it covers [lo, hi].
     void cover(std::uint32_t lo, std::uint32_t hi);
+    /// Calls f(index, count) for every non-empty bin, in index order (the encoders' walk).
+    template <typename F>
+    void for_each_bin(F&& f) const {
+        if (count_ == 0) return;
+        const std::uint32_t lo = index_of(min_), hi = index_of(max_);
+        for (std::uint32_t i = lo; i <= hi; ++i)
+            if (const std::uint64_t c = bins_[i - lo_index_]; c != 0) f(i, c);
+    }
 
     std::uint64_t count_ = 0;
     std::uint64_t sum_ = 0;
