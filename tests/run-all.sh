@@ -31,6 +31,7 @@ source .ci/deps.sh
 
 build_jobs=${PLUGMON_BUILD_JOBS:-2}
 summary=()
+details=()
 total_passed=0
 total_failed=0
 status=0
@@ -79,6 +80,12 @@ run_stage() {
     local failed_names
     failed_names=$(sed -n '/The following tests FAILED:/,$p' "$log" | grep -E '^\s+[0-9]+ - ' |
         sed -E 's/^\s+[0-9]+ - //' | tr '\n' ';' || true)
+    # The first assertion failures, kept for the end of the run, where a log's tail shows them.
+    if ((failed > 0)); then
+        details+=("--- [$preset] first failures ---")
+        mapfile -t -O "${#details[@]}" details < <(grep -E -A8 ': Failure$|Timeout|Subprocess aborted' "$log" |
+            cut -c1-300 | head -n 40 || true)
+    fi
     rm -f "$log"
     total_passed=$((total_passed + total - failed))
     total_failed=$((total_failed + failed))
@@ -131,6 +138,10 @@ else
 fi
 
 echo
+if ((${#details[@]})); then
+    echo
+    printf '%s\n' "${details[@]}"
+fi
 echo "=================== plugmon test summary ($(fmt_time $((SECONDS - start)))) ==================="
 printf '%s\n' "${summary[@]}"
 if ((status == 0)); then

@@ -247,8 +247,9 @@ window_batch series_registry::close_window(std::chrono::system_clock::time_point
         expired = expire(queries_, expiry_windows) + expire(executions_, expiry_windows) +
                   expire(counters_, expiry_windows) + expire(pools_, expiry_windows) +
                   expire(memories_, expiry_windows);
+        // inside the lock: whoever reads series_count() and then expired_series() sees both
+        expired_.fetch_add(expired, std::memory_order_relaxed);
     }
-    expired_.fetch_add(expired, std::memory_order_relaxed);
     // Lock order: latency_mu_, then mu_ (taken inside the loop below to see whether a plugin
     // still has series). Nothing takes latency_mu_ while holding mu_, so the two cannot deadlock.
     std::lock_guard<std::mutex> lock(latency_mu_);

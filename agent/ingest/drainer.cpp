@@ -251,9 +251,11 @@ void drain::collect_drops(producer& p) {
 
 void drain::quarantine(producer& p, const char* why) {
     if (p.state() != producer_state::attached) return;
-    p.state_.store(int(producer_state::quarantined), std::memory_order_relaxed);
-    totals_.producers_quarantined.add(1);
+    // The counts first, the state last (release): whoever sees the producer quarantined sees
+    // what its quarantine cost.
     const std::uint64_t lost = count_abandoned(p);
+    totals_.producers_quarantined.add(1);
+    p.state_.store(int(producer_state::quarantined), std::memory_order_release);
     spdlog::error(
         "producer pid {} quarantined: {}; its segment is no longer read ({} published event(s) "
         "left unread, counted invalid)",
@@ -304,8 +306,8 @@ void drain::finish(producer& p) {
     p.seg_.reset();
     if (p.memfd_ >= 0) ::close(p.memfd_);
     p.memfd_ = -1;
-    p.state_.store(int(producer_state::finished), std::memory_order_relaxed);
     totals_.producers_finished.add(1);
+    p.state_.store(int(producer_state::finished), std::memory_order_release);  // after the counts
 }
 
 // A query with a statement, or a slow one: per-statement totals and the slow-query ring. Every

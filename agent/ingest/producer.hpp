@@ -53,7 +53,8 @@ public:
         std::uint64_t consumed_at_attach = 0;
     };
     const counts& stats() const { return counts_; }
-    producer_state state() const { return producer_state(state_.load(std::memory_order_relaxed)); }
+    /// Acquire: the counts written before a state change are visible with it.
+    producer_state state() const { return producer_state(state_.load(std::memory_order_acquire)); }
     std::chrono::system_clock::time_point attached_at() const { return attached_at_; }
     /// The process name (/proc/<pid>/comm at registration).
     const std::string& name() const { return name_; }

@@ -333,11 +333,15 @@ public:
              "Label sets refused a series of their own by the budget and folded into "
              "__overflow__.");
         sample(out, series_folded_total, {}, store_.folded_label_sets());
+        // held first: an expiry counts what it forgot before it lets go of the registry's lock,
+        // so a scrape never shows the series gone and not yet counted as expired
+        const auto held = std::uint64_t(store_.series_count());
+        const std::uint64_t expired = store_.expired_series();
         head(out, series_expired_total, "counter",
              "Series forgotten after series_expiry_windows flush windows without events.");
-        sample(out, series_expired_total, {}, store_.expired_series());
+        sample(out, series_expired_total, {}, expired);
         head(out, series_held, "gauge", "Series held in memory.");
-        sample(out, series_held, {}, std::uint64_t(store_.series_count()));
+        sample(out, series_held, {}, held);
         t.flush_if_full();
     }
 
