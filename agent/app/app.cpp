@@ -15,6 +15,7 @@
 #include "export/remote_write/from_config.hpp"
 #include "ingest/drainer.hpp"
 #include "ingest/intake.hpp"
+#include "log/log.hpp"
 #include "pipeline/metrics_source.hpp"
 #include "pipeline/window_sink.hpp"
 #include "store/schema/migrations.hpp"
@@ -267,7 +268,7 @@ private:
                 if (auto error = alerts_->reload(fresh)) throw config_error("alert_rules", *error);
             security_options security = security_from(fresh);
             security.listen_host = split_listen(cfg_.listen).first;  // the listener stays put
-            spdlog::set_level(fresh.log_level);
+            log::setup(fresh.log_format, fresh.log_level);
             gate_.set_options(std::move(security));
             spdlog::info(
                 "configuration reloaded (log level, tokens, read_requires_token, "
@@ -356,8 +357,7 @@ int run_agent(int argc, char** argv) {
         std::fprintf(stderr, "plugmon-agent: %s\n", e.what());
         return 2;
     }
-    spdlog::set_level(cfg.log_level);
-    spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+    log::setup(cfg.log_format, cfg.log_level);
     // libpq defaults the connection string may override: who we are, and no endless connect.
     ::setenv("PGAPPNAME", "plugmon-agent", 0);
     ::setenv("PGCONNECT_TIMEOUT", "10", 0);

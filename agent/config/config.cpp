@@ -452,6 +452,14 @@ const key_spec keys[] = {
          }
          v.fail(agent::quoted(s) + " is not one of trace, debug, info, warn, error, off");
      }},
+    {"log_format", "FORMAT",
+     "text, or json: one JSON object a line for Loki or Elasticsearch (default text)",
+     [](config& c, const value_in& v) {
+         const auto s = read_string(v);
+         const auto f = log::parse_format(s);
+         if (!f) v.fail(agent::quoted(s) + " is not one of text, json");
+         c.log_format = *f;
+     }},
     {"max_producers", "N", "plugin processes registered at once, 1..65536 (default 1024)",
      [](config& c, const value_in& v) {
          c.max_producers = static_cast<std::uint32_t>(read_integer(v, 1, 65536));
@@ -1069,6 +1077,7 @@ std::string describe(const config& c) {
     line += " drain_interval=" + format_duration(c.drain_interval);
     line += " exit_drain_timeout=" + format_duration(c.exit_drain_timeout);
     line += " log_level=" + std::string(log_level_name(c.log_level));
+    line += " log_format=" + std::string(log::format_name(c.log_format));
     line += " max_producers=" + std::to_string(c.max_producers);
     line += " socket_mode=" + std::string(mode);
     line += " query_buckets=" + buckets(c.query_buckets);

@@ -15,6 +15,7 @@
 #include "common/conninfo.hpp"
 #include "common/duration.hpp"
 #include "common/sha256.hpp"
+#include "log/log_format.hpp"
 
 namespace plugmon::agent {
 
@@ -65,6 +66,8 @@ struct config {
     /// At exit, how long to keep draining and flushing before giving up.
     std::chrono::nanoseconds exit_drain_timeout = std::chrono::seconds{5};
     spdlog::level::level_enum log_level = spdlog::level::info;
+    /// Log lines as text or as one JSON object a line (log/log_format.hpp).
+    log::format log_format = log::format::text;
     /// Producers (plugin processes) registered at once; more are refused.
     std::uint32_t max_producers = 1024;
     /// Permission bits of agent.sock (given as an octal string, e.g. "0660").
