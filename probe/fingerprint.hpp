@@ -9,19 +9,27 @@
 namespace plugmon::detail {
 
 /// Upper bound on a normalised statement, in bytes. Longer output is cut before the first token
-/// that does not fit and ends with the marker " ..." ("..." directly after `(` or `[`).
+/// that does not fit and ends with the marker "..." (glued to the token before it).
 inline constexpr std::size_t statement_max_length = 1024;
 
 /// Normalises SQL text into out[0, cap) and returns the number of bytes written, at most
-/// min(cap, statement_max_length); the output is not NUL-terminated. The rules, as PostgreSQL
-/// lexes SQL:
-/// - whitespace runs and comments (`-- …`, nested `/* … */`) become one space; none at either
-///   end, after `(` `[`, or before `,` `)` `]` `;`; trailing `;` are dropped;
-/// - unquoted words are lowercased; quoted identifiers ("…", U&"…", `…`) are kept verbatim;
-/// - literals ('…', E'…', B'…', X'…', N'…', U&'…', $tag$…$tag$, numbers with a folded unary
-///   minus) and parameters ($1, ?, :name) become `?`; `::` casts and TRUE/FALSE/NULL stay;
+/// min(cap, statement_max_length); the output is not NUL-terminated. The output depends only on
+/// the token sequence (sql_lexer.hpp, PostgreSQL 15's lexical rules), so whitespace, comments and
+/// the case of unquoted words never matter:
+/// - tokens are written with one space between them, except none after `(` `[` `.` `::`, none
+///   before `,` `)` `]` `;` `.` `::`, and none between a word or quoted name and the `(` or `[`
+///   after it, unless the word is a keyword that starts an expression (`in (?)`, `values (?)`,
+///   `exists (select …)`, but `count(*)`, `any(?)`, `t(a, b)`); trailing `;` are dropped;
+/// - unquoted words are lowercased; quoted identifiers ("…", U&"…", `…`) are kept verbatim
+///   (only a U& prefix is lowercased); `!=` is written `<>`, as PostgreSQL reads it;
+/// - constants become `?`: strings ('…', E'…', B'…', X'…', N'…', U&'…', $tag$…$tag$), numbers
+///   in every form with a unary minus folded where PostgreSQL folds it (after an operator, `(`,
+///   `,` or a keyword, not before `::`), so `x = -1` and `x = 1` agree but `x - 1` keeps its
+///   minus; TRUE, FALSE and NULL used as values (not after IS / IS NOT); and parameters ($1, ?,
+///   :name). Typed literals and casts keep their type: `interval ?`, `?::int`;
 /// - a bracketed list of `?` items becomes `(?)` or `[?]`, and consecutive `(?)` rows
-///   separated by commas (multi-row VALUES) become one, so IN lists of any length agree;
+///   separated by commas (multi-row VALUES) become one, so IN lists of any length agree (as
+///   PostgreSQL 18 groups them; PostgreSQL 15 counts each list length apart);
 /// - unterminated strings and comments run to the end of the input.
 /// Output from valid UTF-8 is valid UTF-8 (cuts fall between tokens), and normalising the output
 /// again (with the same cap) returns it unchanged.

@@ -65,12 +65,12 @@ TEST(normalize, trims_leading_and_trailing_whitespace) {
 }
 
 TEST(normalize, drops_spaces_inside_brackets_and_before_commas) {
-    EXPECT_EQ(normalized("select f( a , b ) , c [ d ] from t"), "select f(a, b), c [d] from t");
+    EXPECT_EQ(normalized("select f( a , b ) , c [ d ] from t"), "select f(a, b), c[d] from t");
 }
 
-TEST(normalize, keeps_operator_spacing_as_written) {
+TEST(normalize, writes_one_space_around_operators) {
     EXPECT_EQ(normalized("select a+b, a + b from t where x>=y"),
-              "select a+b, a + b from t where x>=y");
+              "select a + b, a + b from t where x >= y");
 }
 
 TEST(normalize, drops_trailing_semicolons) {
@@ -79,7 +79,8 @@ TEST(normalize, drops_trailing_semicolons) {
 }
 
 TEST(normalize, keeps_semicolons_between_statements) {
-    EXPECT_EQ(normalized("begin ; update t set a = 1;commit;"), "begin; update t set a = ?;commit");
+    EXPECT_EQ(normalized("begin ; update t set a = 1;commit;"),
+              "begin; update t set a = ?; commit");
 }
 
 TEST(normalize, returns_nothing_for_blank_or_comment_only_text) {
@@ -138,7 +139,7 @@ TEST(normalize, keeps_double_quoted_identifiers_verbatim) {
 
 TEST(normalize, keeps_unicode_and_backquoted_identifiers_verbatim) {
     EXPECT_EQ(normalized("SELECT U&\"d\\0061t\" FROM `Orders`"),
-              "select U&\"d\\0061t\" from `Orders`");
+              "select u&\"d\\0061t\" from `Orders`");
 }
 
 TEST(normalize, keeps_digits_inside_identifiers) {
@@ -146,9 +147,10 @@ TEST(normalize, keeps_digits_inside_identifiers) {
               "select t1.col_2, \"x9\", a1b2, v$1 from t1");
 }
 
-TEST(normalize, keeps_booleans_and_null_as_words) {
-    EXPECT_EQ(normalized("where a = TRUE and b is not NULL and c = false"),
-              "where a = true and b is not null and c = false");
+TEST(normalize, replaces_booleans_and_null_values_but_not_is_tests) {
+    // pg_stat_statements: `a = true` and `a = null` hold constants; `b is not null` does not.
+    EXPECT_EQ(normalized("where a = TRUE and b is not NULL and c = false and d is true"),
+              "where a = ? and b is not null and c = ? and d is true");
 }
 
 // ---- literals ----
@@ -185,7 +187,7 @@ TEST(normalize, replaces_numbers_in_every_form) {
 
 TEST(normalize, folds_a_unary_minus_into_the_number) {
     EXPECT_EQ(normalized("where x = -5"), normalized("where x = 5"));
-    EXPECT_EQ(normalized("where x=-5.5"), "where x=?");
+    EXPECT_EQ(normalized("where x=-5.5"), "where x = ?");
     EXPECT_EQ(normalized("select -1, -.5 from t"), "select ?, ? from t");
     EXPECT_EQ(normalized("case when a then -1 else -2 end"), "case when a then ? else ? end");
     EXPECT_EQ(normalized("where x between -10 and -1"), "where x between ? and ?");
@@ -193,11 +195,13 @@ TEST(normalize, folds_a_unary_minus_into_the_number) {
 
 TEST(normalize, keeps_a_binary_minus) {
     EXPECT_EQ(normalized("select a -5, a-5, 1-5, f(x) -1 from t"),
-              "select a -?, a-?, ?-?, f(x) -? from t");
+              "select a - ?, a - ?, ? - ?, f(x) - ? from t");
 }
 
-TEST(normalize, keeps_a_minus_separated_from_its_number) {
-    EXPECT_EQ(normalized("where x = - 5"), "where x = - ?");
+TEST(normalize, folds_a_minus_separated_from_its_number) {
+    // PostgreSQL's grammar folds `- 5` into a constant too: the sign is a token of its own.
+    EXPECT_EQ(normalized("where x = - 5"), "where x = ?");
+    EXPECT_EQ(normalized("where x = - /* c */ - 5"), "where x = ?");
 }
 
 // ---- parameters and casts ----
@@ -218,7 +222,7 @@ TEST(normalize, keeps_type_casts) {
 
 TEST(normalize, keeps_colons_in_slices_and_assignments) {
     EXPECT_EQ(normalized("select a[1:2], a[lo:hi], f(p := 3) from t"),
-              "select a[?:?], a[lo:hi], f(p := ?) from t");
+              "select a[? : ?], a[lo : hi], f(p := ?) from t");
 }
 
 // ---- lists and rows ----
@@ -236,7 +240,7 @@ TEST(normalize, collapses_array_constructors) {
 
 TEST(normalize, collapses_multi_row_values) {
     const std::string one = normalized("insert into t (a, b) values (1, 'a')");
-    EXPECT_EQ(one, "insert into t (a, b) values (?)");
+    EXPECT_EQ(one, "insert into t(a, b) values (?)");
     EXPECT_EQ(normalized("insert into t (a, b) values (1, 'a'), (2, 'b'),(3,'c')"), one);
     EXPECT_EQ(normalized("insert into t (a, b) values ($1, $2), ($3, $4) returning id"),
               one + " returning id");
@@ -278,7 +282,7 @@ TEST(normalize, collapses_lists_longer_than_the_length_bound) {
 
     std::string rows = "insert into t (a, b) values ";
     for (int i = 0; i < 10000; ++i) rows += (i ? ", (" : "(") + std::to_string(i) + ", 'v')";
-    EXPECT_EQ(normalized(rows), "insert into t (a, b) values (?)");
+    EXPECT_EQ(normalized(rows), "insert into t(a, b) values (?)");
 }
 
 TEST(normalize, survives_deep_nesting) {
@@ -316,8 +320,8 @@ TEST(normalize, cuts_long_statements_between_tokens_with_a_marker) {
     const std::string out = normalized(full);
     ASSERT_LE(out.size(), statement_max_length);
     ASSERT_GT(out.size(), statement_max_length - 10);
-    ASSERT_EQ(out.substr(out.size() - 4), " ...");
-    const std::string kept = out.substr(0, out.size() - 4);
+    ASSERT_EQ(out.substr(out.size() - 3), "...");
+    const std::string kept = out.substr(0, out.size() - 3);
     EXPECT_EQ(full.compare(0, kept.size(), kept), 0);
     // The cut fell between tokens: after a whole column name or after its comma.
     EXPECT_TRUE(full[kept.size()] == ',' || full[kept.size()] == ' ') << kept;
@@ -325,7 +329,7 @@ TEST(normalize, cuts_long_statements_between_tokens_with_a_marker) {
 }
 
 TEST(normalize, never_writes_beyond_a_small_cap) {
-    EXPECT_EQ(normalized("select a, b from t", 12), "select a ...");
+    EXPECT_EQ(normalized("select a, b from t", 12), "select a,...");
     EXPECT_EQ(normalized("select (aaaa, bbbb)", 12), "select (...");
     EXPECT_EQ(normalized("select a", 8), "select a");
     EXPECT_EQ(normalized("select a", 7), "...");
@@ -353,7 +357,7 @@ TEST(normalize, never_splits_a_utf8_sequence) {
 
 TEST(normalize, hibernate_statements) {
     EXPECT_EQ(normalized("select u1_0.id,u1_0.email,u1_0.name from users u1_0 where u1_0.id=?"),
-              "select u1_0.id,u1_0.email,u1_0.name from users u1_0 where u1_0.id=?");
+              "select u1_0.id, u1_0.email, u1_0.name from users u1_0 where u1_0.id = ?");
     EXPECT_EQ(normalized("select o1_0.id from orders o1_0 where o1_0.user_id in (?,?,?,?,?)"),
               "select o1_0.id from orders o1_0 where o1_0.user_id in (?)");
 }
@@ -376,8 +380,8 @@ TEST(normalize, active_record_statements) {
 TEST(normalize, sequelize_statements) {
     EXPECT_EQ(normalized("INSERT INTO \"Users\" (\"id\",\"firstName\",\"createdAt\") VALUES "
                          "(DEFAULT,$1,$2) RETURNING \"id\",\"firstName\",\"createdAt\";"),
-              "insert into \"Users\" (\"id\",\"firstName\",\"createdAt\") values (default,?,?) "
-              "returning \"id\",\"firstName\",\"createdAt\"");
+              "insert into \"Users\"(\"id\", \"firstName\", \"createdAt\") values (default, ?, ?) "
+              "returning \"id\", \"firstName\", \"createdAt\"");
 }
 
 TEST(normalize, sqlalchemy_statements) {
@@ -402,7 +406,156 @@ TEST(normalize, ecto_statements) {
 TEST(normalize, bulk_upserts) {
     EXPECT_EQ(normalized("INSERT INTO t (a,b) VALUES ($1,$2),($3,$4),($5,$6) "
                          "ON CONFLICT (a) DO UPDATE SET b = EXCLUDED.b"),
-              "insert into t (a,b) values (?) on conflict (a) do update set b = excluded.b");
+              "insert into t(a, b) values (?) on conflict(a) do update set b = excluded.b");
+}
+
+// ---- token-based grouping: a table per rule ----
+
+struct pair_case {
+    const char* a;
+    const char* b;
+};
+
+/// Every pair normalises to the same text (and so the same fingerprint).
+void expect_same(const std::vector<pair_case>& pairs) {
+    for (const auto& p : pairs) {
+        EXPECT_EQ(normalized(p.a), normalized(p.b)) << p.a << "  |  " << p.b;
+        EXPECT_EQ(fp(p.a), fp(p.b)) << p.a << "  |  " << p.b;
+    }
+}
+
+/// Every pair normalises to different texts and fingerprints.
+void expect_different(const std::vector<pair_case>& pairs) {
+    for (const auto& p : pairs) {
+        EXPECT_NE(normalized(p.a), normalized(p.b)) << p.a << "  |  " << p.b;
+        EXPECT_NE(fp(p.a), fp(p.b)) << p.a << "  |  " << p.b;
+    }
+}
+
+TEST(grouping, ignores_whitespace_between_any_tokens) {
+    expect_same({
+        {"select * from t where id=1", "select * from t where id = 1"},
+        {"select a,b from t", "select a , b from t"},
+        {"select f(a,b)", "select f ( a , b )"},
+        {"select t.a from s.t", "select t . a from s . t"},
+        {"select x::int", "select x :: int"},
+        {"select a[1]", "select a [ 1 ]"},
+        {"select a||b, j->>'k', x<=y, x<>y", "select a || b, j ->> 'k', x <= y, x <> y"},
+        {"select 1;select 2", "select 1 ; select 2"},
+        {"update t set a=a+1 where id=$1", "update t\n\tset a = a + 1\r\n where id = $1"},
+        {"select * from t where id in(1,2)", "select * from t where id in ( 1 , 2 )"},
+        {"select count(*) from t", "select count ( * ) from t"},
+    });
+}
+
+TEST(grouping, ignores_case_of_unquoted_words_only) {
+    expect_same({
+        {"SELECT A FROM T WHERE B IS NULL", "select a from t where b is null"},
+        {"select x::INT from Public.T", "select x::int from public.t"},
+        {"select E'x', B'1', X'f', N'n', U&'u'", "select e'x', b'1', x'f', n'n', u&'u'"},
+        {"select U&\"a\"", "select u&\"a\""},
+        {"select 1E3", "select 1e3"},
+    });
+    expect_different({
+        {"select \"A\" from t", "select \"a\" from t"},
+        {"select a from \"T\"", "select a from t"},
+    });
+}
+
+TEST(grouping, drops_comments_as_token_separators) {
+    expect_same({
+        {"select a from t -- x", "select a from t"},
+        {"select/**/a/* /* nested */ */from t", "select a from t"},
+        {"select a --c\n, b from t", "select a, b from t"},
+        {"select a from t where x = /* c */ -1", "select a from t where x = 1"},
+    });
+    expect_different({{"select a/**/b from t", "select ab from t"}});
+}
+
+TEST(grouping, replaces_literals_of_every_kind) {
+    expect_same({
+        {"select * from t where s = 'a'", "select * from t where s = E'b\\'c'"},
+        {"select * from t where s = 'a'", "select * from t where s = $$x$$"},
+        {"select * from t where s = 'a'", "select * from t where s = $q$it's$q$"},
+        {"select * from t where s = 'a'", "select * from t where s = N'n'"},
+        {"select * from t where s = 'a'", "select * from t where s = U&'\\0061'"},
+        {"select * from t where b = B'101'", "select * from t where b = X'1F'"},
+        {"select * from t where n = 1", "select * from t where n = 1.5e3"},
+        {"select * from t where n = 1", "select * from t where n = .5"},
+        {"select * from t where n = 1", "select * from t where n = 5."},
+        {"select * from t where n = 1", "select * from t where n = 2.5E-10"},
+        {"select * from t where n = 1", "select * from t where n = 0x1F"},
+        {"select * from t where n = 1", "select * from t where n = $7"},
+        {"select * from t where n = 1", "select * from t where n = :n"},
+        {"select * from t where d > now() - interval '1 day'",
+         "select * from t where d > now() - INTERVAL '2 hours'"},
+        {"select * from t where d = date '2024-01-01'",
+         "select * from t where d = DATE '1999-12-31'"},
+        {"select '1'::int", "select '2' :: int"},
+        {"select * from t where b = true", "select * from t where b = FALSE"},
+        {"select * from t where n = null", "select * from t where n = 3"},
+        {"select null", "select 'x'"},
+        {"insert into t values (null, true)", "insert into t values (1, 2)"},
+    });
+    expect_different({
+        {"select '1'::int", "select '1'::bigint"},
+        {"select interval '1 day'", "select '1 day'"},
+        {"select * from t where b is true", "select * from t where b = true"},
+        {"select * from t where b is null", "select * from t where b = null"},
+        {"select * from t where b is not null", "select * from t where b is null"},
+        {"select * from t where b is distinct from null", "select * from t where b is null"},
+    });
+}
+
+TEST(grouping, folds_a_sign_only_where_postgresql_makes_a_negative_constant) {
+    expect_same({
+        {"select * from t where n = -1", "select * from t where n = 1"},
+        {"select * from t where n=-1", "select * from t where n = 1"},
+        {"select * from t where n = - 1", "select * from t where n = 1"},
+        {"select * from t where n = - - 1", "select * from t where n = 1"},
+        {"select -1.5e3, f(-2)", "select 1, f(2)"},
+        {"select * from t where n in (-1, -2)", "select * from t where n in (1)"},
+        {"select * from t where n between -1 and -2", "select * from t where n between 1 and 2"},
+        {"select case when a then -1 else -2 end", "select case when a then 1 else 2 end"},
+        {"select * from t limit -1", "select * from t limit 1"},
+        {"select * from t where n = a - -1", "select * from t where n = a - 1"},
+    });
+    expect_different({
+        {"select a - 1 from t", "select a 1 from t"},
+        {"select a -1 from t", "select a 1 from t"},
+        {"select (a) - 1 from t", "select (a) 1 from t"},
+        {"select 2 - 1", "select 2, 1"},
+        {"select -1::int", "select 1::int"},
+        {"select -x", "select x"},
+        {"select +1", "select 1"},
+    });
+}
+
+TEST(grouping, reads_operators_as_postgresql_splits_them) {
+    expect_same({
+        {"select * from t where a != 1", "select * from t where a <> 1"},
+        {"select * from t where a<>-1", "select * from t where a <> 1"},
+    });
+    expect_different({
+        {"select * from t where a <= 1", "select * from t where a < = 1"},
+        {"select * from t where a || b", "select * from t where a | | b"},
+        {"select j->>'a'", "select j->'a'"},
+        {"select * from t where a @-1", "select * from t where a @ 1"},
+    });
+}
+
+TEST(grouping, collapses_in_lists_and_values_rows) {
+    expect_same({
+        {"select * from t where id in (1)", "select * from t where id in (1, 2, 3)"},
+        {"select * from t where id in ($1)", "select * from t where id in ($1, $2)"},
+        {"insert into t values (1, 'a')", "insert into t values (1, 'a'), (2, 'b')"},
+        {"insert into t values (1)", "insert into t values (1),(2),(3)"},
+        {"select * from t where id = any(array[1])", "select * from t where id = any(array[1, 2])"},
+    });
+    expect_different({
+        {"select * from t where id in (1)", "select * from t where id in (1, a)"},
+        {"select * from t where id in (1)", "select * from t where id in (select 1)"},
+    });
 }
 
 // ---- fingerprint ----
