@@ -1,12 +1,16 @@
 // libFuzzer target: arbitrary bytes as SQL text through normalize_statement with a cap taken from
 // the input (often smaller than the text). Checks the output bound, idempotency, and that valid
 // UTF-8 stays valid; the output buffer is exactly cap bytes, so ASan catches any write beyond it.
+// Metamorphic check: the same tokens (sql_lexer) rewritten with other whitespace and comments
+// between them, and unquoted words in another case, normalise to the same text.
 #include "../../probe/fingerprint.hpp"
+#include "../../probe/sql_lexer.hpp"
 
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <string>
 #include <string_view>
 
 namespace {
@@ -50,6 +54,36 @@ void check(bool ok) {
     if (!ok) __builtin_trap();
 }
 
+/// The tokens of sql joined by separators (whitespace or comments, picked by a seed taken from
+/// the text), with the case of unquoted words changed.
+std::string respaced(std::string_view sql, std::uint32_t seed) {
+    using plugmon::detail::sql_token_kind;
+    static constexpr std::string_view separators[] = {
+        " ", "  ", "\n", "\t ", " /* c */ ", " -- c\n", "\r\n", " /* a /* b */ */"};
+    std::string out;
+    plugmon::detail::sql_lexer lexer(sql);
+    plugmon::detail::sql_token t;
+    bool first = true;
+    while (lexer.next(t)) {
+        seed = seed * 1103515245u + 12345u;
+        if (!first) out += separators[(seed >> 16) % std::size(separators)];
+        first = false;
+        std::string text(sql.substr(t.begin, t.end - t.begin));
+        const bool flip = t.kind == sql_token_kind::word ||
+                          (t.kind == sql_token_kind::constant && (text[0] | 0x20) >= 'a' &&
+                           (text[0] | 0x20) <= 'z' && text.find_first_of("'\"") == text.npos);
+        if (flip) {
+            for (std::size_t i = 0; i < text.size(); ++i) {
+                const char c = text[i];
+                const bool letter = (c | 0x20) >= 'a' && (c | 0x20) <= 'z';
+                if (letter && ((seed >> (i % 16)) & 1)) text[i] = char(c ^ 0x20);
+            }
+        }
+        out += text;
+    }
+    return out;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -72,5 +106,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     check(m == n && std::memcmp(again.get(), out.get(), n) == 0);
 
     check(statement_fingerprint(first) != 0);
+
+    // The same tokens, spaced and cased differently: the same statement.
+    const std::string variant = respaced(sql, size * 2654435761u + (size > 1 ? data[1] : 0));
+    const auto third = std::make_unique<char[]>(cap);
+    const std::size_t k = normalize_statement(variant, third.get(), cap);
+    check(k == n && std::memcmp(third.get(), out.get(), n) == 0);
     return 0;
 }
