@@ -1,5 +1,6 @@
 // The drain loop and the per-event aggregation.
 #include "ingest/drainer.hpp"
+#include "log/log.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -256,10 +257,8 @@ void drain::quarantine(producer& p, const char* why) {
     const std::uint64_t lost = count_abandoned(p);
     totals_.producers_quarantined.add(1);
     p.state_.store(int(producer_state::quarantined), std::memory_order_release);
-    spdlog::error(
-        "producer pid {} quarantined: {}; its segment is no longer read ({} published event(s) "
-        "left unread, counted invalid)",
-        p.pid(), why, lost);
+    log::error("ingest", "producer quarantined: its segment is no longer read",
+               {{"pid", p.pid()}, {"process", p.name()}, {"reason", why}, {"unread_events", lost}});
 }
 
 // The quarantine itself is no event: what it costs is the events the producer published and the
@@ -300,9 +299,13 @@ void drain::finish(producer& p) {
     // The process is gone and its heap with it: what it still held counts as freed.
     for (auto& [plugin, last] : p.memories_) last.series->freed.add(last.allocated - last.freed);
     p.memories_.clear();
-    spdlog::info("producer pid {} {}: drained {}, dropped full {}, torn {}, invalid {}", p.pid(),
-                 p.clean_.load() ? "exited" : "is gone", p.counts_.drained.get(),
-                 p.counts_.full.get(), p.counts_.torn.get(), p.counts_.invalid.get());
+    log::info("ingest", p.clean_.load() ? "producer exited" : "producer is gone",
+              {{"pid", p.pid()},
+               {"process", p.name()},
+               {"drained", p.counts_.drained.get()},
+               {"dropped_full", p.counts_.full.get()},
+               {"torn", p.counts_.torn.get()},
+               {"invalid", p.counts_.invalid.get()}});
     p.seg_.reset();
     if (p.memfd_ >= 0) ::close(p.memfd_);
     p.memfd_ = -1;
@@ -546,8 +549,8 @@ std::uint64_t drain::drain_producer(producer& p, bool final) {
             // Logged each time the producer's count doubles, not per pass: a producer that
             // writes garbage without end must not be able to flood the agent's log.
             if (std::bit_width(before) != std::bit_width(before + r.invalid))
-                spdlog::warn("producer pid {}: {} invalid slot(s) so far, latest on lane {}",
-                             p.pid(), before + r.invalid, i);
+                log::warn("ingest", "invalid slots from a producer",
+                          {{"pid", p.pid()}, {"invalid", before + r.invalid}, {"lane", i}});
         }
         if (r.torn) {
             p.counts_.torn.add(r.torn);

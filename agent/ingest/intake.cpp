@@ -1,5 +1,6 @@
 // Registration protocol over SOCK_SEQPACKET with SCM_RIGHTS; identity from SO_PEERCRED.
 #include "ingest/intake.hpp"
+#include "log/log.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -87,7 +88,8 @@ void intake::accept_more() {
                 if (fd < 0) {
                     if (errno == EINTR) continue;
                     if (errno != EAGAIN && errno != EWOULDBLOCK)
-                        spdlog::warn("accept on {}: {}", path_, std::strerror(errno));
+                        log::limited(spdlog::level::warn, "ingest", "accept failed",
+                                     {{"socket", path_}, {"error", std::strerror(errno)}});
                     break;
                 }
                 if (connections_.load() >= opt_.max_producers + 16) {
@@ -164,7 +166,8 @@ void intake::on_hello(const std::shared_ptr<connection>& c) {
         hello.type != std::uint32_t(layout::message_type::hello) ||
         hello.version != layout::protocol_version || memfd < 0) {
         totals_.refused_protocol.add(1);
-        spdlog::warn("refused a registration: malformed hello (size {}, fd {})", n, memfd >= 0);
+        log::warn("ingest", "refused a registration: malformed hello",
+                  {{"size", n}, {"fd", memfd >= 0}});
         return refuse(layout::welcome_status::bad_message);
     }
     ucred cred{};
@@ -175,13 +178,14 @@ void intake::on_hello(const std::shared_ptr<connection>& c) {
     }
     if (drain_.producers().size() >= opt_.max_producers) {
         totals_.refused_limit.add(1);
-        spdlog::warn("refused pid {}: max_producers ({}) reached", cred.pid, opt_.max_producers);
+        log::warn("ingest", "refused a registration: max_producers reached",
+                  {{"pid", cred.pid}, {"max_producers", opt_.max_producers}});
         return refuse(layout::welcome_status::too_many);
     }
     for (const auto& p : drain_.producers()) {  // one segment per process
         if (p->pid() == cred.pid && p->state() != producer_state::finished && !p->gone()) {
             totals_.refused_duplicate.add(1);
-            spdlog::warn("refused pid {}: it is already registered", cred.pid);
+            log::warn("ingest", "refused a registration: already registered", {{"pid", cred.pid}});
             return refuse(layout::welcome_status::duplicate);
         }
     }
@@ -190,15 +194,20 @@ void intake::on_hello(const std::shared_ptr<connection>& c) {
     auto seg = mapped_segment::attach(memfd, why, detail);
     if (!seg) {
         totals_.rejected_for(why).add(1);
-        spdlog::error("refused the segment of pid {} (uid {}): {}: {}", cred.pid, cred.uid,
-                      to_string(why), detail);
+        log::error(
+            "ingest", "refused a segment",
+            {{"pid", cred.pid}, {"uid", cred.uid}, {"reason", to_string(why)}, {"detail", detail}});
         return refuse(layout::welcome_status::bad_segment);
     }
     seg->mark_attached(std::uint32_t(::getpid()));
     c->prod = std::make_shared<producer>(next_id_++, cred.pid, cred.uid, memfd, std::move(seg));
-    spdlog::info("producer pid {} (uid {}) registered: {} lanes x {} slots, {} already consumed",
-                 cred.pid, cred.uid, c->prod->seg_->geometry().lane_count,
-                 c->prod->seg_->geometry().lane_slots, c->prod->stats().consumed_at_attach);
+    log::info("ingest", "producer registered",
+              {{"pid", cred.pid},
+               {"uid", cred.uid},
+               {"process", c->prod->name()},
+               {"lanes", c->prod->seg_->geometry().lane_count},
+               {"slots", c->prod->seg_->geometry().lane_slots},
+               {"already_consumed", c->prod->stats().consumed_at_attach}});
     drain_.add(c->prod);
     reply(fd, layout::welcome_status::accepted);
     watch(c);

@@ -9,6 +9,7 @@
 #include "common/exposition.hpp"
 #include "common/rfc3339.hpp"
 #include "common/sha256.hpp"
+#include "log/log.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -219,8 +220,12 @@ void dispatcher::worker::bury(outbox_record r, unsigned status, const std::strin
     if (r.n.event == event_kind::firing)
         dead_firings.emplace(r.n.alert.fingerprint, r.n.alert.episode);
     ++dead_lettered;
-    spdlog::warn("alert notify: receiver {}: notification {} ({} of {}) dead-lettered: {}",
-                 spec.name, r.n.id, to_string(r.n.event), r.n.alert.fingerprint, error);
+    log::warn("alert", "notification dead-lettered",
+              {{"receiver", spec.name},
+               {"notification", r.n.id},
+               {"event", to_string(r.n.event)},
+               {"fingerprint", r.n.alert.fingerprint},
+               {"error", error}});
     box->bury(r);
 }
 
@@ -393,7 +398,8 @@ void dispatcher::worker::finish_am(const http_result& worst, std::size_t invalid
     }
     // 400 (Alertmanager kept the valid alerts) or another 4xx: not retried; the next resend
     // interval sends the table again.
-    spdlog::warn("alert notify: receiver {}: Alertmanager answered {}", spec.name, last_error);
+    log::warn("alert", "Alertmanager refused the alerts",
+              {{"receiver", spec.name}, {"error", last_error}});
     am_undelivered.clear();
     am_dirty = false;
     am_attempts = 0;
@@ -453,8 +459,8 @@ void dispatcher::worker::run() {
             in_flight = false;
             last_error = e.what();
             if (!logged)
-                spdlog::error("alert notify: receiver {}: worker error (logged once): {}",
-                              spec.name, e.what());
+                log::error("alert", "receiver worker error (logged once)",
+                           {{"receiver", spec.name}, {"error", e.what()}});
             logged = true;
             wait(lock, std::nullopt);
         } catch (...) {

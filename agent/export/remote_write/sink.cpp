@@ -5,6 +5,7 @@
 #include "common/exposition.hpp"
 #include "common/version.hpp"
 #include "export/remote_write/tls_client.hpp"
+#include "log/log.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -171,11 +172,11 @@ bool sink::deliver(const window_batch& w) {
     for (std::size_t i = 0; i < requests.size();) {
         const verdict v = send(requests[i]);
         if (v == verdict::refuses_native) {
-            spdlog::warn(
-                "remote_write {}: the receiver refuses native histograms (HTTP 500, \"native "
-                "histograms are disabled\"; Prometheus needs --enable-feature=native-histograms); "
-                "sending classic buckets to it from now on",
-                opts_.name);
+            log::warn("remote_write",
+                      "the receiver refuses native histograms (HTTP 500, \"native histograms are "
+                      "disabled\"; Prometheus needs --enable-feature=native-histograms); sending "
+                      "classic buckets to it from now on",
+                      {{"receiver", opts_.name}});
             counters_.native.store(false);
             native = false;
             requests = build(false);  // the whole window again: floats already sent are
@@ -249,18 +250,9 @@ std::map<std::string, std::uint64_t> sink::dropped_by_reason() const {
 }
 
 void sink::log_limited(const std::string& message) {
-    const auto now = std::chrono::steady_clock::now();
-    if (now - last_log_ < std::chrono::seconds{10}) {
-        ++suppressed_logs_;
-        return;
-    }
-    if (suppressed_logs_ != 0)
-        spdlog::warn("remote_write {}: {} (and {} similar messages in the last 10 s)", opts_.name,
-                     message, suppressed_logs_);
-    else
-        spdlog::warn("remote_write {}: {}", opts_.name, message);
-    last_log_ = now;
-    suppressed_logs_ = 0;
+    // One line per 10 s per receiver, whatever the failure; the next says how many it held back.
+    log::limited(spdlog::level::warn, "remote_write", message, {{"receiver", opts_.name}},
+                 opts_.name);
 }
 
 void sink::render_metrics(std::string& out) const {

@@ -119,8 +119,6 @@ private:
     std::map<std::string, std::uint64_t> drop_reasons_;  // guarded by mu_
     std::atomic<bool> abort_{false};
     std::thread sender_;
-    std::chrono::steady_clock::time_point last_log_{};  // sender thread only
-    std::uint64_t suppressed_logs_ = 0;                 // sender thread only
 };
 
 }  // namespace plugmon::agent::remote_write

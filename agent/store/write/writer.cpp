@@ -2,6 +2,7 @@
 #include "store/write/writer.hpp"
 
 #include "common/exposition.hpp"
+#include "log/log.hpp"
 #include "store/schema/migrations.hpp"
 #include "store/write/binary_copy.hpp"
 
@@ -322,9 +323,9 @@ void writer::enqueue(batch&& b) {
             if (victim == queue_.end()) victim = queue_.begin();
             totals_.queue_dropped_batches.fetch_add(1);
             totals_.queue_dropped_rows.fetch_add(victim->rows());
-            spdlog::error(
-                "store: the spool cannot keep up; dropped a queued batch ({} rows, {} alert rows)",
-                victim->rows(), victim->window.alerts.size());
+            log::limited(spdlog::level::err, "store",
+                         "the spool cannot keep up; dropped a queued batch",
+                         {{"rows", victim->rows()}, {"alert_rows", victim->window.alerts.size()}});
             queue_.erase(victim);
         }
     }
@@ -471,9 +472,11 @@ bool writer::pump(bool stopping) {
                 if (transient(x) || ++failing_attempts_ < opts_.max_batch_attempts) throw;
                 totals_.rejected_batches.fetch_add(1);
                 totals_.rejected_rows.fetch_add(e->b.rows());
-                spdlog::error(
-                    "store: batch {}/{} ({} rows) rejected by PostgreSQL {} times, dropped: {}",
-                    e->b.run_id, e->b.seq, e->b.rows(), failing_attempts_, x.what());
+                log::error("store", "batch rejected by PostgreSQL, dropped",
+                           {{"batch", fmt::format("{}/{}", e->b.run_id, e->b.seq)},
+                            {"rows", e->b.rows()},
+                            {"attempts", failing_attempts_},
+                            {"error", x.what()}});
             }
             spool_->pop(e->id);
             succeeded();
@@ -777,10 +780,9 @@ void writer::write(const batch& b) {
         tx.commit();
         totals_.batches_duplicate.fetch_add(1);
         count_rows(totals_.rows_duplicate, w);
-        spdlog::info(
-            "store: batch {}/{} was already written (a replay after an unacknowledged commit); "
-            "skipped",
-            b.run_id, b.seq);
+        log::info("store",
+                  "batch already written (a replay after an unacknowledged commit); skipped",
+                  {{"batch", fmt::format("{}/{}", b.run_id, b.seq)}});
         return;
     }
     // The rollups go straight into their tables: the ledger already rules out a replay, so a key
@@ -866,18 +868,19 @@ void writer::failed(const std::string& what, bool connection_lost) {
         std::lock_guard<std::mutex> lock(mu_);
         last_error_ = what;
     }
-    // The first failure of a streak and then every tenth: an outage does not flood the log.
-    if (consecutive_failures_ == 1 || consecutive_failures_ % 10 == 0)
-        spdlog::warn(
-            "store: {} (failure {} in a row; next attempt in {:.1f}s; {} batches in the spool)",
-            what, consecutive_failures_, wait_ns / 1e9, spool_->batches());
+    // Rate-limited: an outage does not flood the log, and the next line says what it held back.
+    log::limited(spdlog::level::warn, "store", "database call failed",
+                 {{"error", what},
+                  {"failures_in_a_row", consecutive_failures_},
+                  {"retry_in_s", wait_ns / 1e9},
+                  {"spooled_batches", spool_->batches()}});
 }
 
 void writer::succeeded() {
     if (consecutive_failures_ != 0)
-        spdlog::info(
-            "store: PostgreSQL is back after {} failed attempts; replaying the spool ({} batches)",
-            consecutive_failures_, spool_->batches());
+        log::info(
+            "store", "PostgreSQL is back; replaying the spool",
+            {{"failed_attempts", consecutive_failures_}, {"spooled_batches", spool_->batches()}});
     consecutive_failures_ = 0;
     breaker_.store(int(breaker_state::closed));
     std::lock_guard<std::mutex> lock(mu_);
