@@ -22,11 +22,11 @@ inline constexpr std::size_t statement_max_length = 1024;
 ///   `exists (select …)`, but `count(*)`, `any(?)`, `t(a, b)`); trailing `;` are dropped;
 /// - unquoted words are lowercased; quoted identifiers ("…", U&"…", `…`) are kept verbatim
 ///   (only a U& prefix is lowercased); `!=` is written `<>`, as PostgreSQL reads it;
-/// - constants become `?`: strings ('…', E'…', B'…', X'…', N'…', U&'…', $tag$…$tag$), numbers
+/// - constants become `?`: strings ('…', E'…', B'…', X'…', U&'…', $tag$…$tag$), numbers
 ///   in every form with a unary minus folded where PostgreSQL folds it (after an operator, `(`,
 ///   `,` or a keyword, not before `::`), so `x = -1` and `x = 1` agree but `x - 1` keeps its
 ///   minus; TRUE, FALSE and NULL used as values (not after IS / IS NOT); and parameters ($1, ?,
-///   :name). Typed literals and casts keep their type: `interval ?`, `?::int`;
+///   :name). Typed literals and casts keep their type: `interval ?`, `?::int`, `n ?` (N'…');
 /// - a bracketed list of `?` items becomes `(?)` or `[?]`, and consecutive `(?)` rows
 ///   separated by commas (multi-row VALUES) become one, so IN lists of any length agree (as
 ///   PostgreSQL 18 groups them; PostgreSQL 15 counts each list length apart);

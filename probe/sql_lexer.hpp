@@ -133,11 +133,11 @@ inline bool sql_expression_keyword(const char* p, std::size_t n) noexcept {
 }
 
 /// Scans SQL text into tokens, as PostgreSQL 15 lexes it:
-/// - constants: '…' (doubled quote escapes), E'…' (backslash escapes too), B'…', X'…', N'…',
-///   U&'…', $tag$…$tag$, numbers (1, 1.5, .5, 5., 1.5e3; letters glued to a number are part of
+/// - constants: '…' (doubled quote escapes), E'…' (backslash escapes too), B'…', X'…', U&'…', $tag$…$tag$, numbers (1, 1.5, .5, 5., 1.5e3; letters glued to a number are part of
 ///   it, so 0x1F and 1_000 — rejected by PostgreSQL 15, integers in 16 — are one constant),
 ///   parameters ($1, ?, ?1, :name where an expression may start), and the words TRUE, FALSE and
-///   NULL except after IS or IS NOT;
+///   NULL except after IS or IS NOT; N'…' is the word N and a string, as PostgreSQL reads it
+///   (a typed literal, `nchar '…'`);
 /// - a `-` where an expression may start (after an operator, `(`, `,`, an expression keyword, or
 ///   at the start), followed by a number (across whitespace and comments, also `- -1`) and not by
 ///   `::`, is part of that number's constant: PostgreSQL folds it into a negative constant;
@@ -387,7 +387,7 @@ private:
         const std::size_t p = pos_;
         const unsigned char lc = at(p) | 0x20, c1 = at(p + 1);
         bool closed = false;
-        if (c1 == '\'' && (lc == 'e' || lc == 'b' || lc == 'x' || lc == 'n')) {
+        if (c1 == '\'' && (lc == 'e' || lc == 'b' || lc == 'x')) {
             t.kind = sql_token_kind::constant;
             t.end = scan_quoted(p + 2, '\'', lc == 'e', closed);
             t.unterminated = !closed;

@@ -10,9 +10,11 @@
 #include <array>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <vector>
 #include <unistd.h>
 #include <sys/stat.h>
 
@@ -30,6 +32,17 @@ public:
         ::chmod(parent_.c_str(), 0711);  // the server user must be able to enter it
         dir_ = parent_ + "/pg";
         url_ = run("start " + quote(dir_));
+    }
+    /// Starts a server with extra postgresql.conf lines (for example
+    /// "shared_preload_libraries = 'pg_stat_statements'"): started, stopped, configured, started
+    /// again on the same port. Throws std::runtime_error when it cannot.
+    explicit pg_server(const std::vector<std::string>& conf_lines) : pg_server() {
+        stop();
+        std::ofstream conf(dir_ + "/data/postgresql.conf", std::ios::app);
+        for (const auto& line : conf_lines) conf << line << '\n';
+        conf.close();
+        if (!conf) throw std::runtime_error("cannot append to " + dir_ + "/data/postgresql.conf");
+        restart();
     }
     ~pg_server() {
         try {
