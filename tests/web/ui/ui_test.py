@@ -39,7 +39,8 @@ except ImportError as e:  # python3-websocket is not installed
 
 # Names and texts that must show as text. The loadgen appends the plugin's index to the prefix.
 XSS_PLUGIN = "<img src=x onerror=window.__xss=1>0"
-XSS_STATEMENT = "<script>window.__xss=2</script> SELECT 1"
+# In a quoted identifier, which normalisation keeps verbatim (unquoted, `<` and `>` are operators).
+XSS_STATEMENT = 'SELECT 1 AS "<script>window.__xss=2</script>"'
 ALERT_PLUGIN = "billing-0"
 PLUGINS = ["billing-0", "billing-1", XSS_PLUGIN]
 ACK_SECRET = "ui-test-oncall-secret"
