@@ -28,8 +28,8 @@ using plugmon::detail::statement_fingerprint;
 using plugmon::detail::statement_max_length;
 
 const char* const schema[] = {
-    "CREATE TABLE users (id int PRIMARY KEY, name text, email text, score numeric, active bool, "
-    "created date, tags text[], meta jsonb)",
+    ("CREATE TABLE users (id int PRIMARY KEY, name text, email text, score numeric, active bool, "
+     "created date, tags text[], meta jsonb)"),
     "CREATE TABLE orders (id int, user_id int, amount numeric, status text, placed timestamptz)",
     "CREATE TABLE flags (id int, bits bit(4))",
     "CREATE SCHEMA \"Sales\"",
