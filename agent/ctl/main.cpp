@@ -1,5 +1,6 @@
 // plugmonctl: talks to a running agent over its HTTP API (status, top) and bills usage from PostgreSQL (usage).
 #include "common/version.hpp"
+#include "ctl/backup/commands.hpp"
 #include "ctl/top/top.hpp"
 #include "ctl/usage/pricing.hpp"
 #include "store/read/usage.hpp"
@@ -400,6 +401,7 @@ int main(int argc, char** argv) {
         ->check(CLI::IsMember({"table", "csv", "json"}))
         ->capture_default_str();
     us->add_flag("--strict", uo.strict, "Exit with status 3 when some usage matches no plan");
+    const plugmon::ctl::backup::commands backup_commands(app);
     app.require_subcommand(1);
     try {
         app.parse(argc, argv);
@@ -422,6 +424,7 @@ int main(int argc, char** argv) {
             return 2;
         }
     }
+    if (const auto rc = backup_commands.run_if_parsed()) return *rc;
     if (us->parsed()) {
         try {
             return run_usage(uo);
