@@ -23,6 +23,12 @@ bool call_like(const char* p, std::size_t n) noexcept {
            w == sql_chars::pack("some");
 }
 
+/// Writes src[0, n) lowercased (ASCII letters only) to dst; locals, so the loop does not reload
+/// members through the char stores.
+void lower(char* dst, const char* src, std::size_t n) noexcept {
+    for (std::size_t i = 0; i < n; ++i) dst[i] = sql_chars::to_lower(src[i]);
+}
+
 /// The state of one bracket level, for collapsing `(?, ?, …)` and repeated `(?)` rows.
 enum class list_state : std::uint8_t { empty, item, after_comma, broken };
 
@@ -86,9 +92,19 @@ private:
             space = false;
         else if (last_ == K::open || last_ == K::dot || last_ == K::cast)
             space = false;
-        else if (t.kind == K::open && (last_ == K::name || (last_ == K::word && !last_keyword_)))
+        else if (t.kind == K::open && after_call_name())
             space = false;
         return space || (out_[len_ - 1] == ':' && first_byte(t) == ':');
+    }
+
+    /// The last token written names a function, table or array: a `(` or `[` after it is glued to
+    /// it (words are looked up as keywords only here).
+    bool after_call_name() const noexcept {
+        if (last_ == K::name) return true;
+        if (last_ != K::word) return false;
+        const char* w = in_ + last_word_begin_;
+        const std::size_t n = last_word_end_ - last_word_begin_;
+        return !sql_expression_keyword(w, n) || call_like(w, n);
     }
 
     /// The first byte t writes.
@@ -125,8 +141,8 @@ private:
         const std::size_t n = t.end - t.begin;
         switch (t.kind) {
             case K::word:
-                for (std::size_t i = t.begin; i < t.end; ++i)
-                    out_[len_++] = sql_chars::to_lower(in_[i]);
+                lower(out_ + len_, in_ + t.begin, n);
+                len_ += n;
                 break;
             case K::name:
                 std::memcpy(out_ + len_, in_ + t.begin, n);
@@ -155,8 +171,10 @@ private:
                 break;
         }
         last_ = t.kind;
-        last_keyword_ = t.kind == K::word && sql_expression_keyword(in_ + t.begin, n) &&
-                        !call_like(in_ + t.begin, n);
+        if (t.kind == K::word) {
+            last_word_begin_ = t.begin;
+            last_word_end_ = t.end;
+        }
         if (limit_ - len_ >= marker_length) safe_ = len_;
     }
 
@@ -300,7 +318,7 @@ private:
     }
 
     void open(const sql_token& t, level& l) noexcept {
-        const bool call = last_ == K::name || (last_ == K::word && !last_keyword_);
+        const bool call = after_call_name();
         emit(t);
         l.st = list_state::broken;
         l.row_ready = false;
@@ -335,8 +353,8 @@ private:
     std::size_t len_ = 0;
     std::size_t safe_ = 0;  // the longest output after which the cut marker still fits
     bool done_ = false;
-    K last_ = K::semicolon;      // the last token written
-    bool last_keyword_ = false;  // ... is a keyword that starts an expression
+    K last_ = K::semicolon;                                // the last token written
+    std::size_t last_word_begin_ = 0, last_word_end_ = 0;  // ... when it is a word
     std::size_t semicolons_ = 0;
     std::size_t semicolon_at_ = 0;
     std::size_t depth_ = 0;

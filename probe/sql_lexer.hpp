@@ -165,18 +165,7 @@ public:
     std::size_t position() const noexcept { return pos_; }
 
 private:
-    enum class ctx : std::uint8_t {
-        start,
-        word,
-        keyword,
-        name,
-        constant,
-        open,
-        close,
-        comma,
-        op,
-        dot
-    };
+    enum class ctx : std::uint8_t { start, word, name, constant, open, close, comma, op, dot };
 
     unsigned char at(std::size_t i) const noexcept {
         return i < n_ ? static_cast<unsigned char>(in_[i]) : 0;
@@ -298,7 +287,9 @@ private:
     /// An expression may start here: a `-` is a sign, `:name` a parameter.
     bool expression_may_start() const noexcept {
         return prev_ == ctx::start || prev_ == ctx::open || prev_ == ctx::comma ||
-               prev_ == ctx::op || prev_ == ctx::keyword;
+               prev_ == ctx::op ||
+               (prev_ == ctx::word &&
+                sql_expression_keyword(in_ + word_begin_, word_end_ - word_begin_));
     }
 
     /// End of a negative constant when the lone `-` at i starts one, else 0.
@@ -425,7 +416,9 @@ private:
                 const std::uint64_t w = n <= 3 ? sql_chars::pack(in_ + t.begin, n) : 0;
                 is_ = w == sql_chars::pack("is");
                 after_is_ = is_ || (was_is && w == sql_chars::pack("not"));
-                prev_ = sql_expression_keyword(in_ + t.begin, n) ? ctx::keyword : ctx::word;
+                prev_ = ctx::word;  // whether it is a keyword is looked up only when a rule asks
+                word_begin_ = t.begin;
+                word_end_ = t.end;
                 return;
             }
             case K::name:
@@ -460,7 +453,8 @@ private:
     std::size_t n_;
     std::size_t pos_ = 0;
     ctx prev_ = ctx::start;
-    bool is_ = false;        // the previous token is the word IS
+    std::size_t word_begin_ = 0, word_end_ = 0;  // the previous token, when it is a word
+    bool is_ = false;                            // the previous token is the word IS
     bool after_is_ = false;  // ... IS or IS NOT: TRUE, FALSE and NULL after it are words
 };
 
