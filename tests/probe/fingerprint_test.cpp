@@ -2,6 +2,7 @@
 // length bound, and fingerprints that follow statement shape. Every input is also checked for
 // idempotency and for writes beyond the cap.
 #include "../../probe/fingerprint.hpp"
+#include "../../probe/sql_lexer.hpp"
 
 #include <gtest/gtest.h>
 
@@ -556,6 +557,46 @@ TEST(grouping, collapses_in_lists_and_values_rows) {
         {"select * from t where id in (1)", "select * from t where id in (1, a)"},
         {"select * from t where id in (1)", "select * from t where id in (select 1)"},
     });
+}
+
+/// sql's tokens (sql_lexer) joined by sep, with unquoted words upper-cased when `upper`.
+std::string respaced(std::string_view sql, std::string_view sep, bool upper) {
+    std::string out;
+    plugmon::detail::sql_lexer lexer(sql);
+    plugmon::detail::sql_token t;
+    while (lexer.next(t)) {
+        if (!out.empty()) out += sep;
+        std::string text(sql.substr(t.begin, t.end - t.begin));
+        if (upper && t.kind == plugmon::detail::sql_token_kind::word)
+            for (char& c : text) c = char(c >= 'a' && c <= 'z' ? c - 0x20 : c);
+        out += text;
+    }
+    return out;
+}
+
+TEST(grouping, is_the_same_for_the_same_tokens_with_any_spacing_and_word_case) {
+    const char* const statements[] = {
+        "select u.id, count(*) from users u join orders o on o.uid=u.id where u.x in (1,2,3) "
+        "and o.total>=-1.5e3 group by u.id having count(*)>2 order by 2 desc limit 10",
+        "insert into t(a,b) values (1,'x'),(2,E'y\\'z') on conflict(a) do update set b=excluded.b",
+        "update \"T\" set a=a||$$z$$, b=-b, c=- 1 where d::date=date '2024-01-01' and e is not "
+        "null",
+        "with c as (select 1 as x) select x::text[], a[1:2], f(p := :v), j->>'k', j#>'{a}' from c",
+        "select -1::int, +2, 3 - -4, x!=5, y<>-6, z<=7, w=>8, 'a'||'b' ; select true, null",
+        "delete from s.t where id = any(array[1, 2]) and (a, b) in ((1, 2), (3, 4)) returning *",
+        "select \"a\".\"B\" from U&\"x\" where c = U&'\\0061' and d = B'1' and e = X'F' and f = "
+        "N'n'",
+    };
+    const char* const separators[] = {" ", "\n\t ", " /* c */ ", " -- c\n",
+                                      "  /* a /* b */ */\r\n"};
+    for (const char* sql : statements) {
+        const std::string want = normalized(sql);
+        EXPECT_EQ(normalized(respaced(want, " ", false)), want) << sql;
+        for (const char* sep : separators)
+            for (const bool upper : {false, true})
+                EXPECT_EQ(normalized(respaced(sql, sep, upper)), want)
+                    << sql << "\n  variant: " << respaced(sql, sep, upper);
+    }
 }
 
 // ---- fingerprint ----
