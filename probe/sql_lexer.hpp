@@ -292,16 +292,26 @@ private:
                 sql_expression_keyword(in_ + word_begin_, word_end_ - word_begin_));
     }
 
-    /// End of a negative constant when the lone `-` at i starts one, else 0.
-    std::size_t scan_negative(std::size_t i) const noexcept {
+    /// End of a negative constant when the lone `-` at i starts one, else 0. A failed look-ahead
+    /// (`- - - x`) is remembered, so that the other signs of the same chain do not scan it again:
+    /// linear time.
+    std::size_t scan_negative(std::size_t i) noexcept {
+        if (i < no_negative_before_) return 0;
         for (;;) {
             i = skip_blank(i + 1);
             if (number_at(i)) break;
-            if (at(i) != '-' || sql_chars::is(at(i + 1), sql_chars::op)) return 0;
+            if (at(i) != '-' || sql_chars::is(at(i + 1), sql_chars::op)) {
+                no_negative_before_ = i;
+                return 0;
+            }
         }
         const std::size_t end = scan_number(i);
         const std::size_t after = skip_blank(end);
-        return at(after) == ':' && at(after + 1) == ':' ? 0 : end;  // -(1::int) is not folded
+        if (at(after) == ':' && at(after + 1) == ':') {  // -(1::int) is not folded
+            no_negative_before_ = after;
+            return 0;
+        }
+        return end;
     }
 
     void scan(sql_token& t) noexcept {
@@ -454,6 +464,7 @@ private:
     std::size_t pos_ = 0;
     ctx prev_ = ctx::start;
     std::size_t word_begin_ = 0, word_end_ = 0;  // the previous token, when it is a word
+    std::size_t no_negative_before_ = 0;         // a sign before here starts no constant
     bool is_ = false;                            // the previous token is the word IS
     bool after_is_ = false;  // ... IS or IS NOT: TRUE, FALSE and NULL after it are words
 };

@@ -286,6 +286,16 @@ TEST(normalize, collapses_lists_longer_than_the_length_bound) {
     EXPECT_EQ(normalized(rows), "insert into t(a, b) values (?)");
 }
 
+TEST(normalize, scans_a_long_chain_of_signs_once) {
+    // Each `-` looks ahead for a number; a chain that ends in no number is looked at once, not
+    // once per sign (which would be quadratic in the text).
+    std::string chain = "select ";
+    for (int i = 0; i < 200000; ++i) chain += "- ";
+    EXPECT_EQ(normalized(chain + "x").substr(0, 13), "select - - - ");
+    EXPECT_EQ(normalized(chain + "1"), "select ?");
+    EXPECT_EQ(normalized(chain + "1::int").substr(0, 13), "select - - - ");
+}
+
 TEST(normalize, survives_deep_nesting) {
     const std::string in = std::string(500, '(') + "1, 2" + std::string(500, ')');
     const std::string out = normalized(in);
