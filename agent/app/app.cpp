@@ -6,6 +6,8 @@
 #include "aggregate/statements.hpp"
 #include "alert/rules/rules.hpp"
 #include "app/alerting.hpp"
+#include "app/systemd/notify.hpp"
+#include "app/systemd/watchdog.hpp"
 #include "common/tsc.hpp"
 #include "common/version.hpp"
 #include "config/config.hpp"
@@ -33,6 +35,7 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 
 #include <algorithm>
@@ -43,6 +46,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 
 namespace plugmon::agent {
 
@@ -180,7 +184,7 @@ public:
           http_(io_, split_listen(cfg_.listen).first, split_listen(cfg_.listen).second,
                 [this](const http_request& r) { return gate_.handle(r); }),
           signals_(io_, SIGTERM, SIGINT, SIGHUP) {
-        ctx_.reload = [this] { return reload(); };
+        ctx_.reload = [this] { return notified_reload(); };
         series_.set_slow_threshold([this](const std::string& plugin) {
             return std::uint64_t(cfg_.slow_threshold_for(plugin).count());
         });
@@ -200,6 +204,7 @@ public:
                           std::to_string(http_.port());
         spdlog::info("listening: producers on {}, HTTP on {}/metrics", intake_.socket_path(), base);
         if (ui_) spdlog::info("dashboard: {}/ui/", base);
+        notify_ready("producers on " + intake_.socket_path() + ", HTTP on " + base);
         wait_for_signal();
         io_.run();
         return exit_status_;
@@ -245,11 +250,36 @@ private:
         ctx_.metrics = &metrics_;
     }
 
+    /// systemd (Type=notify): READY=1 once the I/O loop runs, i.e. the producers' socket and
+    /// the HTTP listener accept; then the watchdog, pinged while the drain completes passes.
+    void notify_ready(std::string status) {
+        ready_status_ = "listening: " + std::move(status);
+        boost::asio::post(io_, [this] { notify_.send(systemd::ready_message(ready_status_)); });
+        const auto timeout = systemd::watchdog_timeout_from_env();
+        if (!timeout) return;
+        const auto interval = *timeout / 2;
+        watchdog_ = std::make_unique<systemd::watchdog>(io_, notify_, interval, [this, interval] {
+            return systemd::drain_unhealthy(drainer_.running(), drainer_.totals().last_pass(),
+                                            std::chrono::steady_clock::now(), interval);
+        });
+        boost::asio::post(io_, [this] { watchdog_->start(); });
+        spdlog::info("systemd: watchdog on, WATCHDOG=1 every {} while the drain is healthy",
+                     format_duration(interval));
+    }
+
+    /// reload() between systemd's RELOADING=1 and READY=1.
+    std::invoke_result_t<decltype(api_context::reload)> notified_reload() {
+        notify_.send(systemd::reloading_message(systemd::monotonic_usec()));
+        auto result = reload();
+        notify_.send(systemd::ready_message(ready_status_));
+        return result;
+    }
+
     void wait_for_signal() {
         signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
             if (ec) return;
             if (sig == SIGHUP) {
-                reload();
+                notified_reload();
                 wait_for_signal();
                 return;
             }
@@ -284,6 +314,8 @@ private:
     /// sinks finish, then stops the store writer and the HTTP listener.
     void shutdown(const char* why) {
         spdlog::info("{}: draining and stopping", why);
+        if (watchdog_) watchdog_->stop();
+        notify_.send(systemd::stopping_message(std::string(why) + ": draining and stopping"));
         intake_.stop();
         if (!drainer_.stop(cfg_.exit_drain_timeout)) {
             spdlog::error(
@@ -340,6 +372,9 @@ private:
     http_server http_;
     boost::asio::signal_set signals_;
     int exit_status_ = 0;
+    systemd::notifier notify_ = systemd::notifier::from_env();
+    std::string ready_status_;
+    std::unique_ptr<systemd::watchdog> watchdog_;  // its timer runs on io_
 };
 
 }  // namespace
