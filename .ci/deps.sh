@@ -13,7 +13,7 @@ PLUGMON_DEB_PACKAGES=(
     libtomlplusplus-dev libcli11-dev nlohmann-json3-dev zlib1g-dev
     libgtest-dev libgmock-dev libbenchmark-dev
     postgresql prometheus prometheus-alertmanager
-    curl procps ca-certificates python3 python3-yaml jsonnet
+    curl procps ca-certificates python3 python3-yaml jsonnet systemd
     chromium python3-websocket fonts-dejavu-core
     libsnappy-dev libssl-dev postgresql-15 postgresql-server-dev-15 victoria-metrics
 )

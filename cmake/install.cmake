@@ -4,12 +4,13 @@
 #   probe   libplugmon_probe, libplugmon_alloc (opt-in allocation accounting), include/plugmon/*.hpp,
 #           lib/cmake/plugmon (what a plugin builds against)
 #   agent   plugmon-agent and plugmonctl (when they are built)
-#   system  systemd unit, sysusers entry and /etc config; only with PLUGMON_INSTALL_SYSTEM_FILES=ON,
-#           because they go to absolute paths (a prefix install as a normal user must not need them)
+#   system  the systemd unit (<prefix>/lib/systemd/system) and the sysusers entry
+#           (<prefix>/lib/sysusers.d), always; the example config in <sysconfdir>/plugmon only with
+#           PLUGMON_INSTALL_SYSTEM_FILES=ON, because for prefix /usr that is /etc (outside the prefix)
 include(CMakePackageConfigHelpers)
 
 option(PLUGMON_INSTALL_SYSTEM_FILES
-  "Also install the systemd unit, the sysusers entry and the config under ${CMAKE_INSTALL_FULL_SYSCONFDIR}"
+  "Also install the example config in <sysconfdir>/plugmon (/etc/plugmon for prefix /usr)"
   OFF)
 
 set(PLUGMON_CMAKE_INSTALL_DIR "${CMAKE_INSTALL_LIBDIR}/cmake/plugmon")
@@ -52,33 +53,47 @@ foreach(plugmon_exe IN ITEMS plugmon-agent plugmonctl)
   endif()
 endforeach()
 
+# The unit in deploy/ names /usr/local/bin and /etc/plugmon (the default prefix, copied by hand);
+# the installed copy names where this install really puts the agent and its config. Both are worked
+# out at install time, so `cmake --install BUILD --prefix DIR` gets DIR (the prefix given then).
+# The config directory follows GNUInstallDirs: /etc for prefix /usr, else <prefix>/etc. The example
+# config always lands as plugmon.toml.example; plugmon.toml only when there is none yet, so
+# reinstalling never overwrites an administrator's configuration.
+set(plugmon_install_config "")
 if(PLUGMON_INSTALL_SYSTEM_FILES)
-  # The unit in deploy/ names /usr/local/bin and /etc/plugmon (the default prefix, copied by
-  # hand); the installed copy names where this install really puts the agent and its config.
-  set(plugmon_conf_dir "${CMAKE_INSTALL_FULL_SYSCONFDIR}/plugmon")
-  file(READ "${PROJECT_SOURCE_DIR}/deploy/plugmon-agent.service" plugmon_unit)
-  string(REPLACE "/usr/local/bin/plugmon-agent" "${CMAKE_INSTALL_FULL_BINDIR}/plugmon-agent"
-    plugmon_unit "${plugmon_unit}")
-  string(REPLACE "/etc/plugmon/plugmon.toml" "${plugmon_conf_dir}/plugmon.toml"
-    plugmon_unit "${plugmon_unit}")
-  file(GENERATE OUTPUT "${PROJECT_BINARY_DIR}/deploy/plugmon-agent.service"
-    CONTENT "${plugmon_unit}")
-  set_property(DIRECTORY "${PROJECT_SOURCE_DIR}" APPEND PROPERTY
-    CMAKE_CONFIGURE_DEPENDS "${PROJECT_SOURCE_DIR}/deploy/plugmon-agent.service")
-
-  install(FILES "${PROJECT_BINARY_DIR}/deploy/plugmon-agent.service"
-    DESTINATION lib/systemd/system COMPONENT system)
-  install(FILES "${PROJECT_SOURCE_DIR}/deploy/plugmon.sysusers"
-    DESTINATION lib/sysusers.d RENAME plugmon.conf COMPONENT system)
-  # The example always lands as plugmon.toml.example; plugmon.toml only when there is none yet,
-  # so reinstalling never overwrites an administrator's configuration.
-  install(FILES "${PROJECT_SOURCE_DIR}/deploy/plugmon.toml"
-    DESTINATION "${plugmon_conf_dir}" RENAME plugmon.toml.example COMPONENT system)
-  install(CODE "
-    if(NOT EXISTS \"\$ENV{DESTDIR}${plugmon_conf_dir}/plugmon.toml\")
-      file(INSTALL DESTINATION \"${plugmon_conf_dir}\" TYPE FILE
-        FILES \"${PROJECT_SOURCE_DIR}/deploy/plugmon.toml\")
-    else()
-      message(STATUS \"Keeping existing: \$ENV{DESTDIR}${plugmon_conf_dir}/plugmon.toml\")
-    endif()" COMPONENT system)
+  set(plugmon_install_config "
+  file(INSTALL DESTINATION \"\${plugmon_conf_dir}\" TYPE FILE
+    RENAME plugmon.toml.example FILES \"${PROJECT_SOURCE_DIR}/deploy/plugmon.toml\")
+  if(NOT EXISTS \"\$ENV{DESTDIR}\${plugmon_conf_dir}/plugmon.toml\")
+    file(INSTALL DESTINATION \"\${plugmon_conf_dir}\" TYPE FILE
+      FILES \"${PROJECT_SOURCE_DIR}/deploy/plugmon.toml\")
+  else()
+    message(STATUS \"Keeping existing: \$ENV{DESTDIR}\${plugmon_conf_dir}/plugmon.toml\")
+  endif()")
 endif()
+install(CODE "
+  set(plugmon_bin_dir \"${CMAKE_INSTALL_BINDIR}\")
+  if(NOT IS_ABSOLUTE \"\${plugmon_bin_dir}\")
+    set(plugmon_bin_dir \"\${CMAKE_INSTALL_PREFIX}/\${plugmon_bin_dir}\")
+  endif()
+  set(plugmon_conf_dir \"${CMAKE_INSTALL_SYSCONFDIR}\")
+  if(IS_ABSOLUTE \"\${plugmon_conf_dir}\")
+  elseif(CMAKE_INSTALL_PREFIX STREQUAL \"/usr\")
+    set(plugmon_conf_dir \"/\${plugmon_conf_dir}\")
+  else()
+    set(plugmon_conf_dir \"\${CMAKE_INSTALL_PREFIX}/\${plugmon_conf_dir}\")
+  endif()
+  set(plugmon_conf_dir \"\${plugmon_conf_dir}/plugmon\")
+  file(READ \"${PROJECT_SOURCE_DIR}/deploy/plugmon-agent.service\" plugmon_unit)
+  string(REPLACE \"/usr/local/bin/plugmon-agent\" \"\${plugmon_bin_dir}/plugmon-agent\"
+    plugmon_unit \"\${plugmon_unit}\")
+  string(REPLACE \"/etc/plugmon/plugmon.toml\" \"\${plugmon_conf_dir}/plugmon.toml\"
+    plugmon_unit \"\${plugmon_unit}\")
+  string(MD5 plugmon_key \"\$ENV{DESTDIR}\${CMAKE_INSTALL_PREFIX}\")  # one file per prefix
+  set(plugmon_unit_file \"${PROJECT_BINARY_DIR}/deploy/install/\${plugmon_key}/plugmon-agent.service\")
+  file(WRITE \"\${plugmon_unit_file}\" \"\${plugmon_unit}\")
+  file(INSTALL DESTINATION \"\${CMAKE_INSTALL_PREFIX}/lib/systemd/system\" TYPE FILE
+    FILES \"\${plugmon_unit_file}\")
+  ${plugmon_install_config}" COMPONENT system)
+install(FILES "${PROJECT_SOURCE_DIR}/deploy/plugmon.sysusers"
+  DESTINATION lib/sysusers.d RENAME plugmon.conf COMPONENT system)
