@@ -1,4 +1,5 @@
-// plugmonctl: talks to a running agent over its HTTP API (status, top) and bills usage from PostgreSQL (usage).
+// plugmonctl: talks to a running agent over its HTTP API (status, top), bills usage from PostgreSQL
+// (usage), and backs up and restores the store (backup, restore: ctl/backup).
 #include "common/version.hpp"
 #include "ctl/backup/commands.hpp"
 #include "ctl/top/top.hpp"

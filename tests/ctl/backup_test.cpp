@@ -10,6 +10,7 @@
 
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -126,7 +127,6 @@ class backup_cli : public ::testing::Test {
 protected:
     static void SetUpTestSuite() {
         src_ = pg_server::shared().create_database("backup_src");
-        second_ = std::make_unique<pg_server>();
         pqxx::connection c(src_);
         plugmon::agent::store::migrate(c, false, "backup-test");
         {
@@ -139,7 +139,6 @@ protected:
         char tmpl[] = "/tmp/plugmon-backup-test.XXXXXX";
         ASSERT_NE(::mkdtemp(tmpl), nullptr);
         dir_ = tmpl;
-        full_ = backup("--dir " + quote(dir_ + "/full"));
     }
 
     static void TearDownTestSuite() {
@@ -213,14 +212,30 @@ protected:
     static std::string copy_of_full(const std::string& name) {
         const fs::path d = fs::path(dir_) / name;
         fs::create_directories(d);
-        const fs::path to = d / fs::path(full_).filename();
+        const fs::path to = d / fs::path(full()).filename();
         for (const char* suffix : {"", ".sha256", ".manifest.json"})
-            fs::copy_file(full_ + suffix, to.string() + suffix,
+            fs::copy_file(full() + suffix, to.string() + suffix,
                           fs::copy_options::overwrite_existing);
         return to.string();
     }
 
-    static std::string fresh(const std::string& name) { return second_->create_database(name); }
+    /// The full backup of the source, made by the first test that asks (each ctest process runs
+    /// one test: the servers and the backup cost only the tests that need them).
+    static const std::string& full() {
+        if (full_.empty()) full_ = backup("--dir " + quote(dir_ + "/full"));
+        return full_;
+    }
+
+    /// A fresh database on the source's server (for the refusals and the options).
+    static std::string fresh(const std::string& name) {
+        return pg_server::shared().create_database(name);
+    }
+
+    /// A fresh database on a second server, started on first use.
+    static std::string fresh_on_second(const std::string& name) {
+        if (!second_) second_ = std::make_unique<pg_server>();
+        return second_->create_database(name);
+    }
 
     static std::string password() {
         const auto at = src_.find('@');
@@ -233,14 +248,14 @@ protected:
 };
 
 TEST_F(backup_cli, full_backup_restores_on_a_second_server_with_identical_rows_and_sketches) {
-    ASSERT_TRUE(fs::exists(full_)) << full_;
+    ASSERT_TRUE(fs::exists(full())) << full();
     // sha256sum-compatible beside the dump.
-    const auto sum = run_shell("cd " + quote(fs::path(full_).parent_path().string()) +
+    const auto sum = run_shell("cd " + quote(fs::path(full()).parent_path().string()) +
                                    " && sha256sum --check --strict " +
-                                   quote(fs::path(full_).filename().string() + ".sha256"),
+                                   quote(fs::path(full()).filename().string() + ".sha256"),
                                dir_ + "/stderr");
     EXPECT_EQ(sum.status, 0) << sum.out << sum.err;
-    const json m = json::parse(slurp(full_ + ".manifest.json"));
+    const json m = json::parse(slurp(full() + ".manifest.json"));
     EXPECT_EQ(m["kind"], "full");
     pqxx::connection c(src_);
     EXPECT_EQ(m["schema_version"].get<int>(), plugmon::agent::store::schema_version(c));
@@ -254,12 +269,12 @@ TEST_F(backup_cli, full_backup_restores_on_a_second_server_with_identical_rows_a
                   .substr(0, 27));
     EXPECT_FALSE(m["server_version"].get<std::string>().empty());
 
-    const auto v = ctl("backup verify " + quote(full_));
+    const auto v = ctl("backup verify " + quote(full()));
     EXPECT_EQ(v.status, 0) << v.err;
     EXPECT_NE(v.out.find(": ok"), std::string::npos) << v.out;
 
-    const std::string dst = fresh("restored");
-    const auto r = ctl("restore --postgres " + quote(dst) + " " + quote(full_));
+    const std::string dst = fresh_on_second("restored");
+    const auto r = ctl("restore --postgres " + quote(dst) + " " + quote(full()));
     ASSERT_EQ(r.status, 0) << r.err;
     EXPECT_EQ(table_digest(dst), table_digest(src_));
     EXPECT_NE(table_digest(src_).find("query_rollups " + std::to_string(3 * 6 * 3 * 2) + " "),
@@ -273,18 +288,7 @@ TEST_F(backup_cli, full_backup_restores_on_a_second_server_with_identical_rows_a
         EXPECT_EQ(text->find(password()), std::string::npos) << *text;
 }
 
-TEST_F(backup_cli, backup_prints_no_password_and_the_file_last) {
-    const auto r =
-        ctl("backup --schema-only --postgres " + quote(src_) + " --dir " + quote(dir_ + "/quiet"));
-    ASSERT_EQ(r.status, 0) << r.err;
-    EXPECT_EQ(r.out, r.last_line() + "\n");  // stdout holds only the file
-    EXPECT_TRUE(fs::is_regular_file(r.last_line()));
-    EXPECT_NE(r.err.find("***"), std::string::npos) << r.err;  // the source, masked
-    EXPECT_EQ(r.err.find(password()), std::string::npos) << r.err;
-    EXPECT_EQ(slurp(r.last_line() + ".manifest.json").find(password()), std::string::npos);
-}
-
-TEST_F(backup_cli, a_corrupted_or_truncated_backup_is_refused) {
+TEST_F(backup_cli, a_corrupted_truncated_or_newer_backup_is_refused) {
     const std::string flipped = copy_of_full("flipped");
     {
         std::fstream f(flipped, std::ios::in | std::ios::out | std::ios::binary);
@@ -314,25 +318,39 @@ TEST_F(backup_cli, a_corrupted_or_truncated_backup_is_refused) {
     const auto v = ctl("backup verify " + quote(no_sum));
     EXPECT_EQ(v.status, 1);
     EXPECT_NE(v.err.find(".sha256 is missing"), std::string::npos) << v.err;
+
+    // A newer schema version than this plugmonctl knows (the manifest says so).
+    {
+        const std::string file = copy_of_full("newer");
+        json m = json::parse(slurp(file + ".manifest.json"));
+        const int newer = plugmon::agent::store::embedded_migrations().back().version + 1;
+        m["schema_version"] = newer;
+        std::ofstream(file + ".manifest.json", std::ios::trunc) << m.dump(2);
+        const std::string dst = fresh("newer");
+        const auto r = ctl("restore --postgres " + quote(dst) + " " + quote(file));
+        EXPECT_EQ(r.status, 1) << r.out;
+        EXPECT_NE(
+            r.err.find("schema version " + std::to_string(newer) + ", newer than this plugmonctl"),
+            std::string::npos)
+            << r.err;
+        EXPECT_FALSE(has_schema(dst, "plugmon"));
+    }
 }
 
-TEST_F(backup_cli, a_newer_schema_version_is_refused) {
-    const std::string file = copy_of_full("newer");
-    json m = json::parse(slurp(file + ".manifest.json"));
-    const int newer = plugmon::agent::store::embedded_migrations().back().version + 1;
-    m["schema_version"] = newer;
-    std::ofstream(file + ".manifest.json", std::ios::trunc) << m.dump(2);
-    const std::string dst = fresh("newer");
-    const auto r = ctl("restore --postgres " + quote(dst) + " " + quote(file));
-    EXPECT_EQ(r.status, 1) << r.out;
-    EXPECT_NE(
-        r.err.find("schema version " + std::to_string(newer) + ", newer than this plugmonctl"),
-        std::string::npos)
-        << r.err;
-    EXPECT_FALSE(has_schema(dst, "plugmon"));
-}
+TEST_F(backup_cli, prints_the_file_last_and_no_password_and_keep_prunes_only_its_own) {
+    const auto r =
+        ctl("backup --schema-only --postgres " + quote(src_) + " --dir " + quote(dir_ + "/quiet"));
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, r.last_line() + "\n");  // stdout holds only the file
+    for (const char* suffix : {"", ".sha256", ".manifest.json"})
+        EXPECT_EQ(fs::status(r.last_line() + suffix).permissions() & fs::perms::all,
+                  fs::perms::owner_read | fs::perms::owner_write)
+            << suffix;
+    EXPECT_TRUE(fs::is_regular_file(r.last_line()));
+    EXPECT_NE(r.err.find("***"), std::string::npos) << r.err;  // the source, masked
+    EXPECT_EQ(r.err.find(password()), std::string::npos) << r.err;
+    EXPECT_EQ(slurp(r.last_line() + ".manifest.json").find(password()), std::string::npos);
 
-TEST_F(backup_cli, keep_prunes_the_oldest_backups_and_nothing_else) {
     const std::string d = dir_ + "/keep";
     fs::create_directories(d);
     std::ofstream(d + "/notes.txt") << "mine";
@@ -375,7 +393,7 @@ TEST_F(backup_cli, schema_only_restores_the_schema_without_rows) {
 
 TEST_F(backup_cli, dry_run_changes_nothing_and_an_occupied_schema_is_refused) {
     const std::string dst = fresh("dry_run");
-    const auto dry = ctl("restore --dry-run --postgres " + quote(dst) + " " + quote(full_));
+    const auto dry = ctl("restore --dry-run --postgres " + quote(dst) + " " + quote(full()));
     ASSERT_EQ(dry.status, 0) << dry.err;
     EXPECT_NE(dry.out.find("dry run: would restore"), std::string::npos) << dry.out;
     EXPECT_NE(dry.out.find("query_rollups"), std::string::npos) << dry.out;
@@ -383,9 +401,9 @@ TEST_F(backup_cli, dry_run_changes_nothing_and_an_occupied_schema_is_refused) {
     EXPECT_EQ(query_text(dst, "SELECT count(*) FROM pg_extension WHERE extname = 'plugmon_sketch'"),
               "0|\n");
 
-    ASSERT_EQ(ctl("restore --postgres " + quote(dst) + " " + quote(full_)).status, 0);
+    ASSERT_EQ(ctl("restore --postgres " + quote(dst) + " " + quote(full())).status, 0);
     const std::string before = table_digest(dst);
-    const auto again = ctl("restore --postgres " + quote(dst) + " " + quote(full_));
+    const auto again = ctl("restore --postgres " + quote(dst) + " " + quote(full()));
     EXPECT_EQ(again.status, 1);
     EXPECT_NE(again.err.find("schema plugmon already exists"), std::string::npos) << again.err;
     EXPECT_NE(again.err.find("plugmon.query_rollups"), std::string::npos) << again.err;
@@ -395,7 +413,7 @@ TEST_F(backup_cli, dry_run_changes_nothing_and_an_occupied_schema_is_refused) {
 TEST_F(backup_cli, restores_under_a_new_schema_name) {
     const std::string dst = fresh("renamed");
     const auto r =
-        ctl("restore --schema archive_2026 --postgres " + quote(dst) + " " + quote(full_));
+        ctl("restore --schema archive_2026 --postgres " + quote(dst) + " " + quote(full()));
     ASSERT_EQ(r.status, 0) << r.err;
     EXPECT_FALSE(has_schema(dst, "plugmon"));
     EXPECT_EQ(table_digest(dst, "archive_2026"), table_digest(src_));
@@ -407,7 +425,7 @@ TEST_F(backup_cli, restores_under_a_new_schema_name) {
                      "FROM archive_2026.query_rollups");
     EXPECT_EQ(query_text(dst, archived), query_text(src_, sketch_sql));
     const auto bad =
-        ctl("restore --schema 'Bad-Name' --postgres " + quote(dst) + " " + quote(full_));
+        ctl("restore --schema 'Bad-Name' --postgres " + quote(dst) + " " + quote(full()));
     EXPECT_EQ(bad.status, 2);
     EXPECT_NE(bad.err.find("--schema"), std::string::npos) << bad.err;
 }

@@ -115,6 +115,8 @@ void run_backup(const backup_options& o, std::ostream& out, std::ostream& log) {
                              ": nothing to back up (has an agent with --postgres migrated it?)");
     dump(c, o, partial, m, log);
 
+    // A backup holds the store's data: readable by its owner only, whatever the umask.
+    fs::permissions(partial, fs::perms::owner_read | fs::perms::owner_write);
     m.size = fs::file_size(partial);
     m.sha256 = file_sha256_hex(partial);
     write_file_atomic(path + ".sha256", m.sha256 + "  " + m.file + "\n");

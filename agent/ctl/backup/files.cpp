@@ -68,7 +68,8 @@ void write_file_atomic(const std::string& path, const std::string& text) {
         if (!out) throw file_error("cannot write " + tmp);
     }
     std::error_code ec;
-    fs::rename(tmp, path, ec);
+    fs::permissions(tmp, fs::perms::owner_read | fs::perms::owner_write, ec);
+    if (!ec) fs::rename(tmp, path, ec);
     if (ec) {
         fs::remove(tmp, ec);
         throw file_error("cannot rename " + tmp + " to " + path + ": " + ec.message());

@@ -25,7 +25,7 @@ bool is_backup_file_name(const std::string& name);
 /// into memory). Throws file_error.
 std::string file_sha256_hex(const std::string& path);
 
-/// Writes `text` to `path` through a temporary file in the same directory and a rename.
+/// Writes `text` to `path` (mode 0600) through a temporary file in the same directory and a rename.
 /// Throws file_error.
 void write_file_atomic(const std::string& path, const std::string& text);
 
