@@ -166,7 +166,8 @@ void run_restore(const restore_options& o, std::ostream& out, std::ostream& log)
         tx.exec0("ALTER SCHEMA plugmon RENAME TO " + tx.quote_name(schema));
         tx.commit();
         log << "plugmonctl: restore: renamed schema plugmon to " << schema
-            << "; its SQL functions still name schema plugmon (see the README)\n";
+            << "; its PL/pgSQL functions (maintenance) still name schema plugmon: never run "
+               "them on it (see the README)\n";
     }
     const std::int64_t rows = check_counts(c, v.m, schema);
     out << "restored " << o.file << " into " << where << " as schema " << schema << ": "
