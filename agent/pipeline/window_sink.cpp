@@ -2,6 +2,7 @@
 #include "pipeline/window_sink.hpp"
 
 #include "common/exposition.hpp"
+#include "log/log.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -24,7 +25,6 @@ struct window_fanout::runner {
     bool stopping = false;         // guarded by mu
     bool finished = false;         // guarded by mu
     std::atomic<std::uint64_t> delivered{0}, failed{0}, dropped{0};
-    std::chrono::steady_clock::time_point last_log{};  // sink thread
     std::thread thread;
 
     void run() {
@@ -50,13 +50,13 @@ struct window_fanout::runner {
             delivered.fetch_add(1, std::memory_order_relaxed);
         } catch (const std::exception& e) {
             failed.fetch_add(1, std::memory_order_relaxed);
-            // one line per 10 s at most: a sink that fails on every window must not flood the log
-            const auto now = std::chrono::steady_clock::now();
-            if (now - last_log >= std::chrono::seconds(10)) {
-                last_log = now;
-                spdlog::error("window sink {}: {} ({} windows failed so far)", name, e.what(),
-                              failed.load(std::memory_order_relaxed));
-            }
+            // one line per 10 s per sink at most: a sink that fails on every window must not
+            // flood the log
+            log::limited(spdlog::level::err, "pipeline", "window sink failed",
+                         {{"sink", name},
+                          {"error", e.what()},
+                          {"windows_failed", failed.load(std::memory_order_relaxed)}},
+                         name);
         }
     }
 };

@@ -1,6 +1,8 @@
 // The HTTP/1.1 listener on Boost.Beast: accept loop, keep-alive sessions, limits, error mapping.
 #include "web/server/http.hpp"
 
+#include "log/log.hpp"
+
 #include <array>
 #include <optional>
 #include <stdexcept>
@@ -31,33 +33,18 @@ namespace {
 constexpr auto linger_time = std::chrono::seconds{2};
 constexpr std::size_t linger_bytes = 1 << 20;
 
-/// Logs at most one message per period and says how many were held back in between.
+/// One source of repeated lines (handler failures, network errors): at most one line per 10 s,
+/// through the agent's one rate limiter (log/log.hpp), which says how many it held back.
 class rate_limited_log {
 public:
-    explicit rate_limited_log(std::chrono::seconds period) : period_(period) {}
+    explicit rate_limited_log(std::string key) : key_(std::move(key)) {}
 
     void log(spdlog::level::level_enum level, const std::string& message) noexcept {
-        try {
-            const auto now = std::chrono::steady_clock::now();
-            if (last_ && now - *last_ < period_) {
-                ++suppressed_;
-                return;
-            }
-            if (suppressed_ > 0)
-                spdlog::log(level, "{} ({} similar messages suppressed)", message, suppressed_);
-            else
-                spdlog::log(level, "{}", message);
-            suppressed_ = 0;
-            last_ = now;
-        } catch (...) {
-            // Logging must not take the server down.
-        }
+        agent::log::limited(level, "web", message, {}, key_);
     }
 
 private:
-    std::chrono::seconds period_;
-    std::optional<std::chrono::steady_clock::time_point> last_;
-    std::uint64_t suppressed_ = 0;
+    std::string key_;
 };
 
 bool is_parse_error(const error_code& ec) {
@@ -153,8 +140,8 @@ struct http_server_state : std::enable_shared_from_this<http_server_state> {
     std::uint16_t port_ = 0;
     bool stopped_ = false;
     std::unordered_map<http_session*, std::weak_ptr<http_session>> sessions_;
-    rate_limited_log handler_log_{std::chrono::seconds{10}};
-    rate_limited_log network_log_{std::chrono::seconds{10}};
+    rate_limited_log handler_log_{"handler"};
+    rate_limited_log network_log_{"network"};
 };
 
 /// One connection: read a request, answer it, repeat while the client keeps the connection.
