@@ -1,4 +1,8 @@
 // Rate limiting of repeated lines, per key, with suppression counts (an injected clock).
+#include <atomic>
+#include <thread>
+#include <vector>
+
 #include <gtest/gtest.h>
 
 #include "log/rate_limit.hpp"
@@ -51,6 +55,23 @@ TEST(log_rate_limit, a_flood_of_distinct_keys_stays_bounded_and_keeps_working) {
         EXPECT_TRUE(limiter.admit("k" + std::to_string(i)));
     EXPECT_TRUE(limiter.admit("fresh"));
     EXPECT_FALSE(limiter.admit("fresh"));
+}
+
+TEST(log_rate_limit, threads_racing_on_one_key_admit_one_line_and_lose_no_count) {
+    fake_clock clock;  // not advanced while the threads run
+    rate_limiter limiter(10s, clock.fn());
+    constexpr int threads = 4, calls = 1000;
+    std::atomic<int> admitted{0};
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t)
+        pool.emplace_back([&] {
+            for (int i = 0; i < calls; ++i)
+                if (limiter.admit("shared")) admitted.fetch_add(1);
+        });
+    for (auto& t : pool) t.join();
+    EXPECT_EQ(admitted.load(), 1);
+    clock.now += 10s;
+    EXPECT_EQ(limiter.admit("shared"), std::optional<std::uint64_t>{threads * calls - 1});
 }
 
 }  // namespace
