@@ -180,6 +180,24 @@ series_registry::view series_registry::snapshot() const {
                 list_of(pools_.by_key), list_of(memories_.by_key)};
 }
 
+void series_registry::set_slow_threshold(std::function<std::uint64_t(const std::string&)> f) {
+    slow_ns_ = std::move(f);
+    if (!slow_ns_) return;
+    // slow_ns is the drain thread's alone; the lock keeps the map still for the walk only
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [key, s] : queries_.by_key) s->slow_ns = slow_ns_(s->plugin);
+}
+
+void series_registry::set_budget(limits budget) {
+    std::lock_guard<std::mutex> lock(mu_);
+    budget_ = budget;
+}
+
+series_registry::limits series_registry::budget() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return budget_;
+}
+
 std::size_t series_registry::series_count() const {
     std::lock_guard<std::mutex> lock(mu_);
     return live_;

@@ -198,10 +198,12 @@ public:
     };
     series_registry(bucket_bounds bounds, limits budget);
     explicit series_registry(bucket_bounds bounds) : series_registry(std::move(bounds), limits{}) {}
-    /// The slow-query threshold of a plugin, in ns (applied to query series created afterwards).
-    void set_slow_threshold(std::function<std::uint64_t(const std::string& plugin)> f) {
-        slow_ns_ = std::move(f);
-    }
+    /// The slow-query threshold of a plugin, in ns. Drain thread (or before it starts): applies
+    /// to the query series that exist now and to those created afterwards.
+    void set_slow_threshold(std::function<std::uint64_t(const std::string& plugin)> f);
+    /// New series budgets (a reload). Drain thread: series beyond a lowered budget stay until
+    /// they expire; label sets new from now on fold as the new budget says.
+    void set_budget(limits budget);
 
     // Find or create (drain thread). Beyond the budget the label set folds into the plugin's
     // __overflow__ series (per-plugin budget) or the all-__overflow__ series (total budget);
@@ -223,7 +225,8 @@ public:
     view snapshot() const;
     const bucket_bounds& bounds() const { return bounds_; }
     std::size_t series_count() const;
-    const limits& budget() const { return budget_; }
+    /// The budgets in force; from any thread.
+    limits budget() const;
     /// Lookups whose label set was refused a series of its own, since start (the drain caches
     /// the answer per producer, so this is about one per producer and label set).
     std::uint64_t folded_label_sets() const { return folded_sets_.load(std::memory_order_relaxed); }

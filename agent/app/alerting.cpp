@@ -108,19 +108,24 @@ void alerting::register_with(window_fanout& windows, metrics_registry& metrics, 
     ctx.replay_notification = [d = dispatcher_](const std::string& id) { return d->replay(id); };
 }
 
-std::optional<std::string> alerting::reload(const config& fresh) {
+void alerting::prepare_reload(const config& fresh) {
     try {
-        alert::rule_set rules = alert::load_rules(fresh.alert_rules);
-        if (receivers_of(rules) != receivers_)
-            spdlog::warn(
-                "alerts: the receivers changed; rules apply now, receivers at the next restart");
-        engine_->replace_rules(std::move(rules));
-        engine_->set_reload_result(true);
-        return std::nullopt;
+        staged_ = std::make_unique<alert::rule_set>(alert::load_rules(fresh.alert_rules));
     } catch (const std::exception& e) {
+        staged_.reset();
         engine_->set_reload_result(false);
-        return std::string("alert_rules: ") + e.what();
+        throw config_error("alert_rules", e.what());
     }
+}
+
+void alerting::apply_reload() {
+    if (!staged_) return;
+    if (receivers_of(*staged_) != receivers_)
+        spdlog::warn(
+            "alerts: the receivers changed; rules apply now, receivers at the next restart");
+    engine_->replace_rules(std::move(*staged_));
+    staged_.reset();
+    engine_->set_reload_result(true);
 }
 
 void alerting::stop(std::chrono::nanoseconds timeout) {

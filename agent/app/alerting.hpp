@@ -19,6 +19,7 @@ struct api_context;
 
 namespace alert {
 class engine;
+struct rule_set;
 namespace notify {
 class dispatcher;
 }
@@ -36,8 +37,11 @@ public:
     /// The engine becomes a window sink; the engine and the dispatcher become metrics sources
     /// and serve the alert routes.
     void register_with(window_fanout& windows, metrics_registry& metrics, api_context& ctx);
-    /// Reads the rules files of `fresh` again and swaps them in; the reason when refused.
-    std::optional<std::string> reload(const config& fresh);
+    /// Reload, first half: reads and validates the rules files of `fresh` and keeps them.
+    /// Throws config_error (key alert_rules) for files that do not validate.
+    void prepare_reload(const config& fresh);
+    /// Reload, second half: swaps the rules prepare_reload() kept in.
+    void apply_reload();
     /// Gives the dispatcher up to `timeout` for deliveries in flight; the rest stays queued.
     void stop(std::chrono::nanoseconds timeout);
 
@@ -45,7 +49,8 @@ private:
     alerting() = default;
     std::shared_ptr<alert::notify::dispatcher> dispatcher_;
     std::shared_ptr<alert::engine> engine_;
-    std::string receivers_;  ///< the receivers the dispatcher runs with
+    std::string receivers_;                    ///< the receivers the dispatcher runs with
+    std::unique_ptr<alert::rule_set> staged_;  ///< prepared by a reload, not yet applied
 };
 
 }  // namespace plugmon::agent

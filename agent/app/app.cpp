@@ -6,6 +6,7 @@
 #include "aggregate/statements.hpp"
 #include "alert/rules/rules.hpp"
 #include "app/alerting.hpp"
+#include "app/reload.hpp"
 #include "app/systemd/notify.hpp"
 #include "app/systemd/watchdog.hpp"
 #include "common/tsc.hpp"
@@ -185,10 +186,9 @@ public:
                 [this](const http_request& r) { return gate_.handle(r); }),
           signals_(io_, SIGTERM, SIGINT, SIGHUP) {
         ctx_.reload = [this] { return notified_reload(); };
-        series_.set_slow_threshold([this](const std::string& plugin) {
-            return std::uint64_t(cfg_.slow_threshold_for(plugin).count());
-        });
+        drainer_.reconfigure(live_settings_of(cfg_));
         register_sinks_and_sources();
+        register_reload_steps();
     }
 
     int run() {
@@ -287,27 +287,62 @@ private:
         });
     }
 
-    /// SIGHUP and POST /-/reload: reads the configuration again and applies the log level and
-    /// the HTTP security settings (tokens, read_requires_token, http_allowed_hosts). Returns why
-    /// the new configuration was refused, or nullopt when it was applied.
-    std::optional<std::string> reload() {
+    /// SIGHUP and POST /-/reload: reads the configuration again, validates all of it, then
+    /// applies it whole (reload.hpp); a refused file leaves the running configuration as it was.
+    reload_report reload() {
+        config fresh;
         try {
-            config fresh = parse_command_line(argc_, argv_);
-            // Alert rules first: a file that does not validate refuses the whole reload.
-            if (alerts_)
-                if (auto error = alerts_->reload(fresh)) throw config_error("alert_rules", *error);
-            security_options security = security_from(fresh);
-            security.listen_host = split_listen(cfg_.listen).first;  // the listener stays put
-            log::setup(fresh.log_format, fresh.log_level);
-            gate_.set_options(std::move(security));
-            spdlog::info(
-                "configuration reloaded (log level, tokens, read_requires_token, "
-                "http_allowed_hosts, alert rules; other keys apply at restart)");
-            return std::nullopt;
+            fresh = parse_command_line(argc_, argv_);
         } catch (const std::exception& e) {
-            spdlog::error("reload refused, keeping the running configuration: {}", e.what());
-            return std::string(e.what());
+            return reloader_.refuse(e.what());
         }
+        return reloader_.reload(fresh);
+    }
+
+    /// What the drain takes live: budgets, expiry and slow-query thresholds.
+    static drain::live_settings live_settings_of(const config& c) {
+        drain::live_settings s;
+        s.budget = {c.series_budget, c.series_budget_per_plugin};
+        s.expiry_windows = c.series_expiry_windows;
+        s.slow_ns = [c = std::make_shared<const config>(c)](const std::string& plugin) {
+            return std::uint64_t(c->slow_threshold_for(plugin).count());
+        };
+        return s;
+    }
+
+    /// Every part that takes keys live registers a step; every other key needs a restart.
+    void register_reload_steps() {
+        reloader_.add({"log", {"log_level", "log_format"}, {}, [](const config& c) {
+                           log::setup(c.log_format, c.log_level);
+                       }});
+        auto security = std::make_shared<security_options>();
+        reloader_.add(
+            {"http security",
+             {"api_token", "tokens_file", "read_requires_token", "http_allowed_hosts"},
+             [this, security](const config& c) {
+                 *security = security_from(c);
+                 security->listen_host = split_listen(cfg_.listen).first;  // stays put
+             },
+             [this, security](const config&) { gate_.set_options(std::move(*security)); }});
+        reloader_.add({"series",
+                       {"series_budget", "series_budget_per_plugin", "series_expiry_windows",
+                        "slow_query_threshold", "slow_query_thresholds."},
+                       {},
+                       [this](const config& c) { drainer_.reconfigure(live_settings_of(c)); }});
+        if (writer_)
+            reloader_.add({"store",
+                           {"postgres_retention", "postgres_downsample_after"},
+                           {},
+                           [w = writer_](const config& c) {
+                               w->set_maintenance(c.postgres_retention,
+                                                  c.postgres_downsample_after);
+                           }});
+        if (alerts_)
+            reloader_.add({"alerts",
+                           {"alert_rules"},
+                           [this](const config& c) { alerts_->prepare_reload(c); },
+                           [this](const config&) { alerts_->apply_reload(); }});
+        metrics_.add([this](std::string& out) { reloader_.render_metrics(out); });
     }
 
     /// Stops intake, drains everything once more (the final window goes to the sinks), lets the
@@ -350,7 +385,8 @@ private:
         return true;
     }
 
-    config cfg_;
+    config cfg_;  ///< as started; what a reload changes lives in the parts it reconfigures
+    reloader reloader_{cfg_};
     int argc_;
     char** argv_;
     std::shared_ptr<store::writer> writer_;

@@ -1061,7 +1061,7 @@ std::pair<std::string, std::uint16_t> split_listen(std::string_view listen) {
     return std::move(*parts);
 }
 
-std::string describe(const config& c) {
+std::vector<std::pair<std::string, std::string>> describe_values(const config& c) {
     const auto buckets = [](const std::vector<double>& b) {
         if (b.empty()) return std::string("none");
         return format_number(b.front()) + ".." + format_number(b.back()) + "s(" +
@@ -1069,56 +1069,68 @@ std::string describe(const config& c) {
     };
     char mode[8];
     std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(c.socket_mode));
-    std::string line;
-    line += "runtime_dir=" + c.runtime_dir;
-    line += " listen=" + c.listen;
-    line += " postgres=" + (c.postgres.empty() ? std::string("none") : mask_password(c.postgres));
-    line += " flush_interval=" + format_duration(c.flush_interval);
-    line += " drain_interval=" + format_duration(c.drain_interval);
-    line += " exit_drain_timeout=" + format_duration(c.exit_drain_timeout);
-    line += " log_level=" + std::string(log_level_name(c.log_level));
-    line += " log_format=" + std::string(log::format_name(c.log_format));
-    line += " max_producers=" + std::to_string(c.max_producers);
-    line += " socket_mode=" + std::string(mode);
-    line += " query_buckets=" + buckets(c.query_buckets);
-    line += " execution_buckets=" + buckets(c.execution_buckets);
-    line += " api_token=" + std::string(c.api_token.empty() ? "unset" : "set");
+    std::vector<std::pair<std::string, std::string>> v;
+    const auto add = [&v](std::string key, std::string value) {
+        v.emplace_back(std::move(key), std::move(value));
+    };
+    add("runtime_dir", c.runtime_dir);
+    add("listen", c.listen);
+    add("postgres", (c.postgres.empty() ? std::string("none") : mask_password(c.postgres)));
+    add("flush_interval", format_duration(c.flush_interval));
+    add("drain_interval", format_duration(c.drain_interval));
+    add("exit_drain_timeout", format_duration(c.exit_drain_timeout));
+    add("log_level", std::string(log_level_name(c.log_level)));
+    add("log_format", std::string(log::format_name(c.log_format)));
+    add("max_producers", std::to_string(c.max_producers));
+    add("socket_mode", std::string(mode));
+    add("query_buckets", buckets(c.query_buckets));
+    add("execution_buckets", buckets(c.execution_buckets));
+    add("api_token", std::string(c.api_token.empty() ? "unset" : "set"));
     if (!c.tokens_file.empty())
-        line += " tokens_file=" + c.tokens_file + "(" + std::to_string(c.tokens.size()) + ")";
-    line += " read_requires_token=" + std::string(c.read_requires_token ? "true" : "false");
-    for (const auto& h : c.http_allowed_hosts) line += " http_allowed_hosts=" + h;
-    line += " ui=" + std::string(c.ui ? "true" : "false");
+        add("tokens_file", c.tokens_file + "(" + std::to_string(c.tokens.size()) + ")");
+    add("read_requires_token", std::string(c.read_requires_token ? "true" : "false"));
+    for (const auto& h : c.http_allowed_hosts) add("http_allowed_hosts", h);
+    add("ui", std::string(c.ui ? "true" : "false"));
     if (c.ui) {
-        line += " ui_read_only=" + std::string(c.ui_read_only ? "true" : "false");
-        line += " ui_max_streams=" + std::to_string(c.ui_max_streams);
-        line += " ui_interval=" + format_duration(c.ui_interval);
-        line += " ui_history=" + format_duration(c.ui_history);
+        add("ui_read_only", std::string(c.ui_read_only ? "true" : "false"));
+        add("ui_max_streams", std::to_string(c.ui_max_streams));
+        add("ui_interval", format_duration(c.ui_interval));
+        add("ui_history", format_duration(c.ui_history));
     }
-    line += " series_budget=" + std::to_string(c.series_budget);
-    line += " series_budget_per_plugin=" + std::to_string(c.series_budget_per_plugin);
-    line += " series_expiry_windows=" + std::to_string(c.series_expiry_windows);
-    line += " slow_query_threshold=" + format_duration(c.slow_query_threshold);
+    add("series_budget", std::to_string(c.series_budget));
+    add("series_budget_per_plugin", std::to_string(c.series_budget_per_plugin));
+    add("series_expiry_windows", std::to_string(c.series_expiry_windows));
+    add("slow_query_threshold", format_duration(c.slow_query_threshold));
     for (const auto& [plugin, d] : c.slow_query_thresholds)
-        line += " slow_query_thresholds." + plugin + "=" + format_duration(d);
-    line += " slow_query_samples=" + std::to_string(c.slow_query_samples);
-    line += " top_statements=" + std::to_string(c.top_statements);
-    line += " leak_window=" + format_duration(c.leak_window);
-    line += " leak_min_growth=" + std::to_string(c.leak_min_growth);
-    line += " leak_min_r2=" + format_number(c.leak_min_r2);
+        add("slow_query_thresholds." + plugin, format_duration(d));
+    add("slow_query_samples", std::to_string(c.slow_query_samples));
+    add("top_statements", std::to_string(c.top_statements));
+    add("leak_window", format_duration(c.leak_window));
+    add("leak_min_growth", std::to_string(c.leak_min_growth));
+    add("leak_min_r2", format_number(c.leak_min_r2));
     if (!c.postgres.empty()) {
-        line += " host=" + c.host;
-        line += " spool_dir=" + c.spool_dir;
-        line += " spool_max_bytes=" + std::to_string(c.spool_max_bytes);
-        line += " postgres_retention=" + format_duration(c.postgres_retention);
-        line += " postgres_downsample_after=" + format_duration(c.postgres_downsample_after);
-        line += " postgres_backoff_max=" + format_duration(c.postgres_backoff_max);
+        add("host", c.host);
+        add("spool_dir", c.spool_dir);
+        add("spool_max_bytes", std::to_string(c.spool_max_bytes));
+        add("postgres_retention", format_duration(c.postgres_retention));
+        add("postgres_downsample_after", format_duration(c.postgres_downsample_after));
+        add("postgres_backoff_max", format_duration(c.postgres_backoff_max));
     }
-    for (const auto& r : c.alert_rules) line += " alert_rules=" + r;
-    if (!c.alert_rules.empty()) line += " alert_state_dir=" + c.alert_state_dir;
+    for (const auto& r : c.alert_rules) add("alert_rules", r);
+    if (!c.alert_rules.empty()) add("alert_state_dir", c.alert_state_dir);
     for (const auto& r : c.remote_write)
-        line += " remote_write=" + r.name + "(" + r.url + ", " + std::to_string(r.headers.size()) +
-                " headers)";
-    if (!c.config_file.empty()) line += " config=" + c.config_file;
+        add("remote_write",
+            r.name + "(" + r.url + ", " + std::to_string(r.headers.size()) + " headers)");
+    if (!c.config_file.empty()) add("config", c.config_file);
+    return v;
+}
+
+std::string describe(const config& c) {
+    std::string line;
+    for (const auto& [key, value] : describe_values(c)) {
+        if (!line.empty()) line += ' ';
+        line += key + "=" + value;
+    }
     return line;
 }
 

@@ -198,7 +198,11 @@ std::string default_alert_state_dir();
 /// Throws config_error naming `listen`.
 std::pair<std::string, std::uint16_t> split_listen(std::string_view listen);
 
-/// One line summarising a config for the startup log; secrets are masked.
+/// The effective settings as (key, value) pairs, in key-table order; a key given more than once
+/// (http_allowed_hosts, alert_rules, remote_write) appears once per value. Secrets are masked:
+/// a changed token shows as "set" both times. A reload compares two of these.
+std::vector<std::pair<std::string, std::string>> describe_values(const config& c);
+/// One line summarising a config for the startup log: describe_values as key=value.
 std::string describe(const config& c);
 
 }  // namespace plugmon::agent

@@ -162,6 +162,7 @@ void drain::close_window(std::chrono::system_clock::time_point now,
     std::size_t expired = 0;
     window_batch b = store_.close_window(start, opt_.flush_interval, opt_.expiry_windows, expired);
     totals_.windows.add(1);
+    if (has_pending_.load(std::memory_order_acquire)) apply_live_settings();
     if (expired != 0) forget_series(list);
     if (opt_.windows != nullptr) {
         b.slow = std::move(window_slow_);
@@ -169,6 +170,30 @@ void drain::close_window(std::chrono::system_clock::time_point now,
         add_resource_rows(b, list);
         opt_.windows->publish(std::move(b));  // never waits for a sink
     }
+}
+
+void drain::reconfigure(live_settings s) {
+    {
+        std::lock_guard<std::mutex> lock(settings_mu_);
+        pending_ = std::move(s);
+    }
+    has_pending_.store(true, std::memory_order_release);
+    if (!running_.load()) apply_live_settings();  // nothing to race with yet
+}
+
+// Drain thread (or before it starts): between two windows, so every window is counted under
+// one set of settings.
+void drain::apply_live_settings() {
+    std::optional<live_settings> s;
+    {
+        std::lock_guard<std::mutex> lock(settings_mu_);
+        s.swap(pending_);
+        has_pending_.store(false, std::memory_order_relaxed);
+    }
+    if (!s) return;
+    opt_.expiry_windows = s->expiry_windows;
+    store_.set_budget(s->budget);
+    store_.set_slow_threshold(std::move(s->slow_ns));
 }
 
 /// The resource figures at a window's close: each sampled producer's latest process sample and

@@ -14,8 +14,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -63,8 +65,18 @@ public:
         /// Leak detection over process RSS and per-plugin live heap bytes (sampled once a second).
         leak_settings leak{std::chrono::minutes(10), 1u << 20, 0.8};
     };
+    /// What a reload may change while the drain runs.
+    struct live_settings {
+        series_registry::limits budget;
+        std::uint32_t expiry_windows = 30;
+        std::function<std::uint64_t(const std::string& plugin)> slow_ns;  ///< threshold in ns
+    };
     drain(series_registry& store, options opt);
     ~drain();
+
+    /// From any thread: `s` takes effect when the drain next closes a window, so the window
+    /// after it is the first one counted under the new settings (before start(): at once).
+    void reconfigure(live_settings s);
 
     void start();
     /// Drains everything once more, then stops the thread. Waits at most `timeout`; false when
@@ -106,6 +118,7 @@ private:
     void close_window(std::chrono::system_clock::time_point now,
                       const std::vector<std::shared_ptr<producer>>& list);
     void forget_series(const std::vector<std::shared_ptr<producer>>& list);
+    void apply_live_settings();
     void observe_resources(const std::vector<std::shared_ptr<producer>>& list, double t_seconds);
     void add_resource_rows(window_batch& b, const std::vector<std::shared_ptr<producer>>& list);
 
@@ -119,6 +132,9 @@ private:
     std::chrono::system_clock::time_point window_start_{};         // drain thread
     std::vector<slow_sample> window_slow_;                         // drain thread
     std::chrono::steady_clock::time_point last_resource_check_{};  // drain thread
+    std::mutex settings_mu_;
+    std::optional<live_settings> pending_;  // guarded by settings_mu_
+    std::atomic<bool> has_pending_{false};
     std::atomic<bool> stop_{false};
     std::atomic<bool> running_{false};
     std::thread thread_;

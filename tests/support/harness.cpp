@@ -107,7 +107,10 @@ bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds tim
     return pred();
 }
 
-std::optional<std::string> http_get(int port, const std::string& target, int* status) {
+namespace {
+
+/// One request with Connection: close; the status and the body, or nullopt when unreachable.
+std::optional<std::pair<int, std::string>> http_exchange(int port, const std::string& request) {
     const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return std::nullopt;
     timeval tv{10, 0};
@@ -120,7 +123,7 @@ std::optional<std::string> http_get(int port, const std::string& target, int* st
         ::close(fd);
         return std::nullopt;
     }
-    const std::string req = "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    const std::string& req = request;
     if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) != ssize_t(req.size())) {
         ::close(fd);
         return std::nullopt;
@@ -136,10 +139,25 @@ std::optional<std::string> http_get(int port, const std::string& target, int* st
     const auto sp = resp.find(' ');
     const auto hdr_end = resp.find("\r\n\r\n");
     if (sp == std::string::npos || hdr_end == std::string::npos) return std::nullopt;
-    const int code = std::atoi(resp.c_str() + sp + 1);
-    if (status) *status = code;
-    if (code < 200 || code >= 300) return std::nullopt;
-    return resp.substr(hdr_end + 4);
+    return std::make_pair(std::atoi(resp.c_str() + sp + 1), resp.substr(hdr_end + 4));
+}
+
+}  // namespace
+
+std::optional<std::string> http_get(int port, const std::string& target, int* status) {
+    const auto r = http_exchange(
+        port, "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    if (!r) return std::nullopt;
+    if (status) *status = r->first;
+    if (r->first < 200 || r->first >= 300) return std::nullopt;
+    return r->second;
+}
+
+std::optional<std::pair<int, std::string>> http_post(int port, const std::string& target,
+                                                     const std::string& bearer) {
+    std::string req = "POST " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
+    if (!bearer.empty()) req += "Authorization: Bearer " + bearer + "\r\n";
+    return http_exchange(port, req + "Content-Length: 0\r\n\r\n");
 }
 
 metrics metrics::parse(const std::string& text) {

@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -53,6 +54,10 @@ bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds tim
 
 /// GET http://127.0.0.1:port/target; returns the body, or nullopt when unreachable or not 2xx.
 std::optional<std::string> http_get(int port, const std::string& target, int* status = nullptr);
+/// POST http://127.0.0.1:port/target with no body (and the bearer token, if any); the status and
+/// the body whatever the status, or nullopt when unreachable.
+std::optional<std::pair<int, std::string>> http_post(int port, const std::string& target,
+                                                     const std::string& bearer = "");
 
 /// Parsed Prometheus text: one entry per sample line ("name{labels}" → value).
 struct metrics {

@@ -269,7 +269,9 @@ constexpr std::int64_t maintenance_lock_key = 0x706c75676d6f6e01;  // "plugmon" 
 
 }  // namespace
 
-writer::writer(writer_options opts) : opts_(std::move(opts)) {
+writer::writer(writer_options opts)
+    : opts_(std::move(opts)), retention_ns_(opts_.retention.count()),
+      downsample_after_ns_(opts_.downsample_after.count()) {
     std::random_device rd;
     std::mt19937_64 g((std::uint64_t(rd()) << 32) ^ rd() ^
                       std::uint64_t(clock::now().time_since_epoch().count()));
@@ -572,6 +574,12 @@ void writer::connect() {
                  schema_version_.load(), spool_->batches());
 }
 
+void writer::set_maintenance(std::chrono::nanoseconds retention,
+                             std::chrono::nanoseconds downsample_after) {
+    retention_ns_.store(retention.count(), std::memory_order_relaxed);
+    downsample_after_ns_.store(downsample_after.count(), std::memory_order_relaxed);
+}
+
 void writer::maintain() {
     // One agent at a time does it; the others skip this round.
     const auto advisory = [this](const char* fn) {
@@ -590,7 +598,10 @@ void writer::maintain() {
                 "SELECT action, object, rows FROM plugmon.maintain(now(), $1, $2 * interval '1 "
                 "second', $3 * "
                 "interval '1 second')",
-                opts_.premake_days, secs(opts_.downsample_after), secs(opts_.retention));
+                opts_.premake_days,
+                secs(
+                    std::chrono::nanoseconds(downsample_after_ns_.load(std::memory_order_relaxed))),
+                secs(std::chrono::nanoseconds(retention_ns_.load(std::memory_order_relaxed))));
             tx.commit();
             for (const auto& row : r)
                 spdlog::log(std::string_view(row[0].c_str()) == "create_partition"

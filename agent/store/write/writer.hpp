@@ -110,6 +110,11 @@ public:
     /// threads did not finish in time (a database call still blocked): the spool is safe anyway.
     bool stop(std::chrono::nanoseconds timeout);
 
+    /// New retention and downsampling ages (a reload), used from the next maintenance round.
+    /// Thread safety: any thread.
+    void set_maintenance(std::chrono::nanoseconds retention,
+                         std::chrono::nanoseconds downsample_after);
+
     /// plugmon_store_* families, appended to /metrics.
     void render_metrics(std::string& out) const;
     /// The state for /api/v1/store: connection, breaker, spool, totals, last error.
@@ -170,6 +175,8 @@ private:
     void observe_latency(double seconds);
 
     writer_options opts_;
+    // opts_.retention and downsample_after as the maintenance round reads them (reloadable)
+    std::atomic<std::int64_t> retention_ns_, downsample_after_ns_;
     std::uint64_t run_id_;
     std::uint64_t seq_ = 0;  // guarded by mu_
     std::unique_ptr<spool> spool_;

@@ -13,6 +13,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace plugmon::agent {
 
@@ -20,8 +21,14 @@ namespace alert {
 class engine;
 }
 
-/// Reloads the configuration; nullopt when it was applied, else why the new one was refused.
-using reload_function = std::function<std::optional<std::string>()>;
+/// What a reload did: refused (error set, nothing changed) or applied as a whole.
+struct reload_report {
+    std::optional<std::string> error;           ///< why the new configuration was refused
+    std::vector<std::string> applied;           ///< changed keys now in force
+    std::vector<std::string> restart_required;  ///< changed keys that apply at the next start
+};
+/// Reloads the configuration.
+using reload_function = std::function<reload_report()>;
 
 struct api_context {
     const series_registry& store;

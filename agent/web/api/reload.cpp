@@ -8,10 +8,13 @@ void add_reload_routes(router& r, const api_context& ctx) {
     r.add({"POST", "/-/reload", "reload", scope::admin,
            [&ctx](const http_request&, const route_params&) {
                if (!ctx.reload) return error_response(404, "reload is not available here");
-               if (const auto error = ctx.reload())
+               const reload_report report = ctx.reload();
+               if (report.error)
                    return error_response(
-                       500, "reload refused, the running configuration stays: " + *error);
-               return json_response({{"status", "reloaded"}});
+                       500, "reload refused, the running configuration stays: " + *report.error);
+               return json_response({{"status", "reloaded"},
+                                     {"applied", report.applied},
+                                     {"restart_required", report.restart_required}});
            }});
 }
 

@@ -12,6 +12,8 @@
 #include <optional>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -30,9 +32,15 @@ class agent_routes : public ::testing::Test {
 protected:
     agent_routes() {
         ctx_.metrics = &registry_;
-        ctx_.reload = [this]() -> std::optional<std::string> {
+        ctx_.reload = [this] {
             ++reloads_;
-            return reload_error_;
+            reload_report r;
+            r.error = reload_error_;
+            if (!r.error) {
+                r.applied = {"slow_query_threshold"};
+                r.restart_required = {"listen"};
+            }
+            return r;
         };
         add_api_routes(routes_, ctx_);
         metrics_ = std::make_shared<http_metrics>(routes_.names());
@@ -90,7 +98,10 @@ TEST_F(agent_routes, reload_with_the_admin_token_calls_the_reload_callback) {
     client c(port());
     const auto r = c.post("/-/reload", admin_secret);
     EXPECT_EQ(r.result_int(), 200u);
-    EXPECT_EQ(r.body(), "{\n  \"status\": \"reloaded\"\n}\n");
+    const auto body = nlohmann::json::parse(r.body());
+    EXPECT_EQ(body["status"], "reloaded") << r.body();
+    EXPECT_EQ(body["applied"], nlohmann::json::array({"slow_query_threshold"})) << r.body();
+    EXPECT_EQ(body["restart_required"], nlohmann::json::array({"listen"})) << r.body();
     EXPECT_EQ(r[http::field::content_type], "application/json");
     EXPECT_EQ(r[http::field::cache_control], "no-store");
     EXPECT_EQ(reloads_.load(), 1);
