@@ -80,7 +80,7 @@ bool has_line(const std::string& log_path, const std::string& component, const s
 
 }  // namespace
 
-TEST(log_json, every_line_of_a_loaded_agent_with_failures_is_a_json_object_without_secrets) {
+TEST(log_json_agent, every_line_of_a_loaded_agent_with_failures_is_a_json_object_without_secrets) {
     pg_server& pg = pg_server::shared();
     const std::string url = pg.create_database("logs");
     const std::string password =
