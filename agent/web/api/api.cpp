@@ -14,6 +14,7 @@ void add_api_routes(router& r, const api_context& ctx) {
     api::add_plugins_routes(r, ctx);
     api::add_reload_routes(r, ctx);
     api::add_alerts_routes(r, ctx);
+    api::add_audit_routes(r, ctx);
 }
 
 http_response handle_request(const api_context& ctx, const http_request& req) {

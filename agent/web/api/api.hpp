@@ -20,6 +20,9 @@ namespace plugmon::agent {
 namespace alert {
 class engine;
 }
+namespace audit {
+class trail;
+}
 
 /// What a reload did: refused (error set, nothing changed) or applied as a whole.
 struct reload_report {
@@ -53,6 +56,8 @@ struct api_context {
     std::function<std::string()> dead_letters{};
     /// POST /api/v1/notifications/{id}/retry: queues a dead letter again; false: no such id.
     std::function<bool(const std::string&)> replay_notification{};
+    /// GET /api/v1/audit (scope admin): the audit trail's recent entries (null: 404).
+    const audit::trail* audit = nullptr;
 };
 
 /// Adds every route of the agent to `r`. The handlers keep a reference to `ctx`, which must

@@ -14,5 +14,6 @@ void add_store_routes(router& r, const api_context& ctx);         // store.cpp
 void add_plugins_routes(router& r, const api_context& ctx);       // plugins.cpp
 void add_reload_routes(router& r, const api_context& ctx);        // reload.cpp
 void add_alerts_routes(router& r, const api_context& ctx);        // alerts.cpp
+void add_audit_routes(router& r, const api_context& ctx);         // audit.cpp
 
 }  // namespace plugmon::agent::api

@@ -193,10 +193,12 @@ void failure_limiter::failed(const std::string& client, clock::time_point now,
 }
 
 security_layer::security_layer(const router& routes, security_options options,
-                               std::shared_ptr<http_metrics> metrics)
-    : routes_(routes), metrics_(std::move(metrics)),
+                               std::shared_ptr<http_metrics> metrics,
+                               std::shared_ptr<audit::trail> audit)
+    : routes_(routes), metrics_(std::move(metrics)), audit_(std::move(audit)),
       options_(std::make_shared<const security_options>(std::move(options))) {
     if (!metrics_) metrics_ = std::make_shared<http_metrics>(routes_.names());
+    if (!audit_) audit_ = std::make_shared<audit::trail>();
 }
 
 void security_layer::set_options(security_options options) {
@@ -308,10 +310,14 @@ void security_layer::finish(const http_request& req, const route_match& m, const
             : (m.path_name.empty() ? std::string_view("not_found") : std::string_view(m.path_name));
     metrics_->observe(handler, status, clock::now() - start);
     if (!is_mutating(req.method)) return;
-    const std::string route =
-        m.found != nullptr ? m.found->pattern : printable(path_of(req.target));
-    spdlog::info("audit: token={} method={} route={} status={} client={}", v.token_name, req.method,
-                 route, status, printable(req.remote));
+    const std::string path = printable(path_of(req.target));  // never the query string
+    audit::entry e;
+    e.actor = v.token_name;
+    e.client = printable(req.remote);
+    e.action = printable(req.method) + " " + (m.found != nullptr ? m.found->pattern : path);
+    e.target = path;
+    e.status = status;
+    audit_->record(std::move(e));
 }
 
 }  // namespace plugmon::agent

@@ -2,6 +2,7 @@
 // failure rate limit, rules for mutating calls, the audit log line and the request metrics.
 #pragma once
 
+#include "audit/trail.hpp"
 #include "common/sha256.hpp"
 #include "web/server/http.hpp"
 #include "web/server/http_metrics.hpp"
@@ -89,18 +90,23 @@ private:
 ///      none (health) never look at the Authorization header.
 ///   6. Mutating methods: a body must be `application/json` (415); an empty body without a
 ///      Content-Type is accepted.
-/// Every mutating request writes exactly one "audit:" log line; every request is counted in the
-/// metrics under its route's name ("not_found" when no path matched).
+/// Every mutating request is recorded exactly once in the audit trail (its token's name, client,
+/// route, path and status); every request is counted in the metrics under its route's name
+/// ("not_found" when no path matched).
 class security_layer {
 public:
+    /// `audit` receives the mutating requests (null: a trail of the layer's own).
     security_layer(const router& routes, security_options options,
-                   std::shared_ptr<http_metrics> metrics);
+                   std::shared_ptr<http_metrics> metrics,
+                   std::shared_ptr<audit::trail> audit = nullptr);
 
     /// Answers one request (the http_handler of the server). Rethrows what a route throws, after
     /// counting and auditing it as a 500.
     http_response handle(const http_request& req);
     /// Takes effect for the requests that start after it. Thread-safe.
     void set_options(security_options options);
+    /// The trail the mutating requests go to. Thread-safe (the trail is).
+    audit::trail& audit_trail() { return *audit_; }
 
 private:
     struct verdict {
@@ -116,6 +122,7 @@ private:
 
     const router& routes_;
     std::shared_ptr<http_metrics> metrics_;
+    std::shared_ptr<audit::trail> audit_;
     failure_limiter limiter_;
     mutable std::mutex options_mutex_;
     std::shared_ptr<const security_options> options_;

@@ -49,7 +49,8 @@ protected:
         o.tokens = admin_token(admin_secret);
         o.tokens.push_back({"grafana", scope::read, sha256(read_secret)});
         o.listen_host = "127.0.0.1";
-        layer_ = std::make_unique<security_layer>(routes_, std::move(o), metrics_);
+        ctx_.audit = audit_.get();
+        layer_ = std::make_unique<security_layer>(routes_, std::move(o), metrics_, audit_);
         server_ = std::make_unique<running_server>([this](const http_request& r) { return layer_->handle(r); });
         metrics_->attach(server_->server().counters());
     }
@@ -65,6 +66,7 @@ protected:
     std::optional<std::string> reload_error_;
     router routes_;
     std::shared_ptr<http_metrics> metrics_;
+    std::shared_ptr<audit::trail> audit_ = std::make_shared<audit::trail>();
     std::unique_ptr<security_layer> layer_;
     std::unique_ptr<running_server> server_;
 };
@@ -91,7 +93,8 @@ TEST_F(agent_routes, each_route_declares_its_scope) {
     EXPECT_EQ(by_pattern.at("DELETE /api/v1/silences/{id}"), scope::ack);
     EXPECT_EQ(by_pattern.at("GET /api/v1/notifications"), scope::read);
     EXPECT_EQ(by_pattern.at("POST /api/v1/notifications/{id}/retry"), scope::admin);
-    EXPECT_EQ(by_pattern.size(), 18u);
+    EXPECT_EQ(by_pattern.at("GET /api/v1/audit"), scope::admin);
+    EXPECT_EQ(by_pattern.size(), 19u);
 }
 
 TEST_F(agent_routes, reload_with_the_admin_token_calls_the_reload_callback) {
@@ -108,6 +111,47 @@ TEST_F(agent_routes, reload_with_the_admin_token_calls_the_reload_callback) {
     // curl -X POST -H 'Authorization: Bearer ...' sends no body: accepted too
     EXPECT_EQ(c.post("/-/reload", admin_secret, "", "").result_int(), 200u);
     EXPECT_EQ(reloads_.load(), 2);
+}
+
+TEST_F(agent_routes, a_mutating_request_is_audited_once_with_its_token_name_and_status) {
+    client c(port());
+    EXPECT_EQ(c.get("/api/v1/producers").result_int(), 200u);  // reads are not audited
+    EXPECT_EQ(audit_->recorded(), 0u);
+    EXPECT_EQ(c.post("/-/reload", read_secret).result_int(), 403u);
+    ASSERT_EQ(audit_->recorded(), 1u);
+    auto e = audit_->recent(1).at(0);
+    EXPECT_EQ(e.actor, "grafana");
+    EXPECT_EQ(e.action, "POST /-/reload");
+    EXPECT_EQ(e.target, "/-/reload");
+    EXPECT_EQ(e.status, 403u);
+    EXPECT_EQ(e.client, "127.0.0.1");
+    EXPECT_EQ(c.post("/-/reload", admin_secret).result_int(), 200u);
+    ASSERT_EQ(audit_->recorded(), 2u);
+    e = audit_->recent(1).at(0);
+    EXPECT_EQ(e.actor, "api_token");
+    EXPECT_EQ(e.status, 200u);
+    EXPECT_EQ(to_json(e).dump().find(admin_secret), std::string::npos);
+}
+
+TEST_F(agent_routes, audit_lists_the_entries_newest_first_for_the_admin_only) {
+    client c(port());
+    EXPECT_EQ(c.post("/-/reload", "wrong").result_int(), 401u);
+    EXPECT_EQ(c.post("/-/reload", admin_secret).result_int(), 200u);
+    EXPECT_EQ(c.get("/api/v1/audit", read_secret).result_int(), 403u);
+    EXPECT_EQ(c.get("/api/v1/audit").result_int(), 401u);
+    EXPECT_EQ(c.get("/api/v1/audit?limit=0", admin_secret).result_int(), 400u);
+    const auto r = c.get("/api/v1/audit", admin_secret);
+    ASSERT_EQ(r.result_int(), 200u) << r.body();
+    const auto entries = nlohmann::json::parse(r.body()).at("entries");
+    ASSERT_EQ(entries.size(), 2u) << r.body();
+    EXPECT_EQ(entries[0].at("actor"), "api_token");
+    EXPECT_EQ(entries[0].at("status"), 200);
+    EXPECT_EQ(entries[1].at("actor"), "-");
+    EXPECT_EQ(entries[1].at("status"), 401);
+    EXPECT_EQ(r.body().find("wrong"), std::string::npos);
+    const auto one = nlohmann::json::parse(c.get("/api/v1/audit?limit=1", admin_secret).body());
+    ASSERT_EQ(one.at("entries").size(), 1u);
+    EXPECT_EQ(one.at("entries")[0].at("seq"), entries[0].at("seq"));
 }
 
 TEST_F(agent_routes, reload_needs_the_admin_scope) {

@@ -1,0 +1,90 @@
+// The audit trail: entries stamped, cleaned, logged as one structured line and kept in a ring.
+#include "audit/trail.hpp"
+
+#include <algorithm>
+
+#include "common/rfc3339.hpp"
+#include "log/log.hpp"
+#include "log/redact.hpp"
+
+namespace plugmon::agent::audit {
+
+namespace {
+
+constexpr std::size_t max_field = 200;
+constexpr std::size_t max_detail = 500;
+
+/// At most `limit` bytes of `s`, control characters as '?', secrets masked, "-" when empty.
+std::string clean(std::string_view s, std::size_t limit) {
+    std::string out = log::redact(s.substr(0, limit));
+    for (char& c : out)
+        if (static_cast<unsigned char>(c) < ' ' || c == 0x7f) c = '?';
+    return out.empty() ? "-" : out;
+}
+
+std::string joined(const std::vector<std::string>& keys) {
+    std::string out;
+    for (const auto& k : keys) out += (out.empty() ? "" : ",") + k;
+    return out.empty() ? "-" : out;
+}
+
+}  // namespace
+
+nlohmann::json to_json(const entry& e) {
+    return {{"at", format_rfc3339(e.at)}, {"seq", e.seq},       {"actor", e.actor},
+            {"client", e.client},         {"action", e.action}, {"target", e.target},
+            {"status", e.status},         {"detail", e.detail}};
+}
+
+std::string reload_detail(const std::vector<std::string>& applied,
+                          const std::vector<std::string>& restart_required) {
+    return "applied=" + joined(applied) + " restart_required=" + joined(restart_required);
+}
+
+std::string refusal_detail(std::string_view why) {
+    return "refused: " + std::string(why.substr(0, max_detail));
+}
+
+trail::trail(std::size_t capacity) : capacity_(std::max<std::size_t>(capacity, 1)) {}
+
+void trail::record(entry e) noexcept {
+    try {
+        if (e.at == std::chrono::system_clock::time_point{})
+            e.at = std::chrono::system_clock::now();
+        e.actor = clean(e.actor, max_field);
+        e.client = clean(e.client, max_field);
+        e.action = clean(e.action, max_field);
+        e.target = clean(e.target, max_field);
+        e.detail = clean(e.detail, max_detail);
+        {
+            const std::lock_guard lock(mu_);
+            e.seq = next_seq_++;
+            entries_.push_back(e);
+            if (entries_.size() > capacity_) entries_.pop_front();
+        }
+        log::info("audit", e.action + " " + std::to_string(e.status),
+                  {{"seq", e.seq},
+                   {"at", format_rfc3339(e.at)},
+                   {"actor", e.actor},
+                   {"client", e.client},
+                   {"action", e.action},
+                   {"target", e.target},
+                   {"status", e.status},
+                   {"detail", e.detail}});
+    } catch (...) {
+        // out of memory: the entry is lost rather than the request
+    }
+}
+
+std::vector<entry> trail::recent(std::size_t limit) const {
+    const std::lock_guard lock(mu_);
+    const std::size_t n = std::min(limit, entries_.size());
+    return {entries_.rbegin(), entries_.rbegin() + std::ptrdiff_t(n)};
+}
+
+std::uint64_t trail::recorded() const {
+    const std::lock_guard lock(mu_);
+    return next_seq_ - 1;
+}
+
+}  // namespace plugmon::agent::audit
