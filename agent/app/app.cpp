@@ -9,6 +9,7 @@
 #include "app/reload.hpp"
 #include "app/systemd/notify.hpp"
 #include "app/systemd/watchdog.hpp"
+#include "audit/trail.hpp"
 #include "common/tsc.hpp"
 #include "common/version.hpp"
 #include "config/config.hpp"
@@ -181,11 +182,12 @@ public:
           ctx_{series_, drainer_, &intake_, project_version, {}, &statements_, cfg_.top_statements},
           ui_(make_dashboard(cfg_, ctx_)), routes_(make_routes(ctx_, ui_.get())),
           http_metrics_(std::make_shared<http_metrics>(routes_.names())),
-          gate_(routes_, security_from(cfg_), http_metrics_),
+          gate_(routes_, security_from(cfg_), http_metrics_, audit_),
           http_(io_, split_listen(cfg_.listen).first, split_listen(cfg_.listen).second,
                 [this](const http_request& r) { return gate_.handle(r); }),
           signals_(io_, SIGTERM, SIGINT, SIGHUP) {
-        ctx_.reload = [this] { return notified_reload(); };
+        ctx_.reload = [this] { return notified_reload("http"); };
+        ctx_.audit = audit_.get();
         drainer_.reconfigure(live_settings_of(cfg_));
         register_sinks_and_sources();
         register_reload_steps();
@@ -268,10 +270,12 @@ private:
     }
 
     /// reload() between systemd's RELOADING=1 and READY=1.
-    std::invoke_result_t<decltype(api_context::reload)> notified_reload() {
+    /// `actor`: "SIGHUP", or "http" (the request's own audit entry names its token).
+    std::invoke_result_t<decltype(api_context::reload)> notified_reload(const char* actor) {
         notify_.send(systemd::reloading_message(systemd::monotonic_usec()));
         auto result = reload();
         notify_.send(systemd::ready_message(ready_status_));
+        audit_reload(actor, result);
         return result;
     }
 
@@ -279,12 +283,25 @@ private:
         signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
             if (ec) return;
             if (sig == SIGHUP) {
-                notified_reload();
+                notified_reload("SIGHUP");
                 wait_for_signal();
                 return;
             }
             shutdown(sig == SIGTERM ? "SIGTERM" : "SIGINT");
         });
+    }
+
+    /// One audit entry per reload: who, the configuration file, 200 applied or 500 refused.
+    void audit_reload(const char* actor, const reload_report& r) {
+        audit::entry e;
+        e.actor = actor;
+        e.client = "-";
+        e.action = "reload";
+        e.target = cfg_.config_file.empty() ? "-" : cfg_.config_file;
+        e.status = r.error ? 500 : 200;
+        e.detail = r.error ? audit::refusal_detail(*r.error)
+                           : audit::reload_detail(r.applied, r.restart_required);
+        audit_->record(std::move(e));
     }
 
     /// SIGHUP and POST /-/reload: reads the configuration again, validates all of it, then
@@ -400,6 +417,7 @@ private:
     drain drainer_;
     boost::asio::io_context io_;
     intake intake_;
+    std::shared_ptr<audit::trail> audit_ = std::make_shared<audit::trail>();
     api_context ctx_;
     std::unique_ptr<ui::dashboard> ui_;
     router routes_;
