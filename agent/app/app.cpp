@@ -16,7 +16,7 @@
 #include "export/prometheus/native_store.hpp"
 #include "export/prometheus/prometheus.hpp"
 #include "export/prometheus/protobuf_exposition.hpp"
-#include "export/remote_write/from_config.hpp"
+#include "export/remote_write/receivers.hpp"
 #include "ingest/drainer.hpp"
 #include "ingest/intake.hpp"
 #include "log/log.hpp"
@@ -195,7 +195,7 @@ public:
 
     int run() {
         if (writer_) writer_->start();
-        for (const auto& rw : remote_writes_) rw->start();
+        remote_writes_.start();
         windows_.start();
         drainer_.start();
         intake_.start();
@@ -240,12 +240,10 @@ private:
             ctx_.store_json = [w = writer_] { return w->status().dump(); };
         }
         if (alerts_) alerts_->register_with(windows_, metrics_, ctx_);
-        for (const auto& r : cfg_.remote_write) {
-            auto rw = remote_write::make_sink(cfg_, r);
-            windows_.add(rw, r.queue_windows);
-            metrics_.add([rw](std::string& out) { rw->render_metrics(out); });
-            remote_writes_.push_back(std::move(rw));
-        }
+        if (const auto failed = remote_writes_.configure(cfg_); !failed.empty())
+            throw config_error("remote_write", "receiver " + failed.front() +
+                                                   " could not start (see the log above)");
+        metrics_.add([this](std::string& out) { remote_writes_.render_metrics(out); });
         if (ui_) metrics_.add([this](std::string& out) { ui_->render_metrics(out); });
         http_metrics_->attach(http_.counters());
         metrics_.add([m = http_metrics_](std::string& out) { m->render(out); });
@@ -354,6 +352,9 @@ private:
                                w->set_maintenance(c.postgres_retention,
                                                   c.postgres_downsample_after);
                            }});
+        reloader_.add({"remote write", {"remote_write"}, {}, [this](const config& c) {
+                           remote_writes_.configure(c);  // failures: logged and skipped
+                       }});
         if (alerts_)
             reloader_.add({"alerts",
                            {"alert_rules"},
@@ -380,7 +381,7 @@ private:
         spdlog::info("stopped: drained {}, dropped full {}, torn {}, invalid {}", t.drained.get(),
                      t.full.get(), t.torn.get(), t.invalid.get());
         windows_.stop(cfg_.exit_drain_timeout);
-        for (const auto& rw : remote_writes_) rw->stop(cfg_.exit_drain_timeout);  // rest: spooled
+        remote_writes_.stop(cfg_.exit_drain_timeout);         // the rest: spooled
         if (alerts_) alerts_->stop(cfg_.exit_drain_timeout);  // undelivered: kept in the outbox
         if (writer_ && !stop_writer()) std::_Exit(0);  // all safe in the spool; threads still run
         if (ui_) ui_->stop();
@@ -408,8 +409,8 @@ private:
     char** argv_;
     std::shared_ptr<store::writer> writer_;
     std::unique_ptr<alerting> alerts_;
-    std::vector<std::shared_ptr<remote_write::sink>> remote_writes_;
     window_fanout windows_;
+    remote_write::receivers remote_writes_{windows_, cfg_.exit_drain_timeout};
     std::shared_ptr<native_store> native_;
     metrics_registry metrics_;
     series_registry series_;

@@ -48,6 +48,8 @@ struct remote_write_spec {
     bool native_histograms = true;
     /// Added to every series; `host` (the agent's host) is added unless given here.
     std::vector<std::pair<std::string, std::string>> external_labels;
+
+    bool operator==(const remote_write_spec&) const = default;  ///< a reload's "changed?"
 };
 
 /// Everything the agent can be told. Each member is a TOML key of the same name and a flag

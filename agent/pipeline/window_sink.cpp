@@ -65,15 +65,23 @@ window_fanout::window_fanout() = default;
 
 window_fanout::~window_fanout() { stop(std::chrono::nanoseconds{0}); }
 
+std::vector<std::shared_ptr<window_fanout::runner>> window_fanout::runners() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return runners_;
+}
+
 void window_fanout::add(std::shared_ptr<window_sink> sink, std::size_t capacity) {
     auto r = std::make_shared<runner>();
     r->name = sink->name();
     r->sink = std::move(sink);
     r->capacity = capacity == 0 ? 1 : capacity;
+    std::lock_guard<std::mutex> lock(mu_);
+    if (started_ && !stopped_) r->thread = std::thread([r] { r->run(); });
     runners_.push_back(std::move(r));
 }
 
 void window_fanout::start() {
+    std::lock_guard<std::mutex> lock(mu_);
     if (started_) return;
     started_ = true;
     for (const auto& r : runners_)
@@ -82,9 +90,10 @@ void window_fanout::start() {
 
 void window_fanout::publish(window_batch&& w) {
     published_.fetch_add(1, std::memory_order_relaxed);
-    if (runners_.empty()) return;
+    const auto list = runners();  // a copy: add() and remove() never wait for a publish
+    if (list.empty()) return;
     const window_ptr shared = std::make_shared<const window_batch>(std::move(w));
-    for (const auto& r : runners_) {
+    for (const auto& r : list) {
         {
             std::lock_guard<std::mutex> lock(r->mu);
             if (r->stopping) {
@@ -101,47 +110,77 @@ void window_fanout::publish(window_batch&& w) {
     }
 }
 
+// Asks `r` to stop and waits for it until `deadline`; true when its thread ended (or never ran).
+bool window_fanout::finish(runner& r, std::chrono::steady_clock::time_point deadline) {
+    {
+        std::lock_guard<std::mutex> lock(r.mu);
+        r.stopping = true;
+        if (!r.thread.joinable()) {  // never started: nothing will deliver what is queued
+            r.dropped.fetch_add(r.queue.size(), std::memory_order_relaxed);
+            r.queue.clear();
+        }
+        r.wake.notify_all();
+    }
+    if (!r.thread.joinable()) return true;
+    bool done;
+    {
+        std::unique_lock<std::mutex> lock(r.mu);
+        done = r.idle.wait_until(lock, deadline, [&] { return r.finished; });
+        if (!done) {  // what it has not started on is dropped; what it is in stays its own
+            r.dropped.fetch_add(r.queue.size(), std::memory_order_relaxed);
+            r.queue.clear();
+        }
+    }
+    if (done) {
+        r.thread.join();
+        return true;
+    }
+    spdlog::warn("window sink {}: still busy at its deadline; leaving it", r.name);
+    r.thread.detach();  // it holds its own runner (and sink) until it returns
+    return false;
+}
+
+bool window_fanout::remove(const std::shared_ptr<window_sink>& sink,
+                           std::chrono::nanoseconds timeout) {
+    std::shared_ptr<runner> r;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        for (auto it = runners_.begin(); it != runners_.end(); ++it)
+            if ((*it)->sink == sink) {
+                r = *it;
+                runners_.erase(it);
+                break;
+            }
+    }
+    if (!r) return false;
+    return finish(*r, std::chrono::steady_clock::now() +
+                          std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout));
+}
+
 bool window_fanout::stop(std::chrono::nanoseconds timeout) {
-    if (stopped_) return true;
-    stopped_ = true;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (stopped_) return true;
+        stopped_ = true;
+    }
     const auto deadline = std::chrono::steady_clock::now() +
                           std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout);
-    for (const auto& r : runners_) {
+    const auto list = runners();
+    for (const auto& r : list) {  // every sink is told first, so they wind down together
         std::lock_guard<std::mutex> lock(r->mu);
         r->stopping = true;
-        if (!started_) {
-            r->dropped.fetch_add(r->queue.size(), std::memory_order_relaxed);
-            r->queue.clear();
-        }
         r->wake.notify_all();
     }
     bool all = true;
-    for (const auto& r : runners_) {
-        if (!r->thread.joinable()) continue;
-        bool done;
-        {
-            std::unique_lock<std::mutex> lock(r->mu);
-            done = r->idle.wait_until(lock, deadline, [&] { return r->finished; });
-            if (!done) {  // what it has not started on is dropped; what it is in stays its own
-                r->dropped.fetch_add(r->queue.size(), std::memory_order_relaxed);
-                r->queue.clear();
-            }
-        }
-        if (done) {
-            r->thread.join();
-        } else {
-            spdlog::warn("window sink {}: still busy at exit; leaving it", r->name);
-            r->thread.detach();  // it holds its own runner (and sink) until it returns
-            all = false;
-        }
-    }
+    for (const auto& r : list) all = finish(*r, deadline) && all;
     return all;
 }
 
 std::vector<window_fanout::sink_stats> window_fanout::stats() const {
+    const auto list = runners();
     std::vector<sink_stats> out;
-    out.reserve(runners_.size());
-    for (const auto& r : runners_) {
+    out.reserve(list.size());
+    for (const auto& r : list) {
         sink_stats s;
         s.name = r->name;
         s.delivered = r->delivered.load(std::memory_order_relaxed);

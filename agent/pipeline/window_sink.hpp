@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -33,8 +34,9 @@ public:
 ///
 /// publish() never waits for a sink: it takes each sink's queue lock only to push a pointer
 /// (the sink's thread takes it only to pop one), and when a queue is full the oldest window in
-/// it is dropped and counted for that sink. Thread safety: add() before start(); publish() from
-/// one thread (the drain); stats() and render_metrics() from any thread.
+/// it is dropped and counted for that sink. Thread safety: publish() from one thread (the
+/// drain); add(), remove(), stats() and render_metrics() from any thread (a reload adds and
+/// removes sinks while windows flow).
 class window_fanout {
 public:
     struct sink_stats {
@@ -51,8 +53,13 @@ public:
     window_fanout(const window_fanout&) = delete;
     window_fanout& operator=(const window_fanout&) = delete;
 
-    /// Registers a sink with a queue of `capacity` windows (at least 1).
+    /// Registers a sink with a queue of `capacity` windows (at least 1); after start() its
+    /// thread starts at once and it receives the windows published from then on.
     void add(std::shared_ptr<window_sink> sink, std::size_t capacity = 64);
+    /// Unregisters `sink`: it receives no window published after this call, finishes what is
+    /// queued within `timeout` (the rest is counted dropped) and its thread ends. False when it
+    /// was not registered or was still busy at the deadline (its thread then finishes alone).
+    bool remove(const std::shared_ptr<window_sink>& sink, std::chrono::nanoseconds timeout);
     /// Starts one thread per sink.
     void start();
     /// Shares `w` with every sink. Never blocks on a sink.
@@ -69,10 +76,13 @@ public:
 
 private:
     struct runner;
-    std::vector<std::shared_ptr<runner>> runners_;
+    std::vector<std::shared_ptr<runner>> runners() const;
+    static bool finish(runner& r, std::chrono::steady_clock::time_point deadline);
+    mutable std::mutex mu_;
+    std::vector<std::shared_ptr<runner>> runners_;  // guarded by mu_
     std::atomic<std::uint64_t> published_{0};
-    bool started_ = false;
-    bool stopped_ = false;
+    bool started_ = false;  // guarded by mu_
+    bool stopped_ = false;  // guarded by mu_
 };
 
 }  // namespace plugmon::agent

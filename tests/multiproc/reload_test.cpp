@@ -102,7 +102,12 @@ TEST(reload, a_changed_threshold_applies_from_the_next_window_without_a_gap_or_a
     EXPECT_TRUE(wait_until([&] { return slow(a) > before; }, 20s)) << "the 1 s threshold stays in force";
 
     // POST /-/reload reports what applied and what waits for a restart, and needs the admin token
-    write_config(file, "1h", "max_producers = 77\n");
+    // ... and a receiver added by the reload starts at once (here one that never answers: its
+    // windows wait in its spool)
+    write_config(file, "1h",
+                 "max_producers = 77\n[[remote_write]]\nname = \"late\"\nurl = "
+                 "\"http://127.0.0.1:1/api/v1/write\"\nspool_dir = \"" +
+                     dir.path() + "/rw-late\"\n");
     const auto denied = http_post(a.port(), "/-/reload");
     ASSERT_TRUE(denied.has_value());
     EXPECT_EQ(denied->first, 401);
@@ -110,7 +115,7 @@ TEST(reload, a_changed_threshold_applies_from_the_next_window_without_a_gap_or_a
     ASSERT_TRUE(r.has_value());
     ASSERT_EQ(r->first, 200) << r->second;
     const json body = json::parse(r->second);
-    EXPECT_EQ(body["applied"], json::array({"slow_query_threshold"})) << body;
+    EXPECT_EQ(body["applied"], json::array({"slow_query_threshold", "remote_write"})) << body;
     EXPECT_EQ(body["restart_required"], json::array({"max_producers"})) << body;
     EXPECT_EQ(a.scrape().sum("plugmon_config_last_reload_successful"), 1.0);
     // with a 1 h threshold nothing is slow any more: the count settles
@@ -123,6 +128,10 @@ TEST(reload, a_changed_threshold_applies_from_the_next_window_without_a_gap_or_a
             return settled == s1;
         },
         20s));
+
+    EXPECT_TRUE(wait_until(
+        [&] { return a.scrape().sum("plugmon_remote_write_queue_windows", {{"remote", "late"}}) > 0; }, 20s))
+        << a.metrics_text();
 
     ASSERT_EQ(lg.finish(), 0) << lg.log();
     watch.stop();
@@ -140,5 +149,9 @@ TEST(reload, a_changed_threshold_applies_from_the_next_window_without_a_gap_or_a
     const std::string log = read_file(dir.path() + "/agent.log");
     EXPECT_NE(log.find("changed but applied only at the next start: max_producers"), std::string::npos) << log;
     EXPECT_NE(log.find("series_budget"), std::string::npos) << "the refusal names the key";
+    // the audit trail: both SIGHUPs, the POST with its token's name, never the token itself
+    EXPECT_NE(log.find("actor=SIGHUP"), std::string::npos) << log;
+    EXPECT_NE(log.find("actor=api_token"), std::string::npos) << log;
+    EXPECT_EQ(log.find(admin_token), std::string::npos);
     EXPECT_EQ(a.stop(), 0);
 }

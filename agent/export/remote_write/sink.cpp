@@ -255,45 +255,59 @@ void sink::log_limited(const std::string& message) {
                  opts_.name);
 }
 
-void sink::render_metrics(std::string& out) const {
-    const exposition::label l{"remote", opts_.name};
-    exposition::family(
-        out, "plugmon_remote_write_samples_total", "counter",
-        "Samples sent to the receiver (sent), sent again after a failed attempt (retried), "
-        "or given up (dropped).");
-    const auto rs = [&](const char* result, std::uint64_t v) {
-        exposition::sample(out, "plugmon_remote_write_samples_total", {l, {"result", result}}, v);
+void sink::render_metrics(std::string& out, const std::vector<const sink*>& sinks) {
+    namespace ex = exposition;
+    const auto each = [&](auto&& f) {
+        for (const sink* s : sinks) f(*s, ex::label{"remote", s->opts_.name});
     };
-    rs("sent", counters_.sent.load());
-    rs("retried", counters_.retried.load());
-    rs("dropped", counters_.dropped.load());
-    exposition::family(out, "plugmon_remote_write_samples_dropped_total", "counter",
-                       "Samples the receiver refused for good, by reason (http_<status>).");
-    for (const auto& [reason, n] : dropped_by_reason())
-        exposition::sample(out, "plugmon_remote_write_samples_dropped_total",
-                           {l, {"reason", reason}}, n);
-    exposition::family(out, "plugmon_remote_write_queue_windows", "gauge",
-                       "Windows spooled and not yet delivered.");
-    exposition::sample(out, "plugmon_remote_write_queue_windows", {l}, spool_->batches());
-    exposition::family(out, "plugmon_remote_write_spool_bytes", "gauge",
-                       "Bytes of the spooled windows.");
-    exposition::sample(out, "plugmon_remote_write_spool_bytes", {l}, spool_->bytes());
-    exposition::family(out, "plugmon_remote_write_spool_dropped_windows_total", "counter",
-                       "Windows the spool discarded, by reason (full: over its cap; corrupt).");
-    for (const char* reason : {"full", "corrupt"})
-        exposition::sample(out, "plugmon_remote_write_spool_dropped_windows_total",
-                           {l, {"reason", reason}},
-                           spool_->dropped_batches(std::string_view(reason)));
-    const std::int64_t newest = counters_.newest_sent_ms.load();
-    exposition::family(out, "plugmon_remote_write_lag_seconds", "gauge",
-                       "Now minus the timestamp of the newest sample the receiver acknowledged.");
-    exposition::sample(out, "plugmon_remote_write_lag_seconds", {l},
-                       newest == 0 ? 0.0 : double(now_ms() - newest) / 1e3);
-    exposition::family(
-        out, "plugmon_remote_write_native_histograms", "gauge",
-        "1 while query durations go to this receiver as native histograms, 0 for classic.");
-    exposition::sample(out, "plugmon_remote_write_native_histograms", {l},
-                       counters_.native.load() ? 1 : 0);
+    ex::family(out, "plugmon_remote_write_samples_total", "counter",
+               "Samples sent to the receiver (sent), sent again after a failed attempt "
+               "(retried), or given up (dropped).");
+    each([&](const sink& s, const ex::label& l) {
+        const auto rs = [&](const char* result, std::uint64_t v) {
+            ex::sample(out, "plugmon_remote_write_samples_total", {l, {"result", result}}, v);
+        };
+        rs("sent", s.counters_.sent.load());
+        rs("retried", s.counters_.retried.load());
+        rs("dropped", s.counters_.dropped.load());
+    });
+    ex::family(out, "plugmon_remote_write_samples_dropped_total", "counter",
+               "Samples the receiver refused for good, by reason (http_<status>).");
+    each([&](const sink& s, const ex::label& l) {
+        for (const auto& [reason, n] : s.dropped_by_reason())
+            ex::sample(out, "plugmon_remote_write_samples_dropped_total", {l, {"reason", reason}},
+                       n);
+    });
+    ex::family(out, "plugmon_remote_write_queue_windows", "gauge",
+               "Windows spooled and not yet delivered.");
+    each([&](const sink& s, const ex::label& l) {
+        ex::sample(out, "plugmon_remote_write_queue_windows", {l}, s.spool_->batches());
+    });
+    ex::family(out, "plugmon_remote_write_spool_bytes", "gauge", "Bytes of the spooled windows.");
+    each([&](const sink& s, const ex::label& l) {
+        ex::sample(out, "plugmon_remote_write_spool_bytes", {l}, s.spool_->bytes());
+    });
+    ex::family(out, "plugmon_remote_write_spool_dropped_windows_total", "counter",
+               "Windows the spool discarded, by reason (full: over its cap; corrupt).");
+    each([&](const sink& s, const ex::label& l) {
+        for (const char* reason : {"full", "corrupt"})
+            ex::sample(out, "plugmon_remote_write_spool_dropped_windows_total",
+                       {l, {"reason", reason}},
+                       s.spool_->dropped_batches(std::string_view(reason)));
+    });
+    ex::family(out, "plugmon_remote_write_lag_seconds", "gauge",
+               "Now minus the timestamp of the newest sample the receiver acknowledged.");
+    each([&](const sink& s, const ex::label& l) {
+        const std::int64_t newest = s.counters_.newest_sent_ms.load();
+        ex::sample(out, "plugmon_remote_write_lag_seconds", {l},
+                   newest == 0 ? 0.0 : double(now_ms() - newest) / 1e3);
+    });
+    ex::family(out, "plugmon_remote_write_native_histograms", "gauge",
+               "1 while query durations go to this receiver as native histograms, 0 for classic.");
+    each([&](const sink& s, const ex::label& l) {
+        ex::sample(out, "plugmon_remote_write_native_histograms", {l},
+                   s.counters_.native.load() ? 1 : 0);
+    });
 }
 
 }  // namespace plugmon::agent::remote_write

@@ -78,8 +78,11 @@ public:
     /// true when the spool was empty at the end. Idempotent.
     bool stop(std::chrono::nanoseconds timeout);
 
-    /// plugmon_remote_write_* families, one series per remote for this sink.
-    void render_metrics(std::string& out) const;
+    /// plugmon_remote_write_* families with this sink's series.
+    void render_metrics(std::string& out) const { render_metrics(out, {this}); }
+    /// plugmon_remote_write_* families, each once, with the series of every sink in `sinks`
+    /// (one `remote` label value per sink).
+    static void render_metrics(std::string& out, const std::vector<const sink*>& sinks);
 
     struct counters {
         std::atomic<std::uint64_t> sent{0}, retried{0}, dropped{0};  ///< samples

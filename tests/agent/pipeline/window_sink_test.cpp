@@ -161,3 +161,61 @@ TEST(window_fanout, publishing_with_no_sink_is_a_counted_no_op) {
     EXPECT_EQ(f.published(), 1u);
     EXPECT_TRUE(f.stats().empty());
 }
+
+TEST(window_fanout, a_sink_added_while_windows_flow_gets_the_later_ones_and_a_removed_one_none) {
+    window_fanout f;
+    auto a = std::make_shared<recording_sink>("a");
+    f.add(a);
+    f.start();
+    f.publish(window_at(0));
+    auto b = std::make_shared<recording_sink>("b");
+    f.add(b);  // started at once: it sees the windows published from now on
+    f.publish(window_at(1));
+    ASSERT_TRUE(b->wait_for(1, 5s));
+    ASSERT_TRUE(a->wait_for(2, 5s));
+    EXPECT_EQ(b->seen().at(0)->queries.at(0).plugin, "p1");
+    EXPECT_EQ(b->seen().size(), 1u);
+
+    EXPECT_TRUE(f.remove(b, 5s));
+    EXPECT_FALSE(f.remove(b, 5s)) << "already gone";
+    f.publish(window_at(2));
+    ASSERT_TRUE(a->wait_for(3, 5s));
+    EXPECT_EQ(b->seen().size(), 1u) << "nothing after its removal";
+    ASSERT_EQ(f.stats().size(), 1u);
+    EXPECT_EQ(f.stats().at(0).name, "a");
+    EXPECT_TRUE(f.stop(5s));
+}
+
+TEST(window_fanout, a_removed_sink_finishes_what_it_had_queued) {
+    window_fanout f;
+    auto slow = std::make_shared<recording_sink>("slow", 30ms);
+    f.add(slow, 16);
+    f.start();
+    for (int i = 0; i < 5; ++i) f.publish(window_at(i));
+    EXPECT_TRUE(f.remove(slow, 10s));
+    EXPECT_EQ(slow->seen().size(), 5u) << "queued before the removal: delivered, not dropped";
+    EXPECT_TRUE(f.stop(5s));
+}
+
+TEST(window_fanout, adds_and_removes_race_with_publishing_safely) {
+    window_fanout f;
+    auto steady = std::make_shared<recording_sink>("steady");
+    f.add(steady, 1000);
+    f.start();
+    std::atomic<bool> done{false};
+    std::thread publisher([&] {
+        for (int i = 0; i < 300; ++i) f.publish(window_at(i));
+        done = true;
+    });
+    int cycles = 0;
+    while (!done || cycles < 5) {
+        auto s = std::make_shared<recording_sink>("churn" + std::to_string(cycles % 3));
+        f.add(s, 4);
+        EXPECT_TRUE(f.remove(s, 5s));
+        ++cycles;
+    }
+    publisher.join();
+    ASSERT_TRUE(steady->wait_for(300, 10s));
+    EXPECT_EQ(steady->seen().size(), 300u);
+    EXPECT_TRUE(f.stop(5s));
+}

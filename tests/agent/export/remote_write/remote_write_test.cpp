@@ -2,6 +2,7 @@
 // (cumulative counters, histograms native and classic, stale markers), the retry rules, and the
 // sink against a scripted receiver (retries, drops, the native-histogram 500, spool replay).
 #include "export/remote_write/protobuf.hpp"
+#include "export/remote_write/receivers.hpp"
 #include "export/remote_write/series_state.hpp"
 #include "export/remote_write/sink.hpp"
 
@@ -400,4 +401,59 @@ TEST_F(remote_write_sink, spooled_windows_survive_a_restart_and_replay_in_order)
         calls += double(i + 1);
         EXPECT_EQ(ok->samples.at(0).first, calls) << "cumulative across the replay";
     }
+}
+
+// A reload changes the receivers while windows flow: the unchanged one keeps its sink, a removed
+// one gets nothing more, a new one starts at once, and /metrics names each family once.
+TEST(remote_write_receivers, follow_the_configuration_and_render_each_family_once) {
+    temp_dir dir;
+    rw::stub_receiver a, b;
+    window_fanout windows;
+    receivers set(windows, 1s);
+    const auto spec = [&](std::string name, const std::string& url) {
+        remote_write_spec r;
+        r.name = std::move(name);
+        r.url = url;
+        r.timeout = 500ms;
+        r.spool_dir = dir.path() + "/" + r.name;
+        return r;
+    };
+    config c;
+    c.host = "h1";
+    c.remote_write = {spec("a", a.url()), spec("b", b.url())};
+    ASSERT_TRUE(set.configure(c).empty());
+    windows.start();
+    set.start();
+    const auto window = [](std::int64_t end_ms) {
+        return make_window(end_ms, {{"p", "select", "t", "", {2000000}, 0}});
+    };
+    windows.publish(window(1000000));
+    ASSERT_TRUE(wait_until([&] { return a.count() == 1 && b.count() == 1; }, 20s));
+
+    std::string m;
+    set.render_metrics(m);
+    EXPECT_EQ(m.find("# TYPE plugmon_remote_write_samples_total"),
+              m.rfind("# TYPE plugmon_remote_write_samples_total"))
+        << "one family, two remotes:\n" << m;
+    EXPECT_NE(m.find("remote=\"a\""), std::string::npos);
+    EXPECT_NE(m.find("remote=\"b\""), std::string::npos);
+
+    // a removed; b changed (a header): b's successor takes over b's spool and sends on
+    c.remote_write = {spec("b", b.url())};
+    c.remote_write[0].headers = {{"X-Scope-OrgID", "team-b"}};
+    ASSERT_TRUE(set.configure(c).empty());
+    EXPECT_EQ(set.size(), 1u);
+    windows.publish(window(1001000));
+    ASSERT_TRUE(wait_until([&] { return b.count() == 2; }, 20s));
+    EXPECT_EQ(b.requests().back().headers.at("X-Scope-OrgID"), "team-b");
+    // and an unchanged configuration touches nothing
+    ASSERT_TRUE(set.configure(c).empty());
+    windows.publish(window(1002000));
+    ASSERT_TRUE(wait_until([&] { return b.count() == 3; }, 20s));
+    EXPECT_EQ(a.count(), 1u) << "nothing after its removal";
+    m.clear();
+    set.render_metrics(m);
+    EXPECT_EQ(m.find("remote=\"a\""), std::string::npos) << m;
+    set.stop(1s);
+    windows.stop(1s);
 }
