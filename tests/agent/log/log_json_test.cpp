@@ -152,7 +152,7 @@ TEST(log_json_agent, every_line_of_a_loaded_agent_with_failures_is_a_json_object
     }
 
     // The structured fields of the events the run caused.
-    bool gone = false, refused = false, receiver = false, registered = false;
+    bool gone = false, refused = false, receiver = false, registered = false, audited = false;
     for (const auto& j : lines) {
         if (j["component"] == "ingest" && j["msg"] == "producer is gone")
             gone = gone || j.value("pid", 0) == victim;
@@ -160,6 +160,9 @@ TEST(log_json_agent, every_line_of_a_loaded_agent_with_failures_is_a_json_object
             registered = registered || (j.contains("pid") && j.contains("lanes"));
         if (j["level"] == "error" && j["msg"].get<std::string>().find("reload refused") == 0)
             refused = j["msg"].get<std::string>().find("log_format") != std::string::npos;
+        if (j["component"] == "audit" && j.value("action", "") == "reload")
+            audited = j.value("actor", "") == "SIGHUP" && j.value("status", 0) == 500 &&
+                      j.value("detail", "").find("log_format") != std::string::npos;
         if (j["component"] == "remote_write")
             receiver = receiver || j.value("receiver", "") == "rw";
         if (j.contains("suppressed")) {
@@ -170,4 +173,5 @@ TEST(log_json_agent, every_line_of_a_loaded_agent_with_failures_is_a_json_object
     EXPECT_TRUE(registered);
     EXPECT_TRUE(refused) << "the refused reload names the key";
     EXPECT_TRUE(receiver) << "remote-write failures name the receiver";
+    EXPECT_TRUE(audited) << "the refused SIGHUP reload is an audit object with actor and status";
 }
