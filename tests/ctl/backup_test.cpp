@@ -3,6 +3,7 @@
 #include "aggregate/sketch.hpp"
 #include "store/schema/migrations.hpp"
 #include "support/pg_server.hpp"
+#include "support/text.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -26,21 +27,9 @@ namespace fs = std::filesystem;
 using plugmon::test::pg_server;
 using json = nlohmann::json;
 
-std::string quote(const std::string& s) {
-    std::string q = "'";
-    for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    return q + "'";
-}
+using plugmon::test::hex;
 
-std::string hex(const std::string& bytes) {
-    static const char* digits = "0123456789abcdef";
-    std::string out;
-    for (unsigned char b : bytes) {
-        out += digits[b >> 4];
-        out += digits[b & 15];
-    }
-    return out;
-}
+using plugmon::test::shell_quote;
 
 std::string slurp(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
@@ -62,7 +51,7 @@ struct run_result {
 /// Runs a shell command line; stdout and stderr captured apart.
 run_result run_shell(const std::string& cmd, const std::string& err_file) {
     run_result r;
-    FILE* p = ::popen((cmd + " 2>" + quote(err_file)).c_str(), "r");
+    FILE* p = ::popen((cmd + " 2>" + shell_quote(err_file)).c_str(), "r");
     if (p == nullptr) return r;
     char buf[4096];
     std::size_t n;
@@ -198,12 +187,12 @@ protected:
     }
 
     static run_result ctl(const std::string& args) {
-        return run_shell(quote(PLUGMONCTL) + " " + args, dir_ + "/stderr");
+        return run_shell(shell_quote(PLUGMONCTL) + " " + args, dir_ + "/stderr");
     }
 
     /// A backup of the source into `args`' --dir; returns its path (the last line printed).
     static std::string backup(const std::string& args) {
-        const auto r = ctl("backup --postgres " + quote(src_) + " " + args);
+        const auto r = ctl("backup --postgres " + shell_quote(src_) + " " + args);
         EXPECT_EQ(r.status, 0) << r.err;
         return r.last_line();
     }
@@ -222,7 +211,7 @@ protected:
     /// The full backup of the source, made by the first test that asks (each ctest process runs
     /// one test: the servers and the backup cost only the tests that need them).
     static const std::string& full() {
-        if (full_.empty()) full_ = backup("--dir " + quote(dir_ + "/full"));
+        if (full_.empty()) full_ = backup("--dir " + shell_quote(dir_ + "/full"));
         return full_;
     }
 
@@ -250,9 +239,9 @@ protected:
 TEST_F(backup_cli, full_backup_restores_on_a_second_server_with_identical_rows_and_sketches) {
     ASSERT_TRUE(fs::exists(full())) << full();
     // sha256sum-compatible beside the dump.
-    const auto sum = run_shell("cd " + quote(fs::path(full()).parent_path().string()) +
+    const auto sum = run_shell("cd " + shell_quote(fs::path(full()).parent_path().string()) +
                                    " && sha256sum --check --strict " +
-                                   quote(fs::path(full()).filename().string() + ".sha256"),
+                                   shell_quote(fs::path(full()).filename().string() + ".sha256"),
                                dir_ + "/stderr");
     EXPECT_EQ(sum.status, 0) << sum.out << sum.err;
     const json m = json::parse(slurp(full() + ".manifest.json"));
@@ -269,12 +258,12 @@ TEST_F(backup_cli, full_backup_restores_on_a_second_server_with_identical_rows_a
                   .substr(0, 27));
     EXPECT_FALSE(m["server_version"].get<std::string>().empty());
 
-    const auto v = ctl("backup verify " + quote(full()));
+    const auto v = ctl("backup verify " + shell_quote(full()));
     EXPECT_EQ(v.status, 0) << v.err;
     EXPECT_NE(v.out.find(": ok"), std::string::npos) << v.out;
 
     const std::string dst = fresh_on_second("restored");
-    const auto r = ctl("restore --postgres " + quote(dst) + " " + quote(full()));
+    const auto r = ctl("restore --postgres " + shell_quote(dst) + " " + shell_quote(full()));
     ASSERT_EQ(r.status, 0) << r.err;
     EXPECT_EQ(table_digest(dst), table_digest(src_));
     EXPECT_NE(table_digest(src_).find("query_rollups " + std::to_string(3 * 6 * 3 * 2) + " "),
@@ -302,20 +291,20 @@ TEST_F(backup_cli, a_corrupted_truncated_or_newer_backup_is_refused) {
     const std::string truncated = copy_of_full("truncated");
     fs::resize_file(truncated, fs::file_size(truncated) - 100);
     for (const auto& bad : {flipped, truncated}) {
-        const auto v = ctl("backup verify " + quote(bad));
+        const auto v = ctl("backup verify " + shell_quote(bad));
         EXPECT_EQ(v.status, 1) << v.out;
         EXPECT_NE(v.err.find("sha256 mismatch: " + bad + " is corrupted or truncated"),
                   std::string::npos)
             << v.err;
         const std::string dst = fresh("corrupt");
-        const auto r = ctl("restore --postgres " + quote(dst) + " " + quote(bad));
+        const auto r = ctl("restore --postgres " + shell_quote(dst) + " " + shell_quote(bad));
         EXPECT_EQ(r.status, 1) << r.out;
         EXPECT_NE(r.err.find("sha256 mismatch"), std::string::npos) << r.err;
         EXPECT_FALSE(has_schema(dst, "plugmon"));
     }
     const std::string no_sum = copy_of_full("no-sum");
     fs::remove(no_sum + ".sha256");
-    const auto v = ctl("backup verify " + quote(no_sum));
+    const auto v = ctl("backup verify " + shell_quote(no_sum));
     EXPECT_EQ(v.status, 1);
     EXPECT_NE(v.err.find(".sha256 is missing"), std::string::npos) << v.err;
 
@@ -327,7 +316,7 @@ TEST_F(backup_cli, a_corrupted_truncated_or_newer_backup_is_refused) {
         m["schema_version"] = newer;
         std::ofstream(file + ".manifest.json", std::ios::trunc) << m.dump(2);
         const std::string dst = fresh("newer");
-        const auto r = ctl("restore --postgres " + quote(dst) + " " + quote(file));
+        const auto r = ctl("restore --postgres " + shell_quote(dst) + " " + shell_quote(file));
         EXPECT_EQ(r.status, 1) << r.out;
         EXPECT_NE(
             r.err.find("schema version " + std::to_string(newer) + ", newer than this plugmonctl"),
@@ -339,7 +328,7 @@ TEST_F(backup_cli, a_corrupted_truncated_or_newer_backup_is_refused) {
 
 TEST_F(backup_cli, prints_the_file_last_and_no_password_and_keep_prunes_only_its_own) {
     const auto r =
-        ctl("backup --schema-only --postgres " + quote(src_) + " --dir " + quote(dir_ + "/quiet"));
+        ctl("backup --schema-only --postgres " + shell_quote(src_) + " --dir " + shell_quote(dir_ + "/quiet"));
     ASSERT_EQ(r.status, 0) << r.err;
     EXPECT_EQ(r.out, r.last_line() + "\n");  // stdout holds only the file
     for (const char* suffix : {"", ".sha256", ".manifest.json"})
@@ -356,7 +345,7 @@ TEST_F(backup_cli, prints_the_file_last_and_no_password_and_keep_prunes_only_its
     std::ofstream(d + "/notes.txt") << "mine";
     std::ofstream(d + "/plugmon-old.dump") << "not a backup of its naming";
     std::vector<std::string> made;
-    for (int i = 0; i < 4; ++i) made.push_back(backup("--schema-only --keep 2 --dir " + quote(d)));
+    for (int i = 0; i < 4; ++i) made.push_back(backup("--schema-only --keep 2 --dir " + shell_quote(d)));
     std::vector<std::string> left;
     for (const auto& e : fs::directory_iterator(d)) left.push_back(e.path().filename().string());
     std::sort(left.begin(), left.end());
@@ -366,16 +355,16 @@ TEST_F(backup_cli, prints_the_file_last_and_no_password_and_keep_prunes_only_its
             want.push_back(fs::path(made[i]).filename().string() + suffix);
     std::sort(want.begin(), want.end());
     EXPECT_EQ(left, want);
-    const auto bad = ctl("backup --keep 0 --postgres " + quote(src_) + " --dir " + quote(d));
+    const auto bad = ctl("backup --keep 0 --postgres " + shell_quote(src_) + " --dir " + shell_quote(d));
     EXPECT_EQ(bad.status, 2);
     EXPECT_NE(bad.err.find("--keep"), std::string::npos) << bad.err;
 }
 
 TEST_F(backup_cli, schema_only_restores_the_schema_without_rows) {
-    const std::string file = backup("--schema-only --dir " + quote(dir_ + "/schema-only"));
+    const std::string file = backup("--schema-only --dir " + shell_quote(dir_ + "/schema-only"));
     EXPECT_EQ(json::parse(slurp(file + ".manifest.json"))["kind"], "schema-only");
     const std::string dst = fresh("schema_only");
-    const auto r = ctl("restore --postgres " + quote(dst) + " " + quote(file));
+    const auto r = ctl("restore --postgres " + shell_quote(dst) + " " + shell_quote(file));
     ASSERT_EQ(r.status, 0) << r.err;
     const std::string tables =
         "SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON "
@@ -393,7 +382,7 @@ TEST_F(backup_cli, schema_only_restores_the_schema_without_rows) {
 
 TEST_F(backup_cli, dry_run_changes_nothing_and_an_occupied_schema_is_refused) {
     const std::string dst = fresh("dry_run");
-    const auto dry = ctl("restore --dry-run --postgres " + quote(dst) + " " + quote(full()));
+    const auto dry = ctl("restore --dry-run --postgres " + shell_quote(dst) + " " + shell_quote(full()));
     ASSERT_EQ(dry.status, 0) << dry.err;
     EXPECT_NE(dry.out.find("dry run: would restore"), std::string::npos) << dry.out;
     EXPECT_NE(dry.out.find("query_rollups"), std::string::npos) << dry.out;
@@ -401,9 +390,9 @@ TEST_F(backup_cli, dry_run_changes_nothing_and_an_occupied_schema_is_refused) {
     EXPECT_EQ(query_text(dst, "SELECT count(*) FROM pg_extension WHERE extname = 'plugmon_sketch'"),
               "0|\n");
 
-    ASSERT_EQ(ctl("restore --postgres " + quote(dst) + " " + quote(full())).status, 0);
+    ASSERT_EQ(ctl("restore --postgres " + shell_quote(dst) + " " + shell_quote(full())).status, 0);
     const std::string before = table_digest(dst);
-    const auto again = ctl("restore --postgres " + quote(dst) + " " + quote(full()));
+    const auto again = ctl("restore --postgres " + shell_quote(dst) + " " + shell_quote(full()));
     EXPECT_EQ(again.status, 1);
     EXPECT_NE(again.err.find("schema plugmon already exists"), std::string::npos) << again.err;
     EXPECT_NE(again.err.find("plugmon.query_rollups"), std::string::npos) << again.err;
@@ -413,7 +402,7 @@ TEST_F(backup_cli, dry_run_changes_nothing_and_an_occupied_schema_is_refused) {
 TEST_F(backup_cli, restores_under_a_new_schema_name) {
     const std::string dst = fresh("renamed");
     const auto r =
-        ctl("restore --schema archive_2026 --postgres " + quote(dst) + " " + quote(full()));
+        ctl("restore --schema archive_2026 --postgres " + shell_quote(dst) + " " + shell_quote(full()));
     ASSERT_EQ(r.status, 0) << r.err;
     EXPECT_FALSE(has_schema(dst, "plugmon"));
     EXPECT_EQ(table_digest(dst, "archive_2026"), table_digest(src_));
@@ -425,7 +414,7 @@ TEST_F(backup_cli, restores_under_a_new_schema_name) {
                      "FROM archive_2026.query_rollups");
     EXPECT_EQ(query_text(dst, archived), query_text(src_, sketch_sql));
     const auto bad =
-        ctl("restore --schema 'Bad-Name' --postgres " + quote(dst) + " " + quote(full()));
+        ctl("restore --schema 'Bad-Name' --postgres " + shell_quote(dst) + " " + shell_quote(full()));
     EXPECT_EQ(bad.status, 2);
     EXPECT_NE(bad.err.find("--schema"), std::string::npos) << bad.err;
 }
@@ -445,8 +434,8 @@ TEST(backup_units, pass_systemd_analyze_verify) {
     std::ofstream(d + "/plugmon-backup.service") << service;
     std::ofstream(d + "/plugmon-backup.timer") << timer;
     const std::string verify = "systemd-analyze verify --man=no " +
-                               quote(d + "/plugmon-backup.timer") + " " +
-                               quote(d + "/plugmon-backup.service");
+                               shell_quote(d + "/plugmon-backup.timer") + " " +
+                               shell_quote(d + "/plugmon-backup.service");
     const auto ok = run_shell(verify, d + "/stderr");
     EXPECT_EQ(ok.status, 0) << ok.err;
     EXPECT_EQ(ok.err.find("plugmon-backup"), std::string::npos) << ok.err;

@@ -1,5 +1,6 @@
 // `plugmonctl usage` end to end: real PostgreSQL, the real migrations, rollup rows, the real binary.
 #include "support/pg_server.hpp"
+#include "support/text.hpp"
 #include "aggregate/sketch.hpp"
 #include "store/schema/migrations.hpp"
 
@@ -22,21 +23,9 @@ namespace {
 using plugmon::test::pg_server;
 using json = nlohmann::json;
 
-std::string quote(const std::string& s) {
-    std::string q = "'";
-    for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    return q + "'";
-}
+using plugmon::test::hex;
 
-std::string hex(const std::string& bytes) {
-    static const char* digits = "0123456789abcdef";
-    std::string out;
-    for (unsigned char b : bytes) {
-        out += digits[b >> 4];
-        out += digits[b & 15];
-    }
-    return out;
-}
+using plugmon::test::shell_quote;
 
 struct run_result {
     int status = -1;
@@ -150,7 +139,7 @@ protected:
     /// Runs plugmonctl with `args` (already shell-quoted) and `env` assignments before it.
     static run_result run(const std::string& args, const std::string& env = "") {
         const std::string err_file = dir_ + "/stderr";
-        const std::string cmd = env + " " + quote(PLUGMONCTL) + " " + args + " 2>" + quote(err_file);
+        const std::string cmd = env + " " + shell_quote(PLUGMONCTL) + " " + args + " 2>" + shell_quote(err_file);
         run_result r;
         FILE* p = ::popen(cmd.c_str(), "r");
         if (p == nullptr) return r;
@@ -167,8 +156,8 @@ protected:
     }
 
     static std::string priced(const std::string& from, const std::string& to, const std::string& extra = "") {
-        return "usage --postgres " + quote(url_) + " --from " + from + " --to " + to + " --pricing " +
-               quote(pricing_) + " " + extra;
+        return "usage --postgres " + shell_quote(url_) + " --from " + from + " --to " + to + " --pricing " +
+               shell_quote(pricing_) + " " + extra;
     }
 
     static const json* line_of(const json& j, const std::string& tenant, const std::string& plan) {
@@ -251,7 +240,7 @@ TEST_F(usage_cli, from_is_included_and_to_is_excluded) {
 }
 
 TEST_F(usage_cli, without_pricing_prints_the_usage) {
-    const auto r = run("usage --postgres " + quote(url_) + " --from 2026-11-01 --to 2026-12-01 --format json");
+    const auto r = run("usage --postgres " + shell_quote(url_) + " --from 2026-11-01 --to 2026-12-01 --format json");
     ASSERT_EQ(r.status, 0) << r.err;
     const json j = json::parse(r.out);
     ASSERT_EQ(j["rows"].size(), 6u) << j.dump(2);
@@ -287,7 +276,7 @@ TEST_F(usage_cli, strict_fails_when_usage_matches_no_plan) {
 }
 
 TEST_F(usage_cli, takes_the_connection_string_from_the_environment) {
-    const auto r = run("usage --from 2026-11-01 --to 2026-12-01 --format json", "PLUGMON_POSTGRES=" + quote(url_));
+    const auto r = run("usage --from 2026-11-01 --to 2026-12-01 --format json", "PLUGMON_POSTGRES=" + shell_quote(url_));
     ASSERT_EQ(r.status, 0) << r.err;
     EXPECT_EQ(json::parse(r.out)["rows"].size(), 6u);
 }
@@ -305,7 +294,7 @@ TEST_F(usage_cli, bad_input_exits_2_and_names_the_problem) {
 
     const std::string bad = dir_ + "/bad.toml";
     std::ofstream(bad) << "[[plan]]\nname = \"x\"\nmodel = \"per_call\"\nunit_prise = 1\n";
-    r = run("usage --postgres " + quote(url_) + " --from 2026-11-01 --to 2026-12-01 --pricing " + quote(bad));
+    r = run("usage --postgres " + shell_quote(url_) + " --from 2026-11-01 --to 2026-12-01 --pricing " + shell_quote(bad));
     EXPECT_EQ(r.status, 2);
     EXPECT_NE(r.err.find(bad + ":4:"), std::string::npos) << r.err;
     EXPECT_NE(r.err.find("plan \"x\": unit_prise: unknown key"), std::string::npos) << r.err;
@@ -320,7 +309,7 @@ TEST_F(usage_cli, a_failed_connection_exits_1_with_the_password_masked) {
     ASSERT_NE(colon, std::string::npos);
     ASSERT_NE(at, std::string::npos);
     wrong = wrong.substr(0, colon + 1) + "Wrong-Secret-4711" + wrong.substr(at);
-    const auto r = run("usage --postgres " + quote(wrong) + " --from 2026-11-01 --to 2026-12-01");
+    const auto r = run("usage --postgres " + shell_quote(wrong) + " --from 2026-11-01 --to 2026-12-01");
     EXPECT_EQ(r.status, 1);
     EXPECT_NE(r.err.find("cannot connect to PostgreSQL at"), std::string::npos) << r.err;
     EXPECT_NE(r.err.find(":***@"), std::string::npos) << r.err;
@@ -329,7 +318,7 @@ TEST_F(usage_cli, a_failed_connection_exits_1_with_the_password_masked) {
 
 TEST_F(usage_cli, a_database_without_the_schema_is_explained) {
     const std::string empty = pg_server::shared().create_database("usage_cli_empty");
-    const auto r = run("usage --postgres " + quote(empty) + " --from 2026-11-01 --to 2026-12-01");
+    const auto r = run("usage --postgres " + shell_quote(empty) + " --from 2026-11-01 --to 2026-12-01");
     EXPECT_EQ(r.status, 1);
     EXPECT_NE(r.err.find("has no plugmon.usage() function"), std::string::npos) << r.err;
 }
