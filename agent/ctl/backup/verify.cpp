@@ -1,9 +1,10 @@
 // plugmonctl backup verify: the dump against its sha256 and manifest, then pg_restore --list.
 #include "ctl/backup/backup.hpp"
+
+#include "common/sha256.hpp"
 #include "ctl/backup/files.hpp"
 #include "ctl/backup/pg_tools.hpp"
 
-#include <cctype>
 #include <filesystem>
 #include <sstream>
 
@@ -21,15 +22,10 @@ std::string expected_digest(const std::string& sha_path, const std::string& file
     } catch (const file_error&) {
         throw backup_failure(sha_path + " is missing or unreadable: cannot check " + file);
     }
-    std::string hex = text.substr(0, text.find_first_of(" \t\n"));
-    bool ok = hex.size() == 64;
-    for (char& ch : hex) {
-        ok = ok && std::isxdigit(static_cast<unsigned char>(ch));
-        ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    }
-    if (!ok)
+    const auto digest = agent::digest_from_hex(text.substr(0, text.find_first_of(" \t\n")));
+    if (!digest)
         throw backup_failure(sha_path + ": not a sha256sum line (64 hex digits, then the name)");
-    return hex;
+    return agent::to_hex(*digest);
 }
 
 int toc_entries(const std::string& listing) {
