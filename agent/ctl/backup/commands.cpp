@@ -25,10 +25,28 @@ std::string scrub(std::string text, const std::string& url) {
     return text;
 }
 
-std::string postgres_or_env(const std::string& given) {
-    if (!given.empty()) return given;
-    const char* env = std::getenv("PLUGMON_POSTGRES");
-    return env ? env : "";
+/// Runs `fn`; what it throws goes to stderr (the password of `url` scrubbed) as exit status 2 for
+/// bad input, 1 for anything else.
+template <typename Fn>
+int run_guarded(const char* what, const std::string& url, Fn&& fn) {
+    try {
+        fn();
+        return 0;
+    } catch (const std::exception& e) {
+        std::cerr << "plugmonctl: " << what << ": " << scrub(e.what(), url) << "\n";
+        return dynamic_cast<const input_error*>(&e) ? 2 : 1;
+    }
+}
+
+/// run_guarded() of `run` on `o`, its --postgres defaulting to $PLUGMON_POSTGRES.
+template <typename Options>
+int run_on_postgres(const char* what, Options o,
+                    void (*run)(const Options&, std::ostream&, std::ostream&)) {
+    if (o.postgres.empty()) {
+        const char* env = std::getenv("PLUGMON_POSTGRES");
+        o.postgres = env ? env : "";
+    }
+    return run_guarded(what, o.postgres, [&] { run(o, std::cout, std::cerr); });
 }
 
 }  // namespace
@@ -66,42 +84,12 @@ commands::commands(CLI::App& app) {
     restore_->add_option("--pg-bin", restore_options_.pg_bin, "Directory of pg_restore");
 }
 
-int commands::run_guarded(const char* what, const std::string& url,
-                          int (*fn)(const commands&)) const {
-    try {
-        return fn(*this);
-    } catch (const input_error& e) {
-        std::cerr << "plugmonctl: " << what << ": " << scrub(e.what(), url) << "\n";
-        return 2;
-    } catch (const std::exception& e) {
-        std::cerr << "plugmonctl: " << what << ": " << scrub(e.what(), url) << "\n";
-        return 1;
-    }
-}
-
 std::optional<int> commands::run_if_parsed() const {
     if (verify_->parsed())
-        return run_guarded("backup verify", "", [](const commands& c) {
-            run_verify(c.verify_file_, c.verify_pg_bin_, std::cout);
-            return 0;
-        });
-    if (backup_->parsed())
-        return run_guarded("backup", postgres_or_env(backup_options_.postgres),
-                           [](const commands& c) {
-                               backup_options o = c.backup_options_;
-                               o.postgres = postgres_or_env(o.postgres);
-                               run_backup(o, std::cout, std::cerr);
-                               return 0;
-                           });
-    if (restore_->parsed()) {
-        return run_guarded("restore", postgres_or_env(restore_options_.postgres),
-                           [](const commands& c) {
-                               restore_options o = c.restore_options_;
-                               o.postgres = postgres_or_env(o.postgres);
-                               run_restore(o, std::cout, std::cerr);
-                               return 0;
-                           });
-    }
+        return run_guarded("backup verify", "",
+                           [this] { run_verify(verify_file_, verify_pg_bin_, std::cout); });
+    if (backup_->parsed()) return run_on_postgres("backup", backup_options_, run_backup);
+    if (restore_->parsed()) return run_on_postgres("restore", restore_options_, run_restore);
     return std::nullopt;
 }
 

@@ -24,8 +24,6 @@ public:
     std::optional<int> run_if_parsed() const;
 
 private:
-    int run_guarded(const char* what, const std::string& url, int (*fn)(const commands&)) const;
-
     CLI::App* backup_ = nullptr;
     CLI::App* verify_ = nullptr;
     CLI::App* restore_ = nullptr;
