@@ -48,7 +48,6 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <type_traits>
 
 namespace plugmon::agent {
 
@@ -269,7 +268,7 @@ private:
 
     /// reload() between systemd's RELOADING=1 and READY=1.
     /// `actor`: "SIGHUP", or "http" (the request's own audit entry names its token).
-    std::invoke_result_t<decltype(api_context::reload)> notified_reload(const char* actor) {
+    reload_report notified_reload(const char* actor) {
         notify_.send(systemd::reloading_message(systemd::monotonic_usec()));
         auto result = reload();
         notify_.send(systemd::ready_message(ready_status_));
