@@ -120,9 +120,9 @@ void drain::loop() {
             ++generation_;
         }
         totals_.passes.fetch_add(1, std::memory_order_relaxed);
-        totals_.last_pass_ns.store(
-            std::chrono::steady_clock::now().time_since_epoch() / std::chrono::nanoseconds(1),
-            std::memory_order_relaxed);
+        // The clock read of this pass (after its drain), published only now that it is complete.
+        totals_.last_pass_ns.store(now.time_since_epoch() / std::chrono::nanoseconds(1),
+                                   std::memory_order_relaxed);
         if (stopping) break;  // that was the final pass over every producer
         if (n == 0) std::this_thread::sleep_for(opt_.idle_sleep);
     }

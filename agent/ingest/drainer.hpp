@@ -39,8 +39,9 @@ struct drain_totals {
     std::atomic<std::uint64_t> ring_used_ppm{0};  ///< fullest lane, parts per million
     std::atomic<std::uint64_t> backlog{0};
     std::atomic<std::uint64_t> passes{0};
-    /// steady_clock nanoseconds at the end of the drain's last completed pass: its heartbeat (the
-    /// systemd watchdog pings only while it is recent). Written by the drain thread, read anywhere.
+    /// steady_clock nanoseconds of the drain's last completed pass (the clock read it takes after
+    /// draining, stored once the pass is complete): its heartbeat (the systemd watchdog pings only
+    /// while it is recent). Written by the drain thread, read anywhere.
     std::atomic<std::int64_t> last_pass_ns{0};
     std::chrono::steady_clock::time_point last_pass() const {
         return std::chrono::steady_clock::time_point(
