@@ -12,8 +12,6 @@
 #include <stdexcept>
 #include <utility>
 
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 namespace plugmon::agent::systemd {
@@ -50,9 +48,9 @@ std::string one_line(std::string_view s) {
 
 }  // namespace
 
-notifier::notifier(std::string address) : address_(std::move(address)) {
-    sockaddr_un probe_addr{};
-    encode_address(address_, probe_addr);  // refuse a bad address before opening anything
+notifier::notifier(std::string address)
+    : address_(std::move(address)),
+      addr_len_(encode_address(address_, addr_)) {  // a bad address: refused before any socket
     fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd_ < 0)
         throw std::runtime_error(std::string("NOTIFY_SOCKET: socket: ") + std::strerror(errno));
@@ -60,18 +58,6 @@ notifier::notifier(std::string address) : address_(std::move(address)) {
 
 notifier::~notifier() {
     if (fd_ >= 0) ::close(fd_);
-}
-
-notifier::notifier(notifier&& other) noexcept
-    : address_(std::move(other.address_)), fd_(std::exchange(other.fd_, -1)) {}
-
-notifier& notifier::operator=(notifier&& other) noexcept {
-    if (this != &other) {
-        if (fd_ >= 0) ::close(fd_);
-        address_ = std::move(other.address_);
-        fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
 }
 
 notifier notifier::from_env() {
@@ -87,11 +73,9 @@ notifier notifier::from_env() {
 
 bool notifier::send(std::string_view message, std::string* error) const {
     if (fd_ < 0) return true;
-    sockaddr_un addr{};
-    const socklen_t len = encode_address(address_, addr);  // validated in the constructor
     for (;;) {
         const ssize_t n = ::sendto(fd_, message.data(), message.size(), MSG_NOSIGNAL | MSG_DONTWAIT,
-                                   reinterpret_cast<const sockaddr*>(&addr), len);
+                                   reinterpret_cast<const sockaddr*>(&addr_), addr_len_);
         if (n == ssize_t(message.size())) return true;
         if (n < 0 && errno == EINTR) continue;
         if (error != nullptr)

@@ -6,6 +6,9 @@
 #include <string>
 #include <string_view>
 
+#include <sys/socket.h>
+#include <sys/un.h>
+
 namespace plugmon::agent::systemd {
 
 /// Where notifications go: a datagram socket named by $NOTIFY_SOCKET. An absolute path is a
@@ -19,10 +22,8 @@ public:
     /// an absolute path or an '@' name, or is too long for a Unix socket address.
     explicit notifier(std::string address);
     ~notifier();
-    notifier(const notifier&) = delete;
+    notifier(const notifier&) = delete;  // and not movable: the watchdog holds a reference
     notifier& operator=(const notifier&) = delete;
-    notifier(notifier&& other) noexcept;
-    notifier& operator=(notifier&& other) noexcept;
 
     /// From $NOTIFY_SOCKET: disabled when it is unset or empty; an unusable value is logged once
     /// and disables it (the service manager then sees no notification, never a crash).
@@ -36,6 +37,8 @@ public:
 
 private:
     std::string address_;
+    sockaddr_un addr_{};  ///< address_ encoded once, in the constructor: every send reuses it
+    socklen_t addr_len_ = 0;
     int fd_ = -1;
 };
 
