@@ -46,7 +46,6 @@ public:
     /// A tick every interval from now on.
     void start();
     void stop();
-    std::chrono::microseconds interval() const { return interval_; }
     /// WATCHDOG=1 datagrams sent, and ticks at which one was withheld.
     std::uint64_t pings() const { return pings_.load(std::memory_order_relaxed); }
     std::uint64_t withheld() const { return withheld_.load(std::memory_order_relaxed); }
