@@ -30,12 +30,6 @@ void check_options(const backup_options& o) {
     if (o.keep < 1) throw input_error("--keep: must be at least 1, got " + std::to_string(o.keep));
 }
 
-std::int64_t total_rows(const manifest& m) {
-    std::int64_t n = 0;
-    for (const auto& t : m.tables) n += t.rows;
-    return n;
-}
-
 /// Reads what the manifest says about the database inside `tx` (the dump's snapshot).
 void describe_source(pqxx::transaction_base& tx, manifest& m) {
     m.server_version = tx.exec1("SHOW server_version")[0].as<std::string>();
@@ -48,7 +42,6 @@ void describe_source(pqxx::transaction_base& tx, manifest& m) {
     if (m.kind != "full")
         for (auto& t : m.tables)
             if (t.name != kept_in_schema_only) t = {t.name, 0, "", ""};
-    set_time_range(m);
 }
 
 /// For a schema-only backup: pg_dump options leaving out the rows of every table (partitions

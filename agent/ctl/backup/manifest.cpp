@@ -31,8 +31,9 @@ nlohmann::json to_json(const manifest& m) {
         if (!t.last.empty()) e["last"] = t.last;
         tables[t.name] = e;
     }
+    const time_range r = data_time_range(m);
     nlohmann::json range = nlohmann::json::object();
-    if (!m.first.empty()) range = {{"first", m.first}, {"last", m.last}};
+    if (!r.first.empty()) range = {{"first", r.first}, {"last", r.last}};
     return {{"format", manifest_format},
             {"file", m.file},
             {"sha256", m.sha256},
@@ -73,7 +74,6 @@ manifest manifest_from_json(const nlohmann::json& j, const std::string& where) {
     for (const auto& [name, t] : tables.items())
         m.tables.push_back({name, field<std::int64_t>(t, "rows", where + ": tables." + name),
                             t.value("first", ""), t.value("last", "")});
-    set_time_range(m);
     return m;
 }
 
@@ -123,14 +123,20 @@ std::vector<table_rows> count_tables(pqxx::transaction_base& tx, const std::stri
     return out;
 }
 
-void set_time_range(manifest& m) {
-    m.first.clear();
-    m.last.clear();
+time_range data_time_range(const manifest& m) {
+    time_range r;
     // Same fixed-width format everywhere, so text order is time order.
     for (const auto& t : m.tables) {
-        if (!t.first.empty() && (m.first.empty() || t.first < m.first)) m.first = t.first;
-        if (!t.last.empty() && (m.last.empty() || t.last > m.last)) m.last = t.last;
+        if (!t.first.empty() && (r.first.empty() || t.first < r.first)) r.first = t.first;
+        if (!t.last.empty() && (r.last.empty() || t.last > r.last)) r.last = t.last;
     }
+    return r;
+}
+
+std::int64_t total_rows(const manifest& m) {
+    std::int64_t n = 0;
+    for (const auto& t : m.tables) n += t.rows;
+    return n;
 }
 
 }  // namespace plugmon::ctl::backup

@@ -38,7 +38,11 @@ struct manifest {
     std::string created_at;      ///< RFC 3339 UTC
     std::string source;          ///< the connection string, password masked
     std::vector<table_rows> tables;
-    std::string first, last;  ///< the time range of all data; "" when there is none
+};
+
+/// The time range of all data in a manifest's tables; "" when there is none.
+struct time_range {
+    std::string first, last;
 };
 
 nlohmann::json to_json(const manifest& m);
@@ -54,7 +58,10 @@ manifest read_manifest(const std::string& path);
 std::vector<table_rows> count_tables(pqxx::transaction_base& tx, const std::string& schema,
                                      bool with_rows);
 
-/// The overall time range of `tables` into m.first/m.last.
-void set_time_range(manifest& m);
+/// The oldest `first` and the newest `last` of m.tables.
+time_range data_time_range(const manifest& m);
+
+/// The rows of all of m.tables.
+std::int64_t total_rows(const manifest& m);
 
 }  // namespace plugmon::ctl::backup

@@ -100,15 +100,15 @@ void print_plan(const verified_backup& v, const restore_options& o, const std::s
         << v.m.schema_version << ", created " << v.m.created_at << ", " << v.entries
         << " archive entries) into " << where << " as schema " << target_schema(o) << "\n";
     for (const auto& t : v.m.tables) out << "  " << t.name << "  " << t.rows << " rows\n";
-    if (!v.m.first.empty()) out << "  data from " << v.m.first << " to " << v.m.last << "\n";
+    const time_range range = data_time_range(v.m);
+    if (!range.first.empty()) out << "  data from " << range.first << " to " << range.last << "\n";
     out << "dry run: nothing was changed\n";
 }
 
 /// The restored row counts against the manifest's; throws backup_failure on any difference.
-std::int64_t check_counts(pqxx::connection& c, const manifest& m, const std::string& schema) {
+void check_counts(pqxx::connection& c, const manifest& m, const std::string& schema) {
     pqxx::read_transaction tx(c);
     const auto got = count_tables(tx, schema, true);
-    std::int64_t rows = 0;
     std::string diff;
     for (const auto& want : m.tables) {
         const auto it = std::find_if(got.begin(), got.end(),
@@ -118,15 +118,12 @@ std::int64_t check_counts(pqxx::connection& c, const manifest& m, const std::str
         else if (it->rows != want.rows)
             diff += "; " + want.name + " has " + std::to_string(it->rows) + " rows, the manifest " +
                     std::to_string(want.rows);
-        else
-            rows += it->rows;
     }
     if (got.size() != m.tables.size() && diff.empty())
         diff = "; " + std::to_string(got.size()) + " tables, the manifest lists " +
                std::to_string(m.tables.size());
     if (!diff.empty())
         throw backup_failure("the restored schema " + schema + " differs from the manifest" + diff);
-    return rows;
 }
 
 }  // namespace
@@ -169,9 +166,9 @@ void run_restore(const restore_options& o, std::ostream& out, std::ostream& log)
             << "; its PL/pgSQL functions (maintenance) still name schema plugmon: never run "
                "them on it (see the README)\n";
     }
-    const std::int64_t rows = check_counts(c, v.m, schema);
+    check_counts(c, v.m, schema);
     out << "restored " << o.file << " into " << where << " as schema " << schema << ": "
-        << v.m.tables.size() << " tables, " << rows << " rows (as the manifest says)\n";
+        << v.m.tables.size() << " tables, " << total_rows(v.m) << " rows (as the manifest says)\n";
 }
 
 }  // namespace plugmon::ctl::backup

@@ -67,12 +67,11 @@ verified_backup verify_backup(const std::string& file, const std::string& pg_bin
 
 void run_verify(const std::string& file, const std::string& pg_bin, std::ostream& out) {
     const verified_backup v = verify_backup(file, pg_bin);
-    std::int64_t rows = 0;
-    for (const auto& t : v.m.tables) rows += t.rows;
     out << file << ": ok: sha256 " << v.m.sha256 << ", " << v.entries << " archive entries, "
         << v.m.kind << ", plugmon schema version " << v.m.schema_version << ", "
-        << v.m.tables.size() << " tables, " << rows << " rows";
-    if (!v.m.first.empty()) out << ", data from " << v.m.first << " to " << v.m.last;
+        << v.m.tables.size() << " tables, " << total_rows(v.m) << " rows";
+    const time_range range = data_time_range(v.m);
+    if (!range.first.empty()) out << ", data from " << range.first << " to " << range.last;
     out << ", created " << v.m.created_at << "\n";
 }
 
