@@ -38,10 +38,15 @@ void describe_source(pqxx::transaction_base& tx, manifest& m) {
             .as<bool>();
     if (has_backend)
         m.sketch_backend = tx.exec1("SELECT plugmon.sketch_backend()")[0].as<std::string>();
-    m.tables = count_tables(tx, "plugmon", true);
-    if (m.kind != "full")
+    // A schema-only dump keeps no rows but the ledger's: count only those, not every table.
+    const bool full = m.kind == "full";
+    m.tables = count_tables(tx, "plugmon", full);
+    if (!full)
         for (auto& t : m.tables)
-            if (t.name != kept_in_schema_only) t = {t.name, 0, "", ""};
+            if (t.name == kept_in_schema_only)
+                t.rows =
+                    tx.exec1(std::string("SELECT count(*) FROM plugmon.") + kept_in_schema_only)[0]
+                        .as<std::int64_t>();
 }
 
 /// For a schema-only backup: pg_dump options leaving out the rows of every table (partitions
