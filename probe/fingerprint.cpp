@@ -18,9 +18,14 @@ using K = sql_token_kind;
 /// `(` after them: `= any(?)`.
 bool call_like(const char* p, std::size_t n) noexcept {
     if (n != 3 && n != 4) return false;
-    const std::uint64_t w = sql_chars::pack(p, n);
-    return w == sql_chars::pack("any") || w == sql_chars::pack("all") ||
-           w == sql_chars::pack("some");
+    switch (sql_chars::pack(p, n)) {
+        case sql_chars::pack("any"):
+        case sql_chars::pack("all"):
+        case sql_chars::pack("some"):
+            return true;
+        default:
+            return false;
+    }
 }
 
 /// Writes src[0, n) lowercased (ASCII letters only) to dst; locals, so the loop does not reload

@@ -72,6 +72,8 @@ constexpr char to_lower(char c) noexcept {
 }
 
 /// A word of at most 8 bytes as one integer, lowercased: keyword checks are integer compares.
+/// Compare with a packed literal only where it must be a constant (a case label, a constexpr
+/// variable): compilers do not fold the loop otherwise, and pack it again on every call.
 constexpr std::uint64_t pack(const char* p, std::size_t n) noexcept {
     std::uint64_t v = 0;
     for (std::size_t i = 0; i < n; ++i)
@@ -87,7 +89,8 @@ constexpr std::uint64_t pack(std::string_view w) noexcept { return pack(w.data()
 inline bool sql_expression_keyword(const char* p, std::size_t n) noexcept {
     using sql_chars::pack;
     if (n < 2 || n > 9) return false;
-    if (n == 9) return pack(p, 8) == pack("returnin") && sql_chars::to_lower(p[8]) == 'g';
+    constexpr std::uint64_t returnin = pack("returnin");
+    if (n == 9) return pack(p, 8) == returnin && sql_chars::to_lower(p[8]) == 'g';
     switch (pack(p, n)) {
         case pack("all"):
         case pack("and"):
@@ -407,10 +410,15 @@ private:
         t.kind = sql_token_kind::word;
         const std::size_t n = i - p;
         if ((n == 4 || n == 5) && !after_is_) {
-            const std::uint64_t w = sql_chars::pack(in_ + p, n);
-            if (w == sql_chars::pack("true") || w == sql_chars::pack("false") ||
-                w == sql_chars::pack("null"))
-                t.kind = sql_token_kind::constant;
+            switch (sql_chars::pack(in_ + p, n)) {
+                case sql_chars::pack("true"):
+                case sql_chars::pack("false"):
+                case sql_chars::pack("null"):
+                    t.kind = sql_token_kind::constant;
+                    break;
+                default:
+                    break;
+            }
         }
     }
 
@@ -423,9 +431,10 @@ private:
         switch (t.kind) {
             case K::word: {
                 const std::size_t n = t.end - t.begin;
+                constexpr std::uint64_t is = sql_chars::pack("is"), not_ = sql_chars::pack("not");
                 const std::uint64_t w = n <= 3 ? sql_chars::pack(in_ + t.begin, n) : 0;
-                is_ = w == sql_chars::pack("is");
-                after_is_ = is_ || (was_is && w == sql_chars::pack("not"));
+                is_ = w == is;
+                after_is_ = is_ || (was_is && w == not_);
                 prev_ = ctx::word;  // whether it is a keyword is looked up only when a rule asks
                 word_begin_ = t.begin;
                 word_end_ = t.end;
