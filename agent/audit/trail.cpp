@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "common/rfc3339.hpp"
+#include "log/formatter.hpp"
 #include "log/log.hpp"
 #include "log/redact.hpp"
 
@@ -14,11 +15,23 @@ namespace {
 constexpr std::size_t max_field = 200;
 constexpr std::size_t max_detail = 500;
 
-/// At most `limit` bytes of `s`, control characters as '?', secrets masked, "-" when empty.
+/// `s` with secrets masked (before the cut, which could split one), cut to at most `limit` bytes
+/// between two characters, control characters and invalid UTF-8 as '?' (an entry must stay valid
+/// JSON), "-" when empty.
 std::string clean(std::string_view s, std::size_t limit) {
-    std::string out = log::redact(s.substr(0, limit));
-    for (char& c : out)
-        if (static_cast<unsigned char>(c) < ' ' || c == 0x7f) c = '?';
+    const std::string masked = log::redact(s);
+    std::string out;
+    for (std::string_view rest = masked; !rest.empty();) {
+        const std::size_t n = log::utf8_length(rest);
+        const auto c = static_cast<unsigned char>(rest[0]);
+        const bool unprintable = n == 0 || c < ' ' || c == 0x7f;
+        if (out.size() + (unprintable ? 1 : n) > limit) break;
+        if (unprintable)
+            out += '?';
+        else
+            out.append(rest.substr(0, n));
+        rest.remove_prefix(unprintable ? 1 : n);
+    }
     return out.empty() ? "-" : out;
 }
 
@@ -42,7 +55,7 @@ std::string reload_detail(const std::vector<std::string>& applied,
 }
 
 std::string refusal_detail(std::string_view why) {
-    return "refused: " + std::string(why.substr(0, max_detail));
+    return "refused: " + std::string(why);  // record() cuts it to max_detail
 }
 
 trail::trail(std::size_t capacity) : capacity_(std::max<std::size_t>(capacity, 1)) {}

@@ -35,7 +35,7 @@ nlohmann::json to_json(const entry& e);
 /// Thread-safe (pure).
 std::string reload_detail(const std::vector<std::string>& applied,
                           const std::vector<std::string>& restart_required);
-/// The detail of a refused reload: "refused: <why>" (shortened). Thread-safe (pure).
+/// The detail of a refused reload: "refused: <why>" (record() shortens it). Thread-safe (pure).
 std::string refusal_detail(std::string_view why);
 
 /// The agent's audit trail. Thread-safe (one mutex; the log line is written outside it).
@@ -45,8 +45,9 @@ public:
     explicit trail(std::size_t capacity = default_capacity);
 
     /// Stamps `e` with the next sequence number (and the time, when unset), writes its audit
-    /// log line and keeps it. Strings are cut to a bounded length and control characters
-    /// replaced, so a client cannot forge lines. Never throws (a failure drops the entry).
+    /// log line and keeps it. Strings are cut to a bounded length, and control characters and
+    /// invalid UTF-8 replaced, so a client cannot forge lines and the entry stays valid JSON.
+    /// Never throws (a failure drops the entry).
     void record(entry e) noexcept;
 
     /// At most `limit` entries, newest first. May throw std::bad_alloc.

@@ -41,20 +41,6 @@ std::string field_text(const field& f) {
         f.value);
 }
 
-/// Length of the valid UTF-8 sequence at the start of `s`, or 0 when it is not one.
-std::size_t utf8_length(std::string_view s) {
-    const auto b = static_cast<unsigned char>(s[0]);
-    std::size_t n = b < 0x80 ? 1 : (b >> 5) == 6 ? 2 : (b >> 4) == 14 ? 3 : (b >> 3) == 30 ? 4 : 0;
-    if (n == 0 || n > s.size() || (n == 2 && b < 0xc2) || (n == 4 && b > 0xf4)) return 0;
-    for (std::size_t i = 1; i < n; ++i)
-        if ((static_cast<unsigned char>(s[i]) >> 6) != 2) return 0;
-    const auto b1 = static_cast<unsigned char>(s.size() > 1 ? s[1] : 0);
-    if ((n == 3 && b == 0xe0 && b1 < 0xa0) || (n == 3 && b == 0xed && b1 >= 0xa0) ||
-        (n == 4 && b == 0xf0 && b1 < 0x90) || (n == 4 && b == 0xf4 && b1 >= 0x90))
-        return 0;  // overlong, surrogate, beyond U+10FFFF
-    return n;
-}
-
 /// Appends `s` to `out` as one line of valid UTF-8: control characters escaped (\n, \t, \xNN),
 /// invalid bytes as U+FFFD; with `quote`, also `"` and `\` escaped.
 void append_clean(std::string& out, std::string_view s, bool quote) {
@@ -112,6 +98,20 @@ std::string_view payload(const spdlog::details::log_msg& msg) {
 }
 
 }  // namespace
+
+std::size_t utf8_length(std::string_view s) noexcept {
+    if (s.empty()) return 0;
+    const auto b = static_cast<unsigned char>(s[0]);
+    std::size_t n = b < 0x80 ? 1 : (b >> 5) == 6 ? 2 : (b >> 4) == 14 ? 3 : (b >> 3) == 30 ? 4 : 0;
+    if (n == 0 || n > s.size() || (n == 2 && b < 0xc2) || (n == 4 && b > 0xf4)) return 0;
+    for (std::size_t i = 1; i < n; ++i)
+        if ((static_cast<unsigned char>(s[i]) >> 6) != 2) return 0;
+    const auto b1 = static_cast<unsigned char>(s.size() > 1 ? s[1] : 0);
+    if ((n == 3 && b == 0xe0 && b1 < 0xa0) || (n == 3 && b == 0xed && b1 >= 0xa0) ||
+        (n == 4 && b == 0xf0 && b1 < 0x90) || (n == 4 && b == 0xf4 && b1 >= 0x90))
+        return 0;  // overlong, surrogate, beyond U+10FFFF
+    return n;
+}
 
 std::string_view level_name(spdlog::level::level_enum level) noexcept {
     constexpr std::array<std::string_view, 7> names{"trace", "debug",    "info", "warn",

@@ -48,6 +48,10 @@ public:
 /// The formatter of `f`.
 std::unique_ptr<spdlog::formatter> make_formatter(format f);
 
+/// Length of the valid UTF-8 sequence at the start of `s`; 0 when `s` is empty or starts with an
+/// invalid, overlong or surrogate sequence. Thread-safe (pure).
+std::size_t utf8_length(std::string_view s) noexcept;
+
 /// The level's name as written in lines: trace, debug, info, warn, error, critical.
 std::string_view level_name(spdlog::level::level_enum level) noexcept;
 

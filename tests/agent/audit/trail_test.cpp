@@ -113,6 +113,28 @@ TEST(audit_trail, masks_secrets_and_control_characters) {
     EXPECT_EQ(kept.detail.rfind("refused: ", 0), 0u) << kept.detail;
 }
 
+TEST(audit_trail, a_kept_entry_is_valid_utf8_even_when_cut_or_fed_invalid_bytes) {
+    captured_log log;
+    audit::trail t;
+    audit::entry e = post("op\xff", 500);
+    e.action = "reload";
+    e.target = "/etc/plugmon/\xc3\x28.toml";
+    // The refusal of a file with a long non-ASCII value: the cut falls inside a character.
+    std::string why = "xy";
+    for (int i = 0; i < 300; ++i) why += "\xc3\xa9";
+    e.detail = audit::refusal_detail(why);
+    t.record(e);
+    const auto kept = t.recent(1).at(0);
+    std::string body;
+    ASSERT_NO_THROW(body = audit::to_json(kept).dump()) << "GET /api/v1/audit must stay answerable";
+    EXPECT_LE(kept.detail.size(), 500u);
+    EXPECT_EQ(kept.detail.rfind("refused: xy\xc3\xa9", 0), 0u) << "valid UTF-8 is kept";
+    EXPECT_NE(kept.detail.back(), '?') << "the cut falls between two characters";
+    EXPECT_EQ(kept.actor, "op?");
+    EXPECT_EQ(kept.target, "/etc/plugmon/?(.toml");
+    EXPECT_EQ(log.lines().size(), 1u);
+}
+
 TEST(audit_trail, records_from_many_threads_without_losing_a_sequence_number) {
     captured_log log;
     audit::trail t(10000);
