@@ -1,6 +1,7 @@
 // Backup file names, sha256 of a mapped file, atomic writes, pruning of old backups.
 #include "ctl/backup/files.hpp"
 
+#include "common/rfc3339.hpp"
 #include "common/sha256.hpp"
 
 #include <fcntl.h>
@@ -11,7 +12,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -22,15 +22,10 @@ namespace fs = std::filesystem;
 namespace plugmon::ctl::backup {
 
 std::string backup_file_name(std::chrono::system_clock::time_point at, bool schema_only) {
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(at.time_since_epoch());
-    const std::time_t secs = static_cast<std::time_t>(ms.count() / 1000);
-    std::tm tm{};
-    ::gmtime_r(&secs, &tm);
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "plugmon-%04d%02d%02dT%02d%02d%02d.%03dZ", tm.tm_year + 1900,
-                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                  static_cast<int>(ms.count() % 1000));
-    return std::string(buf) + (schema_only ? "-schema-only" : "") + ".dump";
+    // RFC 3339 without its separators: 2026-12-04T12:17:28.123Z -> 20261204T121728.123Z.
+    std::string stamp = agent::format_rfc3339(at);
+    std::erase_if(stamp, [](char c) { return c == '-' || c == ':'; });
+    return "plugmon-" + stamp + (schema_only ? "-schema-only" : "") + ".dump";
 }
 
 bool is_backup_file_name(const std::string& name) {
