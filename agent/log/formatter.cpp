@@ -26,19 +26,25 @@ line_context context_of(const spdlog::details::log_msg& msg) {
     return plain;
 }
 
+/// The value a field may show: `***` for a secret by its key's name, a string redacted.
+field::value_type shown_value(const field& f) {
+    if (sensitive_key(f.key)) return std::string("***");
+    if (const auto* s = std::get_if<std::string>(&f.value)) return redact(*s);
+    return f.value;
+}
+
 std::string field_text(const field& f) {
-    if (sensitive_key(f.key)) return "***";
     return std::visit(
-        [](const auto& v) -> std::string {
+        [](auto&& v) -> std::string {
             using V = std::decay_t<decltype(v)>;
             if constexpr (std::is_same_v<V, std::string>)
-                return redact(v);
+                return std::move(v);
             else if constexpr (std::is_same_v<V, bool>)
                 return v ? "true" : "false";
             else
                 return fmt::format("{}", v);
         },
-        f.value);
+        shown_value(f));
 }
 
 /// Appends `s` to `out` as one line of valid UTF-8: control characters escaped (\n, \t, \xNN),
@@ -81,16 +87,8 @@ void append_value(std::string& out, std::string_view v) {
 }
 
 nlohmann::ordered_json json_value(const field& f) {
-    if (sensitive_key(f.key)) return "***";
-    return std::visit(
-        [](const auto& v) -> nlohmann::ordered_json {
-            using V = std::decay_t<decltype(v)>;
-            if constexpr (std::is_same_v<V, std::string>)
-                return redact(v);
-            else
-                return v;
-        },
-        f.value);
+    return std::visit([](auto&& v) -> nlohmann::ordered_json { return std::move(v); },
+                      shown_value(f));
 }
 
 std::string_view payload(const spdlog::details::log_msg& msg) {
