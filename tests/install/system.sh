@@ -6,25 +6,13 @@
 # Usage: tests/install/system.sh BUILD_DIR [extra cmake arguments for the find_package consumer...]
 set -euo pipefail
 
-if (($# < 1)); then
-    echo "usage: $0 BUILD_DIR [cmake args...]" >&2
-    exit 2
-fi
-build_dir=$1
-shift
-src_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/plugmon-install-system.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-prefix=$tmp/prefix
+# shellcheck source=tests/install/prefix.sh
+. "$(dirname "${BASH_SOURCE[0]}")/prefix.sh"
 failures=0
 fail() {
     echo "FAIL: $*" >&2
     failures=$((failures + 1))
 }
-
-echo "== cmake --install $build_dir --prefix $prefix"
-cmake --install "$build_dir" --prefix "$prefix" >"$tmp/install.log"
 
 echo "== the installed tree"
 for f in bin/plugmon-agent bin/plugmonctl; do
