@@ -1,8 +1,7 @@
 // The backup manifest: JSON in and out, and the row counts and time ranges it records.
 #include "ctl/backup/manifest.hpp"
 
-#include <fstream>
-#include <sstream>
+#include "ctl/backup/files.hpp"
 
 namespace plugmon::ctl::backup {
 
@@ -78,13 +77,11 @@ manifest manifest_from_json(const nlohmann::json& j, const std::string& where) {
 }
 
 manifest read_manifest(const std::string& path) {
-    std::ifstream in(path);
-    if (!in) throw manifest_error(path + " is missing or unreadable");
-    std::stringstream ss;
-    ss << in.rdbuf();
     nlohmann::json j;
     try {
-        j = nlohmann::json::parse(ss.str());
+        j = nlohmann::json::parse(read_text_file(path));
+    } catch (const file_error& e) {
+        throw manifest_error(e.what());
     } catch (const nlohmann::json::parse_error& e) {
         throw manifest_error(path + ": not valid JSON (" + e.what() + ")");
     }
