@@ -58,7 +58,6 @@ public:
     std::size_t run() noexcept {
         sql_token t{};
         while (!done_) {
-            previous_ = lexer_;
             if (!lexer_.next(t)) {
                 // The input ended inside an elided list or row: it did not collapse after all.
                 if (elide_ == elide::items || (elide_ == elide::rows && row_ != row_step::done)) {
@@ -67,6 +66,9 @@ public:
                 }
                 break;
             }
+            // An elision starts only at a comma right after a `?` item or a `)` `]` row, so the
+            // lexer is kept only after those (not copied for every token).
+            if (t.kind == K::constant || t.kind == K::close) before_comma_ = lexer_;
             handle(t);
         }
         return len_;  // pending semicolons are trailing ones: dropped
@@ -295,12 +297,12 @@ private:
                 return close(t, l);
             case K::comma:
                 if (l.st == list_state::item && may_elide(t)) {
-                    start_elision(elide::items, previous_);
+                    start_elision(elide::items, before_comma_);
                     l.st = list_state::after_comma;
                     return;
                 }
                 if (l.row_ready && may_elide(t)) {
-                    start_elision(elide::rows, previous_);
+                    start_elision(elide::rows, before_comma_);
                     return;
                 }
                 emit(t);
@@ -352,7 +354,7 @@ private:
     const char* in_;
     std::size_t n_;
     sql_lexer lexer_;
-    sql_lexer previous_{std::string_view()};  // the lexer before the token being handled
+    sql_lexer before_comma_{std::string_view()};  // after the last constant or close token
     char* out_;
     std::size_t limit_;
     std::size_t len_ = 0;
