@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <regex>
 #include <sstream>
+#include <stdexcept>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <thread>
@@ -143,6 +144,19 @@ std::optional<std::pair<int, std::string>> http_exchange(int port, const std::st
 }
 
 }  // namespace
+
+int unused_loopback_port() {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    const bool bound = fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+                       ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0;
+    if (fd >= 0) ::close(fd);
+    if (!bound) throw std::runtime_error("cannot bind a loopback port");
+    return ntohs(a.sin_port);
+}
 
 std::optional<std::string> http_get(int port, const std::string& target, int* status) {
     const auto r = http_exchange(

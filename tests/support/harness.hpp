@@ -52,6 +52,11 @@ private:
 std::string read_file(const std::string& path);
 bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout);
 
+/// A loopback TCP port that nothing listens on at the time of the call (bound, then released): a
+/// receiver or database address that refuses connections, or a port to start a server on.
+/// Throws std::runtime_error when no port can be bound.
+int unused_loopback_port();
+
 /// GET http://127.0.0.1:port/target; returns the body, or nullopt when unreachable or not 2xx.
 std::optional<std::string> http_get(int port, const std::string& target, int* status = nullptr);
 /// POST http://127.0.0.1:port/target with no body (and the bearer token, if any); the status and

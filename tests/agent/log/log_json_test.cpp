@@ -13,8 +13,6 @@
 #include <set>
 #include <sstream>
 
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -27,19 +25,6 @@ namespace {
 void write_file(const std::string& path, const std::string& text, mode_t mode = 0600) {
     std::ofstream(path) << text;
     ::chmod(path.c_str(), mode);
-}
-
-/// A loopback port nothing listens on (bound, then closed).
-int closed_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    ::close(fd);
-    return ntohs(a.sin_port);
 }
 
 std::vector<json> parse_lines(const std::string& text, std::vector<std::string>& problems) {
@@ -98,7 +83,7 @@ TEST(log_json_agent, every_line_of_a_loaded_agent_with_failures_is_a_json_object
                                     "[[remote_write]]\n"
                                     "name = \"rw\"\n"
                                     "url = \"http://127.0.0.1:" +
-                                    std::to_string(closed_port()) +
+                                    std::to_string(unused_loopback_port()) +
                                     "/api/v1/write\"\n"
                                     "bearer_token_file = \"" +
                                     dir.path() +
