@@ -33,19 +33,10 @@ namespace {
 constexpr auto linger_time = std::chrono::seconds{2};
 constexpr std::size_t linger_bytes = 1 << 20;
 
-/// One source of repeated lines (handler failures, network errors): at most one line per 10 s,
-/// through the agent's one rate limiter (log/log.hpp), which says how many it held back.
-class rate_limited_log {
-public:
-    explicit rate_limited_log(std::string key) : key_(std::move(key)) {}
-
-    void log(spdlog::level::level_enum level, const std::string& message) noexcept {
-        agent::log::limited(level, "web", message, {}, key_);
-    }
-
-private:
-    std::string key_;
-};
+/// Handler failures and network errors repeat: each kind (the rate limiter's key) gets at most one
+/// line per 10 s, and the next line says how many it held back.
+constexpr std::string_view handler_failures = "handler";
+constexpr std::string_view network_errors = "network";
 
 bool is_parse_error(const error_code& ec) {
     return ec.category() == make_error_code(http::error::bad_method).category();
@@ -140,8 +131,6 @@ struct http_server_state : std::enable_shared_from_this<http_server_state> {
     std::uint16_t port_ = 0;
     bool stopped_ = false;
     std::unordered_map<http_session*, std::weak_ptr<http_session>> sessions_;
-    rate_limited_log handler_log_{"handler"};
-    rate_limited_log network_log_{"network"};
 };
 
 /// One connection: read a request, answer it, repeat while the client keeps the connection.
@@ -397,8 +386,9 @@ private:
 
     http_response handler_failed(const http_request& in, const char* what) {
         ++server_->stats_->handler_errors;
-        server_->handler_log_.log(spdlog::level::err, "http: handler failed on " + in.method + " " +
-                                                          in.target + ": " + what);
+        log::limited(spdlog::level::err, "web",
+                     "http: handler failed on " + in.method + " " + in.target + ": " + what, {},
+                     handler_failures);
         return http_response{500, "text/plain; charset=utf-8", "internal error\n"};
     }
 
@@ -460,11 +450,12 @@ private:
         try {
             step();
         } catch (const std::exception& e) {
-            server_->network_log_.log(spdlog::level::warn,
-                                      std::string("http: connection dropped: ") + e.what());
+            log::limited(spdlog::level::warn, "web",
+                         std::string("http: connection dropped: ") + e.what(), {}, network_errors);
             close();
         } catch (...) {
-            server_->network_log_.log(spdlog::level::warn, "http: connection dropped");
+            log::limited(spdlog::level::warn, "web", "http: connection dropped", {},
+                         network_errors);
             close();
         }
     }
@@ -533,7 +524,8 @@ void detail::http_server_state::on_accept(const error_code& ec, tcp::socket sock
     try {
         if (ec) {
             // Typically out of file descriptors: wait a little rather than spin.
-            network_log_.log(spdlog::level::warn, "http: accept failed: " + ec.message());
+            log::limited(spdlog::level::warn, "web", "http: accept failed: " + ec.message(), {},
+                         network_errors);
             retry_timer_.expires_after(std::chrono::milliseconds{100});
             retry_timer_.async_wait([self = shared_from_this()](error_code wec) {
                 if (!wec && !self->stopped_) self->accept();
@@ -547,8 +539,9 @@ void detail::http_server_state::on_accept(const error_code& ec, tcp::socket sock
         sessions_.emplace(s.get(), s);
         s->start();
     } catch (const std::exception& e) {
-        network_log_.log(spdlog::level::warn,
-                         std::string("http: cannot serve a connection: ") + e.what());
+        log::limited(spdlog::level::warn, "web",
+                     std::string("http: cannot serve a connection: ") + e.what(), {},
+                     network_errors);
     }
     accept();
 }
