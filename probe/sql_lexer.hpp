@@ -168,8 +168,6 @@ public:
     std::size_t position() const noexcept { return pos_; }
 
 private:
-    enum class ctx : std::uint8_t { start, word, name, constant, open, close, comma, op, dot };
-
     unsigned char at(std::size_t i) const noexcept {
         return i < n_ ? static_cast<unsigned char>(in_[i]) : 0;
     }
@@ -289,10 +287,19 @@ private:
 
     /// An expression may start here: a `-` is a sign, `:name` a parameter.
     bool expression_may_start() const noexcept {
-        return prev_ == ctx::start || prev_ == ctx::open || prev_ == ctx::comma ||
-               prev_ == ctx::op ||
-               (prev_ == ctx::word &&
-                sql_expression_keyword(in_ + word_begin_, word_end_ - word_begin_));
+        using K = sql_token_kind;
+        switch (prev_.kind) {
+            case K::semicolon:  // also the start of the input
+            case K::open:
+            case K::comma:
+            case K::op:
+            case K::cast:
+                return true;
+            case K::word:  // whether it is a keyword is looked up only here
+                return sql_expression_keyword(in_ + prev_.begin, prev_.end - prev_.begin);
+            default:
+                return false;
+        }
     }
 
     /// End of a negative constant when the lone `-` at i starts one, else 0. A failed look-ahead
@@ -422,60 +429,28 @@ private:
         }
     }
 
+    /// t packed (sql_chars::pack) when it is a word of two or three bytes (IS, NOT), else 0.
+    std::uint64_t short_word(const sql_token& t) const noexcept {
+        const std::size_t n = t.end - t.begin;
+        return t.kind == sql_token_kind::word && (n == 2 || n == 3)
+                   ? sql_chars::pack(in_ + t.begin, n)
+                   : 0;
+    }
+
     /// Updates the context the next token is lexed in.
     void remember(const sql_token& t) noexcept {
-        using K = sql_token_kind;
-        const bool was_is = is_;
-        is_ = false;
-        after_is_ = false;
-        switch (t.kind) {
-            case K::word: {
-                const std::size_t n = t.end - t.begin;
-                constexpr std::uint64_t is = sql_chars::pack("is"), not_ = sql_chars::pack("not");
-                const std::uint64_t w = n <= 3 ? sql_chars::pack(in_ + t.begin, n) : 0;
-                is_ = w == is;
-                after_is_ = is_ || (was_is && w == not_);
-                prev_ = ctx::word;  // whether it is a keyword is looked up only when a rule asks
-                word_begin_ = t.begin;
-                word_end_ = t.end;
-                return;
-            }
-            case K::name:
-                prev_ = ctx::name;
-                return;
-            case K::constant:
-                prev_ = ctx::constant;
-                return;
-            case K::open:
-                prev_ = ctx::open;
-                return;
-            case K::close:
-                prev_ = ctx::close;
-                return;
-            case K::comma:
-                prev_ = ctx::comma;
-                return;
-            case K::semicolon:
-                prev_ = ctx::start;
-                return;
-            case K::dot:
-                prev_ = ctx::dot;
-                return;
-            case K::op:
-            case K::cast:
-                prev_ = ctx::op;
-                return;
-        }
+        constexpr std::uint64_t is = sql_chars::pack("is"), not_ = sql_chars::pack("not");
+        const std::uint64_t w = short_word(t);
+        after_is_ = w == is || (w == not_ && short_word(prev_) == is);
+        prev_ = t;
     }
 
     const char* in_;
     std::size_t n_;
     std::size_t pos_ = 0;
-    ctx prev_ = ctx::start;
-    std::size_t word_begin_ = 0, word_end_ = 0;  // the previous token, when it is a word
+    sql_token prev_{sql_token_kind::semicolon};  // the previous token; `;` at the start
     std::size_t no_negative_before_ = 0;         // a sign before here starts no constant
-    bool is_ = false;                            // the previous token is the word IS
-    bool after_is_ = false;  // ... IS or IS NOT: TRUE, FALSE and NULL after it are words
+    bool after_is_ = false;  // the last tokens are IS or IS NOT: TRUE, FALSE, NULL are words
 };
 
 }  // namespace plugmon::detail
