@@ -90,8 +90,9 @@ private:
 
     /// The canonical spacing: one space between tokens, none after `(` `[` `.` `::`, none
     /// before `,` `)` `]` `;` `.` `::`, and none between a name and the `(` or `[` after it
-    /// (a call or subscript). Never glues two colons into a different token.
-    bool space_before(const sql_token& t) const noexcept {
+    /// (a call or subscript: `call`, looked up by open()). Never glues two colons into a
+    /// different token.
+    bool space_before(const sql_token& t, bool call) const noexcept {
         if (len_ == 0) return false;
         bool space = true;
         if (t.kind == K::comma || t.kind == K::close || t.kind == K::semicolon ||
@@ -99,7 +100,7 @@ private:
             space = false;
         else if (last_ == K::open || last_ == K::dot || last_ == K::cast)
             space = false;
-        else if (t.kind == K::open && after_call_name())
+        else if (call)
             space = false;
         return space || (out_[len_ - 1] == ':' && first_byte(t) == ':');
     }
@@ -136,9 +137,10 @@ private:
     }
 
     /// Writes one token (with the space before it, if any) or, when it does not fit, cuts the
-    /// output at the last token boundary that leaves room for the marker, and stops.
-    void emit(const sql_token& t) noexcept {
-        const bool space = space_before(t);
+    /// output at the last token boundary that leaves room for the marker, and stops. `call`: t is
+    /// the `(` or `[` of a call or subscript.
+    void emit(const sql_token& t, bool call = false) noexcept {
+        const bool space = space_before(t, call);
         const std::size_t body = width(t);
         if (body > limit_ - len_ || (space ? 1 : 0) > limit_ - len_ - body) {
             cut();
@@ -326,7 +328,7 @@ private:
 
     void open(const sql_token& t, level& l) noexcept {
         const bool call = after_call_name();
-        emit(t);
+        emit(t, call);
         l.st = list_state::broken;
         l.row_ready = false;
         ++depth_;
