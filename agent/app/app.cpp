@@ -118,7 +118,6 @@ drain::options drain_options(const config& cfg, window_fanout& windows,
     o.ns_per_tick = measure_ns_per_tick();
     spdlog::debug("TSC: {:.6f} ns per tick", o.ns_per_tick);
     o.flush_interval = cfg.flush_interval;
-    o.expiry_windows = cfg.series_expiry_windows;
     o.leak = leak_settings{cfg.leak_window, cfg.leak_min_growth, cfg.leak_min_r2};
     o.statements = &statements;
     o.windows = &windows;
@@ -173,8 +172,7 @@ public:
     agent_app(config cfg, int argc, char** argv)
         : cfg_(std::move(cfg)), argc_(argc), argv_(argv), writer_(make_writer(cfg_)),
           alerts_(alerting::make(cfg_, writer_)),
-          series_(bucket_bounds::from_seconds(cfg_.query_buckets, cfg_.execution_buckets),
-                  series_registry::limits{cfg_.series_budget, cfg_.series_budget_per_plugin}),
+          series_(bucket_bounds::from_seconds(cfg_.query_buckets, cfg_.execution_buckets)),
           statements_(cfg_.slow_query_samples),
           drainer_(series_, drain_options(cfg_, windows_, statements_)),
           intake_(io_, intake_options(cfg_), drainer_),
@@ -187,7 +185,7 @@ public:
           signals_(io_, SIGTERM, SIGINT, SIGHUP) {
         ctx_.reload = [this] { return notified_reload("http"); };
         ctx_.audit = audit_.get();
-        drainer_.reconfigure(live_settings_of(cfg_));
+        drainer_.reconfigure(live_settings_of(cfg_));  // budgets, expiry, thresholds: as a reload
         register_sinks_and_sources();
         register_reload_steps();
     }

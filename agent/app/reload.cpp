@@ -76,23 +76,19 @@ reload_report reloader::refuse(const std::string& why) {
 
 reload_report reloader::reload(const config& fresh) {
     std::lock_guard<std::mutex> lock(mu_);
-    const char* phase = "prepare";
-    std::string step_name;
     try {
-        for (const auto& s : steps_) {
-            step_name = s.name;
+        for (const auto& s : steps_)
             if (s.prepare) s.prepare(fresh);
-        }
-        phase = "apply";
-        for (const auto& s : steps_) {
-            step_name = s.name;
-            if (s.apply) s.apply(fresh);
-        }
     } catch (const std::exception& e) {
-        if (std::string_view(phase) == "apply")  // a bug: apply must not throw
-            spdlog::critical("reload: applying {} failed after the others applied: {}", step_name,
-                             e.what());
         return refuse(e.what());
+    }
+    for (const auto& s : steps_) {
+        try {
+            s.apply(fresh);
+        } catch (const std::exception& e) {  // a bug: the others apply all the same
+            spdlog::critical("reload: step {} failed to apply (apply must not throw): {}", s.name,
+                             e.what());
+        }
     }
     reload_report r;
     for (auto& key : changed_keys(last_applied_, fresh))

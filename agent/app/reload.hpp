@@ -21,7 +21,8 @@ struct reload_step {
     /// Checks `fresh` for this part and keeps what apply() will swap in; throws (a config_error
     /// names the key) to refuse the whole reload. Empty: nothing to check.
     std::function<void(const config& fresh)> prepare;
-    /// Swaps the prepared settings in. Must not throw: it runs after every prepare succeeded.
+    /// Swaps the prepared settings in (required). Must not throw: it runs after every prepare
+    /// succeeded.
     std::function<void(const config& fresh)> apply;
 };
 

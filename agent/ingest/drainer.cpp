@@ -162,7 +162,7 @@ void drain::close_window(std::chrono::system_clock::time_point now,
     std::size_t expired = 0;
     window_batch b = store_.close_window(start, opt_.flush_interval, opt_.expiry_windows, expired);
     totals_.windows.add(1);
-    if (has_pending_.load(std::memory_order_acquire)) apply_live_settings();
+    apply_live_settings();  // once per window: a lock, rarely anything to apply
     if (expired != 0) forget_series(list);
     if (opt_.windows != nullptr) {
         b.slow = std::move(window_slow_);
@@ -177,7 +177,6 @@ void drain::reconfigure(live_settings s) {
         std::lock_guard<std::mutex> lock(settings_mu_);
         pending_ = std::move(s);
     }
-    has_pending_.store(true, std::memory_order_release);
     if (!running_.load()) apply_live_settings();  // nothing to race with yet
 }
 
@@ -188,7 +187,6 @@ void drain::apply_live_settings() {
     {
         std::lock_guard<std::mutex> lock(settings_mu_);
         s.swap(pending_);
-        has_pending_.store(false, std::memory_order_relaxed);
     }
     if (!s) return;
     opt_.expiry_windows = s->expiry_windows;

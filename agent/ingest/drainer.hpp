@@ -135,7 +135,6 @@ private:
     std::chrono::steady_clock::time_point last_resource_check_{};  // drain thread
     std::mutex settings_mu_;
     std::optional<live_settings> pending_;  // guarded by settings_mu_
-    std::atomic<bool> has_pending_{false};
     std::atomic<bool> stop_{false};
     std::atomic<bool> running_{false};
     std::thread thread_;
