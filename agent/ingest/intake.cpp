@@ -2,8 +2,6 @@
 #include "ingest/intake.hpp"
 #include "log/log.hpp"
 
-#include <spdlog/spdlog.h>
-
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>

@@ -1,12 +1,11 @@
 // The security layer: Host allowlist, bearer tokens with scopes, the failure limiter, mutation
-// rules, the audit line and the request metrics around every route.
+// rules, the audit entry and the request metrics around every route.
 #include "web/server/auth.hpp"
 
 #include <algorithm>
 #include <cctype>
 
 #include <arpa/inet.h>
-#include <spdlog/spdlog.h>
 
 namespace plugmon::agent {
 

@@ -1,5 +1,5 @@
 // The one security layer in front of every route: Host allowlist, bearer tokens and scopes,
-// failure rate limit, rules for mutating calls, the audit log line and the request metrics.
+// failure rate limit, rules for mutating calls, the audit entry and the request metrics.
 #pragma once
 
 #include "audit/trail.hpp"
