@@ -98,7 +98,7 @@ private:
         if (t.kind == K::comma || t.kind == K::close || t.kind == K::semicolon ||
             t.kind == K::dot || t.kind == K::cast)
             space = false;
-        else if (last_ == K::open || last_ == K::dot || last_ == K::cast)
+        else if (last_.kind == K::open || last_.kind == K::dot || last_.kind == K::cast)
             space = false;
         else if (call)
             space = false;
@@ -108,10 +108,10 @@ private:
     /// The last token written names a function, table or array: a `(` or `[` after it is glued to
     /// it (words are looked up as keywords only here).
     bool after_call_name() const noexcept {
-        if (last_ == K::name) return true;
-        if (last_ != K::word) return false;
-        const char* w = in_ + last_word_begin_;
-        const std::size_t n = last_word_end_ - last_word_begin_;
+        if (last_.kind == K::name) return true;
+        if (last_.kind != K::word) return false;
+        const char* w = in_ + last_.begin;
+        const std::size_t n = last_.end - last_.begin;
         return !sql_expression_keyword(w, n) || call_like(w, n);
     }
 
@@ -179,11 +179,7 @@ private:
                 out_[len_++] = in_[t.begin];
                 break;
         }
-        last_ = t.kind;
-        if (t.kind == K::word) {
-            last_word_begin_ = t.begin;
-            last_word_end_ = t.end;
-        }
+        last_ = t;
         if (limit_ - len_ >= marker_length) safe_ = len_;
     }
 
@@ -362,8 +358,7 @@ private:
     std::size_t len_ = 0;
     std::size_t safe_ = 0;  // the longest output after which the cut marker still fits
     bool done_ = false;
-    K last_ = K::semicolon;                                // the last token written
-    std::size_t last_word_begin_ = 0, last_word_end_ = 0;  // ... when it is a word
+    sql_token last_{K::semicolon};  // the last token written
     std::size_t semicolons_ = 0;
     std::size_t semicolon_at_ = 0;
     std::size_t depth_ = 0;
