@@ -164,9 +164,6 @@ public:
         return true;
     }
 
-    /// Where the next token is looked for.
-    std::size_t position() const noexcept { return pos_; }
-
 private:
     unsigned char at(std::size_t i) const noexcept {
         return i < n_ ? static_cast<unsigned char>(in_[i]) : 0;
