@@ -245,6 +245,13 @@ std::vector<std::string> tokens_of(const std::string& sql) {
     return out;
 }
 
+/// The tokens, each followed by a space.
+std::string join(const std::vector<std::string>& v) {
+    std::string s;
+    for (const auto& t : v) s += t + " ";
+    return s;
+}
+
 /// tokens with every bracketed list of `?` and every run of `(?…)` rows cut to one: the
 /// difference PostgreSQL 15 sees and plugmon does not, by design.
 std::string lists_collapsed(std::vector<std::string> v) {
@@ -270,15 +277,7 @@ std::string lists_collapsed(std::vector<std::string> v) {
             }
         }
     }
-    std::string s;
-    for (const auto& t : v) s += t + " ";
-    return s;
-}
-
-std::string join(const std::vector<std::string>& v) {
-    std::string s;
-    for (const auto& t : v) s += t + " ";
-    return s;
+    return join(v);
 }
 
 struct statement {
