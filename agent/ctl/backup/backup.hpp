@@ -3,18 +3,13 @@
 #pragma once
 
 #include "ctl/backup/manifest.hpp"
+#include "ctl/backup/pg_tools.hpp"
 
 #include <ostream>
 #include <stdexcept>
 #include <string>
 
 namespace plugmon::ctl::backup {
-
-/// Bad input (a missing or malformed option): plugmonctl prints it and exits with status 2.
-class input_error : public std::runtime_error {
-public:
-    using runtime_error::runtime_error;
-};
 
 /// The backup, check or restore failed or was refused: printed, exit status 1.
 class backup_failure : public std::runtime_error {

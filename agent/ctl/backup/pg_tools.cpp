@@ -72,7 +72,7 @@ child_connection split_connection(const std::string& url) {
         std::string msg = err ? err : "out of memory";
         if (err) ::PQfreemem(err);
         while (!msg.empty() && msg.back() == '\n') msg.pop_back();
-        throw tool_error("--postgres \"" + agent::mask_password(url) + "\": " + msg);
+        throw input_error("--postgres \"" + agent::mask_password(url) + "\": " + msg);
     }
     child_connection c;
     for (const PQconninfoOption* o = opts.get(); o->keyword != nullptr; ++o) {
@@ -91,7 +91,7 @@ std::string find_pg_program(const std::string& name, const std::string& pg_bin) 
     if (!pg_bin.empty()) {
         const std::string p = pg_bin + "/" + name;
         if (is_executable(p)) return p;
-        throw tool_error("--pg-bin: no executable " + name + " in " + pg_bin);
+        throw input_error("--pg-bin: no executable " + name + " in " + pg_bin);
     }
     std::string looked;
     if (const char* path = std::getenv("PATH")) {

@@ -8,7 +8,13 @@
 
 namespace plugmon::ctl::backup {
 
-/// A program could not be found or started, or a connection string does not parse.
+/// Bad input (a missing or malformed option): plugmonctl prints it and exits with status 2.
+class input_error : public std::runtime_error {
+public:
+    using runtime_error::runtime_error;
+};
+
+/// A program could not be found or started.
 class tool_error : public std::runtime_error {
 public:
     using runtime_error::runtime_error;
@@ -22,12 +28,13 @@ struct child_connection {
     std::string password;  ///< empty: none given (libpq may still use ~/.pgpass)
 };
 
-/// Splits `url` (URL or key=value form). Throws tool_error naming the problem (libpq's message,
+/// Splits `url` (URL or key=value form). Throws input_error naming the problem (libpq's message,
 /// with the password masked) when it does not parse.
 child_connection split_connection(const std::string& url);
 
 /// The path of `name`: in `pg_bin` when given (and nowhere else), else the first executable on
-/// PATH, else /usr/lib/postgresql/15/bin. Throws tool_error naming where it looked.
+/// PATH, else /usr/lib/postgresql/15/bin. Throws input_error for a `pg_bin` without it, else
+/// tool_error naming where it looked.
 std::string find_pg_program(const std::string& name, const std::string& pg_bin);
 
 /// What a finished child program left behind.
