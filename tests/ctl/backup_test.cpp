@@ -29,38 +29,13 @@ using json = nlohmann::json;
 
 using plugmon::test::hex;
 
+using plugmon::test::run_result;
+using plugmon::test::run_shell;
 using plugmon::test::shell_quote;
+using plugmon::test::slurp;
 
-std::string slurp(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
 
-struct run_result {
-    int status = -1;
-    std::string out, err;
-    std::string last_line() const {
-        std::string s = out;
-        while (!s.empty() && s.back() == '\n') s.pop_back();
-        return s.substr(s.rfind('\n') == std::string::npos ? 0 : s.rfind('\n') + 1);
-    }
-};
 
-/// Runs a shell command line; stdout and stderr captured apart.
-run_result run_shell(const std::string& cmd, const std::string& err_file) {
-    run_result r;
-    FILE* p = ::popen((cmd + " 2>" + shell_quote(err_file)).c_str(), "r");
-    if (p == nullptr) return r;
-    char buf[4096];
-    std::size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-    const int st = ::pclose(p);
-    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    r.err = slurp(err_file);
-    return r;
-}
 
 /// The same SQL on both sides must give the same text; one row per line.
 std::string query_text(const std::string& url, const std::string& sql) {

@@ -25,13 +25,9 @@ using json = nlohmann::json;
 
 using plugmon::test::hex;
 
+using plugmon::test::run_result;
+using plugmon::test::run_shell;
 using plugmon::test::shell_quote;
-
-struct run_result {
-    int status = -1;
-    std::string out;
-    std::string err;
-};
 
 // The test data: November 2026 (and its edges), priced by the file written in SetUpTestSuite.
 //
@@ -139,20 +135,7 @@ protected:
     /// Runs plugmonctl with `args` (already shell-quoted) and `env` assignments before it.
     static run_result run(const std::string& args, const std::string& env = "") {
         const std::string err_file = dir_ + "/stderr";
-        const std::string cmd = env + " " + shell_quote(PLUGMONCTL) + " " + args + " 2>" + shell_quote(err_file);
-        run_result r;
-        FILE* p = ::popen(cmd.c_str(), "r");
-        if (p == nullptr) return r;
-        char buf[4096];
-        std::size_t n;
-        while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-        const int st = ::pclose(p);
-        r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-        std::ifstream in(err_file);
-        std::stringstream ss;
-        ss << in.rdbuf();
-        r.err = ss.str();
-        return r;
+        return run_shell(env + " " + shell_quote(PLUGMONCTL) + " " + args, err_file);
     }
 
     static std::string priced(const std::string& from, const std::string& to, const std::string& extra = "") {
