@@ -3,8 +3,6 @@
 #include "web/api/json.hpp"
 #include "web/api/routes.hpp"
 
-#include <cstdlib>
-
 namespace plugmon::agent::api {
 
 namespace {
@@ -12,15 +10,7 @@ namespace {
 http_response audit_entries(const api_context& ctx, const http_request& req) {
     if (ctx.audit == nullptr) return error_response(404, "this agent keeps no audit trail");
     std::size_t limit = 100;
-    if (const auto l = query_param(req.target, "limit")) {
-        char* end = nullptr;
-        const unsigned long v = std::strtoul(l->c_str(), &end, 10);
-        if (l->empty() || *end != '\0' || v == 0 || v > audit::trail::default_capacity)
-            return error_response(400, "limit: expected an integer from 1 to " +
-                                           std::to_string(audit::trail::default_capacity) +
-                                           ", got \"" + *l + "\"");
-        limit = v;
-    }
+    if (auto bad = read_limit(req.target, audit::trail::default_capacity, limit)) return *bad;
     nlohmann::json entries = nlohmann::json::array();
     for (const audit::entry& e : ctx.audit->recent(limit)) entries.push_back(audit::to_json(e));
     return json_response({{"entries", std::move(entries)}});

@@ -53,6 +53,19 @@ std::optional<std::string> query_param(const std::string& target, const std::str
     return std::nullopt;
 }
 
+std::optional<http_response> read_limit(const std::string& target, std::size_t max,
+                                        std::size_t& limit) {
+    const auto l = query_param(target, "limit");
+    if (!l) return std::nullopt;
+    char* end = nullptr;
+    const unsigned long v = std::strtoul(l->c_str(), &end, 10);
+    if (l->empty() || *end != '\0' || v == 0 || v > max)
+        return error_response(400, "limit: expected an integer from 1 to " + std::to_string(max) +
+                                       ", got \"" + *l + "\"");
+    limit = v;
+    return std::nullopt;
+}
+
 nlohmann::json leak_json(const leak_watch& w) {
     return {{"suspected", w.suspected.load(std::memory_order_relaxed)},
             {"slope_bytes_per_second", w.slope.load(std::memory_order_relaxed)},

@@ -24,6 +24,11 @@ http_response error_response(unsigned status, const std::string& message);
 /// The value of `name` in a target's query string ("a=1&b=2"), percent-decoding %XX and '+'.
 std::optional<std::string> query_param(const std::string& target, const std::string& name);
 
+/// Reads the `limit` query parameter into `limit` (left as is when absent). Returns the 400
+/// answer when it is not an integer from 1 to `max`.
+std::optional<http_response> read_limit(const std::string& target, std::size_t max,
+                                        std::size_t& limit);
+
 /// True when `match` accepts an item of a comma-separated header list (items trimmed of spaces).
 bool any_list_item(std::string_view header,
                    const std::function<bool(std::string_view item)>& match);

@@ -2,8 +2,6 @@
 #include "web/api/json.hpp"
 #include "web/api/routes.hpp"
 
-#include <cstdlib>
-
 namespace plugmon::agent::api {
 
 namespace {
@@ -47,14 +45,7 @@ http_response slow_queries(const api_context& ctx, const http_request& req) {
         return error_response(404, "slow queries are not kept by this agent");
     const auto plugin = query_param(req.target, "plugin");
     std::size_t limit = 100;
-    if (const auto l = query_param(req.target, "limit")) {
-        char* end = nullptr;
-        const unsigned long v = std::strtoul(l->c_str(), &end, 10);
-        if (l->empty() || *end != '\0' || v == 0 || v > 100000)
-            return error_response(
-                400, "limit: expected an integer from 1 to 100000, got \"" + *l + "\"");
-        limit = v;
-    }
+    if (auto bad = read_limit(req.target, 100000, limit)) return *bad;
     const std::string* only = plugin ? &*plugin : nullptr;
     nlohmann::json samples = nlohmann::json::array();
     for (const slow_sample& s : ctx.statements->recent(only, limit))
