@@ -40,11 +40,6 @@ using plugmon::agent::testing::hook_reply;
 
 constexpr const char* alertmanager_bin = "/usr/bin/prometheus-alertmanager";
 
-int free_port() {
-    boost::asio::io_context io;
-    boost::asio::ip::tcp::acceptor a(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
-    return a.local_endpoint().port();
-}
 
 struct reply {
     unsigned status = 0;
@@ -170,7 +165,7 @@ protected:
             statuses_.push_back(r.status);
             return r;
         });
-        am_ = std::make_unique<alertmanager>(dir_, free_port(), am_hook_.url("/am"));
+        am_ = std::make_unique<alertmanager>(dir_, unused_loopback_port(), am_hook_.url("/am"));
         write_file(dir_.path() + "/rules.toml",
                    rules_toml(am_->port(), hook_->url("/hook"), dir_.path() + "/hook.secret"));
         write_file(dir_.path() + "/tokens.toml", tokens_toml());
@@ -451,7 +446,7 @@ TEST_F(alerts_e2e, alertmanager_down_for_two_minutes_gets_the_firing_then_the_re
 
 TEST_F(alerts_e2e, a_store_that_cannot_write_fires_while_alerts_keep_flowing) {
     agent_->stop();
-    const int closed = free_port();  // nothing listens there
+    const int closed = unused_loopback_port();  // nothing listens there
     write_file(
         dir_.path() + "/store-rule.toml",
         "[[rule]]\nname = \"PlugmonStoreDown\"\nkind = \"store_down\"\nreceivers = [\"hook\"]\n",

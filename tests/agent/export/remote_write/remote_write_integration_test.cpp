@@ -32,11 +32,6 @@ namespace {
 constexpr const char* prometheus_bin = "/usr/bin/prometheus";
 constexpr const char* victoria_bin = "/usr/bin/victoria-metrics";
 
-int free_port() {
-    boost::asio::io_context io;
-    boost::asio::ip::tcp::acceptor a(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
-    return a.local_endpoint().port();
-}
 
 std::string url_encode(const std::string& s) {
     std::string out;
@@ -62,7 +57,7 @@ std::int64_t now_ms() {
 class receiver {
 public:
     enum kind { prometheus_native, prometheus_floats, victoria };
-    receiver(const temp_dir& dir, kind k) : k_(k), port_(free_port()), dir_(dir.path()) { start(); }
+    receiver(const temp_dir& dir, kind k) : k_(k), port_(unused_loopback_port()), dir_(dir.path()) { start(); }
     void start() {
         std::vector<std::string> argv;
         if (k_ == victoria) {
