@@ -2,6 +2,7 @@
 #include "audit/trail.hpp"
 
 #include <algorithm>
+#include <iterator>
 
 #include "common/rfc3339.hpp"
 #include "log/formatter.hpp"
@@ -69,11 +70,20 @@ void trail::record(entry e) noexcept {
         e.action = clean(e.action, max_field);
         e.target = clean(e.target, max_field);
         e.detail = clean(e.detail, max_detail);
+        std::size_t dropped_at = 0;  // the queue's bound when an entry was dropped, else 0
         {
             const std::lock_guard lock(mu_);
             e.seq = next_seq_++;
             entries_.push_back(e);
             if (entries_.size() > capacity_) entries_.pop_front();
+            if (pending_max_ != 0) {
+                if (pending_.size() >= pending_max_) {
+                    pending_.pop_front();
+                    ++pending_dropped_;
+                    dropped_at = pending_max_;
+                }
+                pending_.push_back(e);
+            }
         }
         log::info("audit", e.action + " " + std::to_string(e.status),
                   {{"seq", e.seq},
@@ -84,6 +94,11 @@ void trail::record(entry e) noexcept {
                    {"target", e.target},
                    {"status", e.status},
                    {"detail", e.detail}});
+        if (dropped_at != 0)
+            log::limited(spdlog::level::err, "audit",
+                         "the store took no audit entries for too long; the oldest queued entry "
+                         "will not reach plugmon.audit (its log line stays)",
+                         {{"pending_max", dropped_at}});
     } catch (...) {
         // out of memory: the entry is lost rather than the request
     }
@@ -93,6 +108,25 @@ std::vector<entry> trail::recent(std::size_t limit) const {
     const std::lock_guard lock(mu_);
     const std::size_t n = std::min(limit, entries_.size());
     return {entries_.rbegin(), entries_.rbegin() + std::ptrdiff_t(n)};
+}
+
+void trail::keep_pending(std::size_t max) {
+    const std::lock_guard lock(mu_);
+    pending_max_ = std::max<std::size_t>(max, 1);
+}
+
+std::vector<entry> trail::take_pending() {
+    std::deque<entry> taken;
+    {
+        const std::lock_guard lock(mu_);
+        taken.swap(pending_);
+    }
+    return {std::make_move_iterator(taken.begin()), std::make_move_iterator(taken.end())};
+}
+
+std::uint64_t trail::pending_dropped() const {
+    const std::lock_guard lock(mu_);
+    return pending_dropped_;
 }
 
 std::uint64_t trail::recorded() const {

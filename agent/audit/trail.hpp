@@ -56,13 +56,30 @@ public:
     /// Entries recorded since start (also those no longer kept).
     std::uint64_t recorded() const;
 
+    /// From now on, every entry recorded is also queued for take_pending() (the store's way to
+    /// plugmon.audit), at most `max` of them (at least 1): beyond, the oldest is dropped and
+    /// counted in pending_dropped(). Without a call nothing is queued (no store, no growth).
+    void keep_pending(std::size_t max = default_pending_max);
+    /// The queued entries, oldest first, and an empty queue. Takes the mutex only to swap the
+    /// queue out, so record() on an HTTP thread never waits for the caller's work. May throw
+    /// std::bad_alloc.
+    std::vector<entry> take_pending();
+    /// Entries the pending queue dropped because nobody took them in time.
+    std::uint64_t pending_dropped() const;
+
     static constexpr std::size_t default_capacity = 1000;
+    /// A flush window's worth of entries and far beyond: a store that takes them at every window
+    /// (seconds apart) never reaches it.
+    static constexpr std::size_t default_pending_max = 10000;
 
 private:
     std::size_t capacity_;
     mutable std::mutex mu_;
-    std::deque<entry> entries_;   // guarded by mu_; oldest first
-    std::uint64_t next_seq_ = 1;  // guarded by mu_
+    std::deque<entry> entries_;          // guarded by mu_; oldest first
+    std::uint64_t next_seq_ = 1;         // guarded by mu_
+    std::size_t pending_max_ = 0;        // guarded by mu_; 0: nothing queued
+    std::deque<entry> pending_;          // guarded by mu_; oldest first
+    std::uint64_t pending_dropped_ = 0;  // guarded by mu_
 };
 
 }  // namespace plugmon::agent::audit

@@ -4,15 +4,17 @@
 
 #include "log/log.hpp"
 
+#include <algorithm>
+#include <cstdint>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 namespace plugmon::agent {
 namespace {
@@ -148,6 +150,61 @@ TEST(audit_trail, records_from_many_threads_without_losing_a_sequence_number) {
     ASSERT_EQ(all.size(), 800u);
     for (std::size_t i = 1; i < all.size(); ++i) EXPECT_EQ(all[i - 1].seq, all[i].seq + 1);
     EXPECT_EQ(log.lines().size(), 800u);
+}
+
+TEST(audit_trail, queues_entries_for_the_store_only_once_asked_and_hands_each_over_once) {
+    captured_log log;
+    audit::trail t(2);
+    t.record(post("before", 201));
+    EXPECT_TRUE(t.take_pending().empty()) << "without a store nothing is queued";
+    t.keep_pending();
+    for (unsigned i = 0; i < 5; ++i) t.record(post("op" + std::to_string(i), 200 + i));
+    // Every entry, oldest first, also those the ring of 2 no longer keeps.
+    const auto taken = t.take_pending();
+    ASSERT_EQ(taken.size(), 5u);
+    for (std::size_t i = 0; i < taken.size(); ++i) {
+        EXPECT_EQ(taken[i].seq, i + 2);
+        EXPECT_EQ(taken[i].actor, "op" + std::to_string(i));
+        EXPECT_EQ(taken[i].status, 200 + i);
+    }
+    EXPECT_TRUE(t.take_pending().empty()) << "taken once";
+    t.record(post("after", 204));
+    const auto next = t.take_pending();
+    ASSERT_EQ(next.size(), 1u);
+    EXPECT_EQ(next[0].seq, 7u);
+    EXPECT_EQ(t.pending_dropped(), 0u);
+}
+
+TEST(audit_trail, a_pending_queue_nobody_takes_drops_its_oldest_and_counts_and_logs_it) {
+    captured_log log;
+    audit::trail t;
+    t.keep_pending(3);
+    for (unsigned i = 0; i < 5; ++i) t.record(post("op" + std::to_string(i), 200));
+    EXPECT_EQ(t.pending_dropped(), 2u);
+    const auto taken = t.take_pending();
+    ASSERT_EQ(taken.size(), 3u);
+    EXPECT_EQ(taken.front().actor, "op2");
+    EXPECT_EQ(taken.back().actor, "op4");
+    EXPECT_NE(log.text().find("will not reach plugmon.audit"), std::string::npos) << log.text();
+}
+
+TEST(audit_trail, pending_entries_from_many_threads_are_each_taken_exactly_once) {
+    captured_log log;
+    audit::trail t;
+    t.keep_pending();
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 4; ++i)
+        threads.emplace_back([&t, i] {
+            for (int k = 0; k < 200; ++k) t.record(post("t" + std::to_string(i), 200));
+        });
+    std::vector<std::uint64_t> seqs;
+    for (int round = 0; round < 50; ++round)
+        for (const auto& e : t.take_pending()) seqs.push_back(e.seq);
+    for (auto& th : threads) th.join();
+    for (const auto& e : t.take_pending()) seqs.push_back(e.seq);
+    std::sort(seqs.begin(), seqs.end());
+    ASSERT_EQ(seqs.size(), 800u);
+    for (std::size_t i = 0; i < seqs.size(); ++i) EXPECT_EQ(seqs[i], i + 1);
 }
 
 }  // namespace
