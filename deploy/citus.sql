@@ -9,13 +9,13 @@
 -- Citus itself is not in Debian and is not run by plugmon's tests.
 --
 -- Why `host` and one colocation group: one agent writes one batch as one transaction (the ledger
--- row in plugmon.write_batches, then its rollups, samples and alerts), all for its own host. With
--- every table distributed on host and colocated with the ledger, that transaction touches one
--- shard group on one worker: router execution, no two-phase commit. The hourly downsampling
--- (plugmon.maintain) groups by host as well, so its INSERT … SELECT runs on the workers. Fleet-wide
--- queries (GROUP BY plugin over every host) fan out to all shards; plugmon.sketch_merge has a
--- combine function, so the workers merge their own rows and the coordinator merges one partial
--- result per shard.
+-- row in plugmon.write_batches, then its rollups, samples, alerts and audit rows), all for its own
+-- host. With every table distributed on host and colocated with the ledger, that transaction
+-- touches one shard group on one worker: router execution, no two-phase commit. The hourly
+-- downsampling (plugmon.maintain) groups by host as well, so its INSERT … SELECT runs on the
+-- workers. Fleet-wide queries (GROUP BY plugin over every host) fan out to all shards;
+-- plugmon.sketch_merge has a combine function, so the workers merge their own rows and the
+-- coordinator merges one partial result per shard.
 --
 -- What to run, in this order (a DBA's checklist):
 --
@@ -94,3 +94,6 @@ SELECT create_distributed_table('plugmon.resource_samples', 'host', colocate_wit
 -- Alert history and the alerts' current state, written in the same batch transaction.
 SELECT create_distributed_table('plugmon.alert_events', 'host', colocate_with => 'plugmon.write_batches');
 SELECT create_distributed_table('plugmon.alerts', 'host', colocate_with => 'plugmon.write_batches');
+
+-- The audit trail (mutating API calls and reloads), written in the same batch transaction.
+SELECT create_distributed_table('plugmon.audit', 'host', colocate_with => 'plugmon.write_batches');

@@ -93,7 +93,7 @@ TEST(migrations, bring_an_empty_database_to_the_newest_version_with_every_object
 
     for (const char* rel :
          {"query_rollups", "query_rollups_1h", "execution_rollups", "execution_rollups_1h",
-          "slow_queries", "resource_samples", "alerts", "alert_events", "write_batches",
+          "slow_queries", "resource_samples", "alerts", "alert_events", "audit", "write_batches",
           "query_rollups_all", "execution_rollups_all", "usage_hourly", "schema_migrations"})
         EXPECT_EQ(text(c, std::string("SELECT to_regclass('plugmon.") + rel + "') IS NOT NULL"),
                   "t")
