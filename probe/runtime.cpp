@@ -4,6 +4,8 @@
 #include <plugmon/runtime_dir.hpp>
 
 #include "fingerprint.hpp"
+#include "shape_table.hpp"
+#include "statement_shape.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -13,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <new>
 #include <string>
@@ -135,6 +138,8 @@ struct runtime {
     std::unordered_map<std::uint64_t, std::uint32_t> statement_ids;  // fingerprint -> id
     std::deque<std::pair<std::string, std::uint64_t>> statements;
     std::atomic<bool> said_statements_full{false};
+    // shape key -> id, read without the lock (inserts hold mu); null if it could not be allocated
+    std::unique_ptr<shape_table> shapes;
 
     // segment
     int seg_fd = -1;
@@ -188,6 +193,9 @@ struct runtime {
         statement_capacity =
             std::uint32_t(env_u64("PLUGMON_STATEMENTS", layout::default_statement_capacity, 0,
                                   layout::max_statement_capacity));
+        // Room for many spellings of each statement (spacing, IN-list lengths), within 4 MiB.
+        shapes.reset(new (std::nothrow) shape_table(
+            std::min<std::size_t>(std::size_t(statement_capacity) * 16, std::size_t(1) << 18)));
         // Never build a segment the agent would refuse as too large.
         while (layout::make_geometry(lanes, lane_slots, name_capacity, statement_capacity)
                        .segment_size > layout::max_segment_size &&
@@ -241,13 +249,24 @@ struct runtime {
         seg->statements_published.store(id, std::memory_order_release);
     }
 
-    std::uint32_t intern_statement(std::string_view sql) {
+    /// The id of the statement `sql` (whose shape key is `shape`): without a lock when the shape
+    /// is known; else normalised and fingerprinted here, and interned and its shape kept under mu.
+    std::uint32_t intern_statement(std::uint64_t shape, std::string_view sql) {
+        std::uint32_t id = 0;
+        if (shapes && shapes->find(shape, id)) return id;
         char buf[layout::statement_max_length];
         const std::size_t n = normalize_statement(sql, buf, sizeof buf);
-        if (n == 0) return 0;
         const std::string_view normalized(buf, n);
-        const std::uint64_t fp = statement_fingerprint(normalized);
+        const std::uint64_t fp = n != 0 ? statement_fingerprint(normalized) : 0;
         std::lock_guard<std::mutex> lock(mu);
+        id = n != 0 ? statement_id_locked(normalized, fp) : 0;
+        // A full statement table never empties, so its 0 is as final as any id.
+        if (shapes) shapes->insert(shape, id);
+        return id;
+    }
+
+    // Caller holds mu.
+    std::uint32_t statement_id_locked(std::string_view normalized, std::uint64_t fp) {
         if (auto it = statement_ids.find(fp); it != statement_ids.end()) return it->second;
         if (statements.size() >= statement_capacity) {
             log_once(said_statements_full,
@@ -828,12 +847,55 @@ std::uint32_t intern_miss(name_cache_entry* set, std::string_view name) noexcept
 }
 
 std::uint32_t intern_statement(std::string_view sql) noexcept {
+    if (sql.empty()) return 0;
     try {
         runtime& r = rt();
-        return r.disabled ? 0 : r.intern_statement(sql);
+        return r.disabled ? 0 : r.intern_statement(statement_shape(sql), sql);
     } catch (...) {  // allocation failure: the query is still recorded, without its statement
         return 0;
     }
+}
+
+namespace {
+
+/// Puts key -> id into a free way of a cache set or, when the set is full, into way 2, moving
+/// way 2 to way 3 and dropping way 3: a hit moves an entry up one way (statement_cached), so a
+/// one-off text or shape only ever evicts one that has not been hit since it came in.
+void cache_insert(statement_cache_entry* set, std::uint64_t key, std::uint32_t id) noexcept {
+    static_assert(statement_cache_ways == 4, "way 2 is the first of the two lower ways");
+    for (std::size_t i = 0; i < statement_cache_ways; ++i) {
+        if (set[i].key == 0) {
+            set[i] = statement_cache_entry{key, id, 0};
+            return;
+        }
+    }
+    set[3] = set[2];
+    set[2] = statement_cache_entry{key, id, 0};
+}
+
+}  // namespace
+
+std::uint32_t statement_miss(lane_writer* w, statement_cache_entry* set, std::uint64_t text_hash,
+                             std::string_view sql) noexcept {
+    const std::uint64_t shape = statement_shape(sql);
+    statement_cache_entry* shapes = &w->shapes[(shape >> 57) * statement_cache_ways];
+    std::uint32_t id = 0;
+    std::size_t way = 0;
+    while (way < statement_cache_ways && shapes[way].key != shape) ++way;
+    if (way < statement_cache_ways) {
+        id = shapes[way].id;
+        if (way > 0) std::swap(shapes[way], shapes[way - 1]);
+    } else {
+        try {
+            runtime& r = rt();
+            id = r.disabled ? 0 : r.intern_statement(shape, sql);
+        } catch (...) {  // allocation failure: recorded without a statement, and not cached
+            return 0;
+        }
+        cache_insert(shapes, shape, id);
+    }
+    cache_insert(set, text_hash, id);
+    return id;
 }
 
 void alloc_account(std::uint32_t plugin, std::uint64_t allocated, std::uint64_t freed) noexcept {

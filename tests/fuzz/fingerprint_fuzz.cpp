@@ -3,8 +3,12 @@
 // UTF-8 stays valid; the output buffer is exactly cap bytes, so ASan catches any write beyond it.
 // Metamorphic check: the same tokens (sql_lexer) rewritten with other whitespace and comments
 // between them, and unquoted words in another case, normalise to the same text.
+// Shape key (statement_shape.hpp): the block scanner equals the token-stream definition, on the
+// input and on the input with its constants replaced; where those two share a key, they normalise
+// to the same text.
 #include "../../probe/fingerprint.hpp"
 #include "../../probe/sql_lexer.hpp"
+#include "../../probe/statement_shape.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -85,6 +89,40 @@ std::string respaced(std::string_view sql, std::uint32_t seed) {
     return out;
 }
 
+/// sql with every constant token (sql_lexer's spans) replaced by one picked by `seed`.
+std::string with_other_constants(std::string_view sql, std::uint32_t seed) {
+    static constexpr std::string_view constants[] = {"7",     "'x'",   "?",   "-1",
+                                                     "1.5e3", "$$q$$", "NULL"};
+    plugmon::detail::sql_lexer lexer(sql);
+    plugmon::detail::sql_token t;
+    std::string out;
+    std::size_t at = 0;
+    while (lexer.next(t)) {
+        if (t.kind != plugmon::detail::sql_token_kind::constant) continue;
+        seed = seed * 1103515245u + 12345u;
+        out.append(sql.substr(at, t.begin - at));
+        out.append(constants[(seed >> 16) % std::size(constants)]);
+        at = t.end;
+    }
+    out.append(sql.substr(at));
+    return out;
+}
+
+/// The shape key's contract on sql and a literal variant of it.
+void check_shape(std::string_view sql, std::uint32_t seed, std::string_view normalized) {
+    using plugmon::detail::statement_shape;
+    using plugmon::detail::statement_shape_reference;
+    const std::uint64_t key = statement_shape(sql);
+    check(key != 0 && key == statement_shape_reference(sql));
+    const std::string variant = with_other_constants(sql, seed);
+    const std::uint64_t variant_key = statement_shape(variant);
+    check(variant_key == statement_shape_reference(variant));
+    if (variant_key != key) return;
+    char buf[plugmon::detail::statement_max_length];
+    const std::size_t n = plugmon::detail::normalize_statement(variant, buf, sizeof buf);
+    check(std::string_view(buf, n) == normalized);
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -113,5 +151,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto third = std::make_unique<char[]>(cap);
     const std::size_t k = normalize_statement(variant, third.get(), cap);
     check(k == n && std::memcmp(third.get(), out.get(), n) == 0);
+
+    char full[statement_max_length];
+    const std::size_t f = normalize_statement(sql, full, sizeof full);
+    check_shape(sql, std::uint32_t(size), std::string_view(full, f));
     return 0;
 }
