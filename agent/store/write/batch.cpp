@@ -11,7 +11,7 @@ namespace plugmon::agent::store {
 
 std::size_t batch::rows() const {
     return window.queries.size() + window.executions.size() + window.slow.size() +
-           window.resources.size() + window.alerts.size();
+           window.resources.size() + window.alerts.size() + audit.size();
 }
 
 std::uint64_t batch::calls() const {
@@ -32,6 +32,7 @@ constexpr std::size_t execution_min = 2 * str_min + 4 * 8;
 constexpr std::size_t slow_min = 8 + 5 * str_min + 3 * 8 + 1 + 4;
 constexpr std::size_t resource_min = 8 + 4 + 2 * str_min + 8 * 8;
 constexpr std::size_t alert_min = 8 + 8 + 6 * str_min + 8 + 4 * str_min + 3 * 8;
+constexpr std::size_t audit_min = 8 + 8 + 4 * str_min + 4 + str_min;
 
 // An f64 travels as its IEEE 754 bit pattern (any pattern, NaNs included, round-trips).
 static_assert(sizeof(double) == sizeof(std::uint64_t) && std::numeric_limits<double>::is_iec559,
@@ -225,6 +226,20 @@ void encode_alerts(writer& o, const std::vector<alert_row>& alerts) {
     }
 }
 
+void encode_audit(writer& o, const std::vector<audit::entry>& entries) {
+    o.count(entries.size(), "audit");
+    for (const audit::entry& e : entries) {
+        o.i64(to_ns(e.at));
+        o.u64(e.seq);
+        o.str(e.actor, "audit.actor");
+        o.str(e.client, "audit.client");
+        o.str(e.action, "audit.action");
+        o.str(e.target, "audit.target");
+        o.u32(e.status);
+        o.str(e.detail, "audit.detail");
+    }
+}
+
 void decode_queries(reader& in, std::vector<query_rollup>& queries) {
     queries.resize(in.count("queries", query_min));
     for (std::size_t i = 0; i < queries.size(); ++i) {
@@ -331,6 +346,28 @@ void decode_alerts(reader& in, std::vector<alert_row>& alerts) {
     in.top();
 }
 
+void decode_audit(reader& in, std::vector<audit::entry>& entries) {
+    entries.resize(in.count("audit", audit_min));
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+        audit::entry& e = entries[i];
+        in.at("audit", i);
+        e.at = from_ns(in.i64("at"));
+        e.seq = in.u64("seq");
+        e.actor = in.str("actor");
+        e.client = in.str("client");
+        e.action = in.str("action");
+        e.target = in.str("target");
+        e.status = in.u32("status");
+        e.detail = in.str("detail");
+    }
+    in.top();
+}
+
+/// What the last section of a payload of `version` holds, for the trailing-bytes message.
+const char* last_section(std::uint16_t version) {
+    return version >= 3 ? "audit row" : version == 2 ? "alert row" : "resource row";
+}
+
 }  // namespace
 
 std::string encode_batch(const batch& b) {
@@ -338,7 +375,8 @@ std::string encode_batch(const batch& b) {
     std::string out;
     out.reserve(64 + b.host.size() + w.queries.size() * (query_min + 64) +
                 w.executions.size() * (execution_min + 32) + w.slow.size() * (slow_min + 128) +
-                w.resources.size() * (resource_min + 32) + w.alerts.size() * (alert_min + 256));
+                w.resources.size() * (resource_min + 32) + w.alerts.size() * (alert_min + 256) +
+                b.audit.size() * (audit_min + 128));
     writer o(out);
     out.append(batch_magic, sizeof batch_magic);
     o.u16(batch_format_version);
@@ -351,6 +389,7 @@ std::string encode_batch(const batch& b) {
     encode_queries(o, w.queries);
     encode_samples(o, w);
     encode_alerts(o, w.alerts);
+    encode_audit(o, b.audit);
     return out;
 }
 
@@ -376,9 +415,10 @@ batch decode_batch(std::string_view payload) {
     decode_slow(in, w.slow);
     decode_resources(in, w.resources);
     if (version >= 2) decode_alerts(in, w.alerts);
+    if (version >= 3) decode_audit(in, b.audit);
     if (in.left() != 0)
         in.fail("end", std::to_string(in.left()) + " trailing bytes after the last " +
-                           (version >= 2 ? "alert row" : "resource row"));
+                           last_section(version));
     return b;
 }
 
