@@ -232,6 +232,7 @@ private:
         };
         if (writer_) {
             windows_.add(writer_);
+            writer_->take_audit_from(audit_);  // plugmon.audit: entries ride with the next window
             metrics_.add([w = writer_](std::string& out) { w->render_metrics(out); });
             ctx_.store_state = [w = writer_] { return w->state(); };
             ctx_.store_json = [w = writer_] { return w->status().dump(); };

@@ -252,8 +252,9 @@ const std::string upsert_executions =
     " calls = t.calls + excluded.calls, errors = t.errors + excluded.errors,"
     " wall_ns = t.wall_ns + excluded.wall_ns, cpu_ns = t.cpu_ns + excluded.cpu_ns";
 
-/// Adds a window's rows to per-table counters.
-void count_rows(writer::per_table& by_table, const window_batch& w) {
+/// Adds a batch's rows to per-table counters.
+void count_rows(writer::per_table& by_table, const batch& b) {
+    const window_batch& w = b.window;
     using t = writer::store_table;
     const auto at = [&](t table) -> std::atomic<std::uint64_t>& {
         return by_table[static_cast<std::size_t>(table)];
@@ -263,6 +264,7 @@ void count_rows(writer::per_table& by_table, const window_batch& w) {
     at(t::slow_queries).fetch_add(w.slow.size());
     at(t::resource_samples).fetch_add(w.resources.size());
     at(t::alert_events).fetch_add(w.alerts.size());
+    at(t::audit).fetch_add(b.audit.size());
 }
 
 constexpr std::int64_t maintenance_lock_key = 0x706c75676d6f6e01;  // "plugmon" + 1
@@ -291,9 +293,17 @@ void writer::start() {
     writer_ = std::thread([this] { writer_loop(); });
 }
 
+void writer::take_audit_from(std::shared_ptr<audit::trail> trail) {
+    audit_ = std::move(trail);
+    if (audit_) audit_->keep_pending();
+}
+
 void writer::submit(window_batch&& w) {
     batch b;
     b.window = std::move(w);
+    // Taken here, on the sink's thread, so that entries recorded between two windows ride with
+    // the next one and the HTTP thread that recorded them never waits for this queue.
+    if (audit_) b.audit = audit_->take_pending();
     if (b.rows() == 0) return;
     enqueue(std::move(b));
 }
@@ -318,16 +328,19 @@ void writer::enqueue(batch&& b) {
         b.seq = ++seq_;
         queue_.push_back(std::move(b));
         if (queue_.size() > opts_.queue_max) {
-            // The disk cannot keep up. A window's figures are the cheaper loss: alert history is
-            // given up only when nothing else is queued.
-            auto victim = std::find_if(queue_.begin(), queue_.end(),
-                                       [](const batch& q) { return q.window.alerts.empty(); });
+            // The disk cannot keep up. A window's figures are the cheaper loss: alert history and
+            // audit rows are given up only when nothing else is queued.
+            auto victim = std::find_if(queue_.begin(), queue_.end(), [](const batch& q) {
+                return q.window.alerts.empty() && q.audit.empty();
+            });
             if (victim == queue_.end()) victim = queue_.begin();
             totals_.queue_dropped_batches.fetch_add(1);
             totals_.queue_dropped_rows.fetch_add(victim->rows());
             log::limited(spdlog::level::err, "store",
                          "the spool cannot keep up; dropped a queued batch",
-                         {{"rows", victim->rows()}, {"alert_rows", victim->window.alerts.size()}});
+                         {{"rows", victim->rows()},
+                          {"alert_rows", victim->window.alerts.size()},
+                          {"audit_rows", victim->audit.size()}});
             queue_.erase(victim);
         }
     }
@@ -339,6 +352,15 @@ void writer::enqueue(batch&& b) {
 
 bool writer::stop(std::chrono::nanoseconds timeout) {
     if (!running_.exchange(false)) return true;
+    // The entries recorded since the final window, as a batch of their own (like submit_alerts).
+    if (audit_) {
+        batch b;
+        b.audit = audit_->take_pending();
+        if (!b.audit.empty()) {
+            b.window.bucket_start = b.audit.front().at;
+            enqueue(std::move(b));
+        }
+    }
     {
         std::lock_guard<std::mutex> lock(mu_);
         stop_ = true;
@@ -565,6 +587,11 @@ void writer::connect() {
         "text, value double precision, detail text, labels jsonb, annotations jsonb, ack jsonb, "
         "active_at timestamptz, fired_at timestamptz, resolved_at timestamptz) ON COMMIT DELETE "
         "ROWS");
+    // Spelled out as well: before schema version 7 only audit rows fail, naming plugmon.audit.
+    tx.exec(
+        "CREATE TEMP TABLE IF NOT EXISTS stage_audit (host text, run_id bigint, seq bigint, at "
+        "timestamptz, actor text, client text, action text, target text, status integer, detail "
+        "text) ON COMMIT DELETE ROWS");
     tx.commit();
     conn_ = std::move(c);
     ensured_from_day_ = 0;
@@ -770,13 +797,35 @@ void write_alerts(pqxx::transaction_base& tx, const batch& b) {
             b.run_id, b.seq);
 }
 
+const std::vector<std::string> audit_columns = {"host",   "run_id", "seq",    "at",     "actor",
+                                                "client", "action", "target", "status", "detail"};
+
+// (host, run_id, seq) is the entry's identity: a batch written again adds nothing.
+const std::string insert_audit = "INSERT INTO plugmon.audit (" + joined(audit_columns) +
+                                 ") SELECT " + joined(audit_columns) +
+                                 " FROM pg_temp.stage_audit ON CONFLICT DO NOTHING";
+
+/// A batch's audit rows: COPYed to a staging table, then into plugmon.audit (see insert_audit),
+/// in the batch's transaction.
+void write_audit(pqxx::transaction_base& tx, const batch& b) {
+    if (b.audit.empty()) return;
+    copy_into(tx, "pg_temp.stage_audit", audit_columns, b.audit,
+              [&](copy_line& l, const audit::entry& e) {
+                  l.text(b.host).number(b.run_id).number(e.seq).text(timestamptz(e.at));
+                  l.text(without_nul(e.actor)).text(without_nul(e.client));
+                  l.text(without_nul(e.action)).text(without_nul(e.target));
+                  l.number(std::int64_t{e.status}).text(without_nul(e.detail));
+              });
+    tx.exec(insert_audit);
+}
+
 }  // namespace
 
 void writer::write(const batch& b) {
     const auto t0 = clock::now();
     const window_batch& w = b.window;
-    // A batch of alert rows alone (submit_alerts) has no row in a partitioned table.
-    if (b.rows() != w.alerts.size()) ensure_partitions(b);
+    // A batch of alert or audit rows alone (submit_alerts, stop) has no row in a partitioned table.
+    if (b.rows() != w.alerts.size() + b.audit.size()) ensure_partitions(b);
     const std::string bucket = timestamptz(w.bucket_start);
     const auto bucket_seconds = static_cast<std::int32_t>(
         std::chrono::duration_cast<std::chrono::seconds>(w.length).count());
@@ -790,7 +839,7 @@ void writer::write(const batch& b) {
     if (claimed.affected_rows() == 0) {
         tx.commit();
         totals_.batches_duplicate.fetch_add(1);
-        count_rows(totals_.rows_duplicate, w);
+        count_rows(totals_.rows_duplicate, b);
         log::info("store",
                   "batch already written (a replay after an unacknowledged commit); skipped",
                   {{"batch", fmt::format("{}/{}", b.run_id, b.seq)}});
@@ -847,11 +896,12 @@ void writer::write(const batch& b) {
                   upsert_executions);
     copy_samples(*conn_, b);
     write_alerts(tx, b);
+    write_audit(tx, b);
     tx.commit();
 
     observe_latency(std::chrono::duration<double>(clock::now() - t0).count());
     totals_.batches_written.fetch_add(1);
-    count_rows(totals_.rows_written, w);
+    count_rows(totals_.rows_written, b);
     totals_.calls_written.fetch_add(b.calls());
     if (merged) totals_.merged_batches.fetch_add(1);
 }

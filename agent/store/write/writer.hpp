@@ -2,6 +2,7 @@
 // with reconnection, backoff, a circuit breaker and self-metrics.
 #pragma once
 
+#include "audit/trail.hpp"
 #include "pipeline/window.hpp"
 #include "pipeline/window_sink.hpp"
 #include "store/write/spool.hpp"
@@ -76,6 +77,11 @@ struct writer_options {
 /// Both hold on their own, without the ledger: a batch that another run wrote again, or batches
 /// replayed out of order, neither duplicate an event nor bring an older state back.
 ///
+/// A batch's audit rows (batch::audit: the entries the audit trail recorded since the previous
+/// batch, see take_audit_from()) go into plugmon.audit in the same transaction (INSERT … ON
+/// CONFLICT (host, run_id, seq) DO NOTHING, idempotent without the ledger as well). They ride
+/// with the next window, so they take the spool's way and survive an outage or a crash like it.
+///
 /// It is a window sink ("store"): the fan-out calls consume() on the sink's own thread.
 ///
 /// Thread safety: submit(), consume() and submit_alerts() may be called from any threads,
@@ -91,8 +97,9 @@ public:
     writer& operator=(const writer&) = delete;
 
     void start();
-    /// Queues one closed window; one with nothing to store (no rollup, sample, resource or alert
-    /// row) is ignored. Never blocks for long. Thread safety: any thread.
+    /// Queues one closed window with the pending audit entries (take_audit_from()); one with
+    /// nothing to store (no rollup, sample, resource, alert or audit row) is ignored. Never
+    /// blocks for long. Thread safety: any thread.
     void submit(window_batch&& w);
     /// Queues alert changes as a batch of their own (bucket_start: the first row's `at`, length
     /// 0, no other rows), which takes the same way as a window: spool, then PostgreSQL. Meant for
@@ -102,6 +109,12 @@ public:
     /// Thread safety: any thread, concurrently with submit() and consume(). Throws nothing but
     /// std::bad_alloc.
     void submit_alerts(std::vector<alert_row> rows);
+    /// From now on, every batch built by submit() also carries the entries `trail` recorded since
+    /// the previous one (trail::keep_pending() is turned on here), and stop() takes the last of
+    /// them as a batch of their own: an HTTP thread recording an entry only takes the trail's
+    /// mutex, never this writer's or the disk. Call before start(). Thread safety: not with
+    /// submit() or stop().
+    void take_audit_from(std::shared_ptr<audit::trail> trail);
     /// window_sink: submits a copy of the shared window (the batch owns its rows).
     std::string name() const override { return "store"; }
     void consume(const window_ptr& w) override { submit(window_batch(*w)); }
@@ -131,14 +144,16 @@ public:
         slow_queries,
         resource_samples,
         alert_events,  ///< an alert row (its plugmon.alerts upsert is not counted apart)
-        count          ///< not a table: the number of tables
+        audit,
+        count  ///< not a table: the number of tables
     };
     /// A row counter per store_table.
     using per_table =
         std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(store_table::count)>;
     /// The name of each store_table, in its order.
     static constexpr std::array<const char*, static_cast<std::size_t>(store_table::count)> tables =
-        {"query_rollups", "execution_rollups", "slow_queries", "resource_samples", "alert_events"};
+        {"query_rollups",    "execution_rollups", "slow_queries",
+         "resource_samples", "alert_events",      "audit"};
 
     struct totals {
         std::atomic<std::uint64_t> batches_submitted{0}, rows_submitted{0}, calls_submitted{0};
@@ -180,6 +195,7 @@ private:
     std::uint64_t run_id_;
     std::uint64_t seq_ = 0;  // guarded by mu_
     std::unique_ptr<spool> spool_;
+    std::shared_ptr<audit::trail> audit_;  // set before start(); null: no audit rows
 
     mutable std::mutex mu_;
     std::condition_variable queued_cv_;   // spooler waits: a window queued, or stop

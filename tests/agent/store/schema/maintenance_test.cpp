@@ -402,6 +402,26 @@ TEST_F(maintenance, retention_prunes_alert_history_and_alerts_resolved_long_ago)
         EXPECT_NE(a.what, "prune") << a.object;
 }
 
+TEST_F(maintenance, retention_prunes_audit_rows_recorded_before_it) {
+    const long long now = d1 + 65 * day;
+    const auto row = [&](long long at, int seq) {
+        return "('h1', 7, " + std::to_string(seq) + ", " + ts(at) +
+               ", 'ops', '127.0.0.1', 'POST /-/reload', '/-/reload', 200, '-')";
+    };
+    exec("INSERT INTO plugmon.audit VALUES " + row(d1, 1) + ", " + row(now - 31 * day, 2) + ", " +
+         row(now - 29 * day, 3) + ", " + row(now - 60, 4));
+    std::map<std::string, long long> pruned;
+    for (const auto& a : maintain(now, 0, "1 day", "30 days"))
+        if (a.what == "prune") pruned[a.object] = a.rows;
+    EXPECT_EQ(pruned["plugmon.audit"], 2);
+    EXPECT_EQ(scalar("SELECT count(*) FROM plugmon.audit"), 2);
+    EXPECT_EQ(scalar("SELECT min(seq) FROM plugmon.audit"), 3);
+    // The steps before it still run: the old days were downsampled and dropped as well.
+    EXPECT_EQ(scalar("SELECT count(*) FROM plugmon.query_rollups"), 0);
+    for (const auto& a : maintain(now, 0, "1 day", "30 days"))
+        EXPECT_NE(a.object, "plugmon.audit") << "nothing left to prune";
+}
+
 TEST_F(maintenance, premake_and_ensure_partitions_create_each_partition_once_even_concurrently) {
     const long long now = d1 + 200 * day + 5;  // 2026-09-17
     const auto actions = maintain(now, 3, "2 days", "400 days");

@@ -1,8 +1,8 @@
 // The store writer in this process, on a real PostgreSQL 15: the merge of two batches of the same
 // window, the ledger refusing a replay, an outage ridden out in the spool, and alert rows (history,
-// current state, replays, submit_alerts from another thread during an outage), and every value
-// type through the binary COPY. In one process so that the sanitizer builds see the spooler and
-// writer threads.
+// current state, replays, submit_alerts from another thread during an outage), audit rows (taken
+// from the trail with each window and at stop, replays), and every value type through the binary
+// COPY. In one process so that the sanitizer builds see the spooler and writer threads.
 #include "store/write/writer.hpp"
 #include "aggregate/series.hpp"
 
@@ -510,4 +510,94 @@ TEST(writer, binary_copy_stores_every_value_exactly_and_sql_reads_the_v2_sketch)
     EXPECT_EQ(res[4].as<std::int64_t>(), std::int64_t(1) << 40);
     EXPECT_EQ(res[5].as<std::int64_t>(), 0);
     EXPECT_EQ(res[6].as<std::int64_t>(), 9);
+}
+
+// ---- audit rows ---------------------------------------------------------------------------------
+
+namespace {
+
+pa::audit::entry audit_entry(const std::string& actor, const std::string& action, unsigned status) {
+    pa::audit::entry e;
+    e.actor = actor;
+    e.client = "127.0.0.1";
+    e.action = action;
+    e.target = "/api/v1/silences";
+    e.status = status;
+    e.detail = "created";
+    return e;
+}
+
+}  // namespace
+
+TEST(writer, audit_entries_ride_with_the_next_window_and_stop_writes_the_last_of_them) {
+    auto& pg = plugmon::test::pg_server::shared();
+    const std::string url = pg.create_database("audit_rows");
+    scratch tmp;
+    auto trail = std::make_shared<pa::audit::trail>();
+    trail->record(audit_entry("before-the-store", "POST /api/v1/silences", 201));  // not queued
+    ps::writer w(options(url, tmp.dir / "spool", "host-a"));
+    w.take_audit_from(trail);
+    w.start();
+    trail->record(audit_entry("ops", "POST /api/v1/silences", 201));
+    trail->record(audit_entry("ops", "DELETE /api/v1/silences/{id}", 404));
+    w.submit(pa::window_batch{});  // an empty window: it carries the two entries all the same
+    ASSERT_TRUE(wait_until([&] { return w.stats().batches_written.load() == 1; }, 30s))
+        << w.status().dump();
+    w.submit(pa::window_batch{});  // nothing recorded since: nothing to write
+    trail->record(audit_entry("SIGHUP", "reload", 200));  // after the last window
+    EXPECT_TRUE(w.stop(10s));
+    EXPECT_EQ(w.stats().batches_submitted.load(), 2u);
+    EXPECT_EQ(w.stats().batches_written.load(), 2u);
+    EXPECT_EQ(w.stats().rows_written[std::size_t(ps::writer::store_table::audit)].load(), 3u);
+    pqxx::connection c(url);
+    EXPECT_EQ(scalar(c, "SELECT count(*) FROM plugmon.audit"), 3);
+    EXPECT_EQ(scalar(c, "SELECT count(DISTINCT run_id) FROM plugmon.audit WHERE run_id = " +
+                            std::to_string(w.run_id())),
+              1);
+    EXPECT_EQ(text(c,
+                   "SELECT string_agg(seq || ' ' || actor || ' ' || client || ' ' || action || "
+                   "' ' || status || ' ' || target || ' ' || detail || ' ' || host, ' | ' "
+                   "ORDER BY seq) FROM plugmon.audit"),
+              "2 ops 127.0.0.1 POST /api/v1/silences 201 /api/v1/silences created host-a | "
+              "3 ops 127.0.0.1 DELETE /api/v1/silences/{id} 404 /api/v1/silences created host-a | "
+              "4 SIGHUP 127.0.0.1 reload 200 /api/v1/silences created host-a");
+    EXPECT_EQ(scalar(c, "SELECT count(*) FROM plugmon.audit WHERE at > now() - interval '5 min'"),
+              3);
+}
+
+TEST(writer, audit_rows_replayed_without_their_ledger_entry_are_not_written_twice) {
+    auto& pg = plugmon::test::pg_server::shared();
+    const std::string url = pg.create_database("audit_replay");
+    scratch tmp;
+    ps::batch b;
+    b.host = "host-r";
+    b.run_id = 9;
+    b.seq = 1;
+    b.window.bucket_start = bucket();
+    b.audit = {audit_entry("ops", "POST /api/v1/silences", 201),
+               audit_entry("ops", "POST /-/reload", 200)};
+    b.audit[0].seq = 1;
+    b.audit[1].seq = 2;
+    b.audit[0].at = b.audit[1].at = bucket();
+    for (int round = 0; round < 2; ++round) {
+        {
+            ps::spool s({(tmp.dir / "spool").string(), 1ull << 30, false});
+            s.append(b);
+            s.append(b);  // a pop lost in a crash: the ledger skips it
+        }
+        ps::writer w(options(url, tmp.dir / "spool", "host-r"));
+        w.start();
+        ASSERT_TRUE(wait_until([&] { return w.spooled().batches() == 0; }, 30s))
+            << w.status().dump();
+        EXPECT_EQ(w.stats().batches_written.load(), 1u);
+        EXPECT_EQ(w.stats().batches_duplicate.load(), 1u);
+        EXPECT_EQ(w.stats().rows_duplicate[std::size_t(ps::writer::store_table::audit)].load(), 2u);
+        EXPECT_TRUE(w.stop(10s));
+        // Retention pruned the ledger: the next replay has only the rows' own keys to stop it.
+        pqxx::connection c(url);
+        pqxx::nontransaction prune(c);
+        prune.exec("DELETE FROM plugmon.write_batches");
+        prune.commit();
+        EXPECT_EQ(scalar(c, "SELECT count(*) FROM plugmon.audit"), 2) << "round " << round;
+    }
 }
