@@ -24,6 +24,8 @@
 #include <sstream>
 #include <stdexcept>
 #include <thread>
+#include <tuple>
+#include <utility>
 
 #include <spdlog/spdlog.h>
 
@@ -68,8 +70,11 @@ std::int64_t unix_seconds(time_point t) {
 }  // namespace
 
 /// One receiver's queue, message in flight, statistics and thread. Everything but the
-/// constants (spec, client, keys) and `abort` is guarded by mu.
+/// constants (spec, client, keys, predecessor) and `abort` is guarded by mu.
 struct dispatcher::worker {
+    /// What a reload made of it: `end` is written with both mu and the dispatcher's mu_ held.
+    enum class fate : std::uint8_t { serving, replaced, removed };
+
     struct message {
         std::string id;
         std::vector<outbox_record> records;
@@ -102,6 +107,10 @@ struct dispatcher::worker {
     int am_attempts = 0;
     std::vector<event_kind> am_undelivered;
     std::mt19937_64 rng{std::random_device{}()};
+    fate end = fate::serving;
+    bool adopted = false;  // a successor took its records and statistics (it joined the thread)
+    /// The worker of the same name this one replaces (set before the thread starts).
+    worker* predecessor = nullptr;
 
     // statistics
     std::uint64_t delivered[event_kind_count] = {};
@@ -129,6 +138,18 @@ struct dispatcher::worker {
         }
         if (!s.bearer_token_file.empty())
             bearer = read_secret(s.name, "bearer_token_file", s.bearer_token_file);
+    }
+
+    /// Whether a reload leaves this receiver as it is: everything but where it was declared,
+    /// and the secrets read from its files.
+    bool same_as(const worker& o) const {
+        const auto key = [](const worker& w) {
+            const receiver_spec& s = w.spec;
+            return std::tie(s.name, s.type, s.url, s.secret_file, s.bearer_token_file, s.headers,
+                            s.timeout, s.max_notifications_per_minute, s.resend_interval,
+                            s.resolved_resend_for, s.max_event_age, w.signing_key, w.bearer);
+        };
+        return key(*this) == key(o);
     }
 
     static std::string trim_slash(std::string u) {
@@ -196,6 +217,11 @@ struct dispatcher::worker {
     void persist_table();
     bool am_step();
     void finish_am(const http_result& worst, std::size_t invalid_alerts, time_point t);
+    void load_table();
+    std::vector<outbox_record> take_records();
+    void take_stats(worker& old);
+    void adopt();
+    void retire();
     void run();
 };
 
@@ -448,7 +474,86 @@ bool dispatcher::worker::am_step() {
     return true;
 }
 
+void dispatcher::worker::load_table() {
+    if (!is_am()) return;
+    auto text = box->read_state("am-" + spec.name + ".json");
+    if (!text) return;
+    try {
+        table = am_table::from_json(json::parse(*text));
+        am_dirty = !table.empty();
+    } catch (const std::exception& e) {
+        spdlog::error("alert notify: receiver {}: state table unreadable ({}); starting empty",
+                      spec.name, e.what());
+    }
+}
+
+// Everything not yet delivered (mu held): the message being retried, then the queue.
+std::vector<outbox_record> dispatcher::worker::take_records() {
+    std::vector<outbox_record> out;
+    if (current)
+        for (auto& r : current->records) out.push_back(std::move(r));
+    current.reset();
+    for (auto& r : queue) out.push_back(std::move(r));
+    queue.clear();
+    return out;
+}
+
+// Counters move to the successor (both locked), so a replaced receiver's series never go back.
+void dispatcher::worker::take_stats(worker& old) {
+    for (int e = 0; e < event_kind_count; ++e) delivered[e] += std::exchange(old.delivered[e], 0);
+    for (int r = 0; r < reason_count; ++r) failed[r] += std::exchange(old.failed[r], 0);
+    for (auto field : {&worker::requests, &worker::dead_lettered, &worker::coalesced,
+                       &worker::invalid, &worker::resolve_skipped, &worker::worker_errors})
+        this->*field += std::exchange(old.*field, 0);
+    if (old.last_success && (!last_success || *old.last_success > *last_success))
+        last_success = old.last_success;
+    if (last_error.empty()) last_error = old.last_error;
+}
+
+// A reload replaced `predecessor` with this worker. Once its attempt in flight has finished or
+// timed out, what it left undelivered is queued again in outbox order (seq) together with what
+// was submitted since, so events of one fingerprint still arrive in sequence.
+void dispatcher::worker::adopt() {
+    worker& old = *predecessor;
+    old.thread.join();
+    std::scoped_lock lock(mu, old.mu);
+    std::vector<outbox_record> records = old.take_records();
+    for (auto& r : queue) records.push_back(std::move(r));
+    std::stable_sort(records.begin(), records.end(),
+                     [](const outbox_record& a, const outbox_record& b) { return a.seq < b.seq; });
+    queue.assign(std::make_move_iterator(records.begin()), std::make_move_iterator(records.end()));
+    take_stats(old);
+    dead_firings.merge(old.dead_firings);
+    if (old.is_am() && is_am()) {
+        table = std::move(old.table);
+        am_dirty = old.am_dirty;
+        am_undelivered = std::move(old.am_undelivered);
+        am_last_send = old.am_last_send;  // a new URL is tried at once if a send is due
+    } else if (old.is_am()) {
+        old.retire();
+    } else if (!is_am()) {
+        sent_times = std::move(old.sent_times);
+        last_summary = old.last_summary;
+    }
+    old.adopted = true;
+    ++generation;
+}
+
+// An Alertmanager receiver that a reload removed or made a webhook (mu held): its table goes, so
+// a receiver of that name configured later starts from what the engine sends it then; the
+// alerts Alertmanager holds expire at their endsAt.
+void dispatcher::worker::retire() {
+    if (table.empty()) return;
+    log::warn("alert", "Alertmanager receiver retired by a reload; its alerts there expire",
+              {{"receiver", spec.name}, {"alerts", table.size()}});
+    table = am_table{};
+    am_dirty = false;
+    am_undelivered.clear();
+    persist_table();
+}
+
 void dispatcher::worker::run() {
+    if (predecessor != nullptr) adopt();
     bool logged = false;
     for (;;) {
         try {
@@ -471,54 +576,60 @@ void dispatcher::worker::run() {
         }
     }
     std::lock_guard lock(mu);
+    if (end == fate::removed) {
+        if (is_am()) retire();
+        const std::size_t left = queue.size() + (current ? current->records.size() : 0);
+        log::warn("alert",
+                  "receiver removed by a reload has stopped; its undelivered notifications stay "
+                  "in the outbox until a configuration brings it back",
+                  {{"receiver", spec.name}, {"undelivered", left}});
+    }
     exited = true;
     cv.notify_all();
 }
+
+dispatcher::update::update() = default;
+dispatcher::update::update(update&&) noexcept = default;
+dispatcher::update& dispatcher::update::operator=(update&&) noexcept = default;
+dispatcher::update::~update() = default;
 
 dispatcher::dispatcher(dispatcher_options opts)
     : opts_(std::move(opts)), outbox_(opts_.outbox_dir) {
     while (!opts_.external_url.empty() && opts_.external_url.back() == '/')
         opts_.external_url.pop_back();
+    std::lock_guard guard(mu_);
     for (const auto& spec : opts_.receivers) {
         if (find(spec.name) != nullptr)
             throw std::invalid_argument("receiver \"" + spec.name + "\": declared twice");
-        workers_.push_back(std::make_unique<worker>(spec, opts_, outbox_));
+        workers_.push_back(build(spec));
     }
     std::vector<outbox_record> pending = outbox_.load();
     for (const auto& r : outbox_.dead())
         if (auto* w = find(r.n.receiver); w != nullptr && r.n.event == event_kind::firing)
             w->dead_firings.emplace(r.n.alert.fingerprint, r.n.alert.episode);
-    for (auto& w : workers_) {
-        if (!w->is_am()) continue;
-        if (auto text = outbox_.read_state("am-" + w->spec.name + ".json")) {
-            try {
-                w->table = am_table::from_json(json::parse(*text));
-                w->am_dirty = !w->table.empty();
-            } catch (const std::exception& e) {
-                spdlog::error(
-                    "alert notify: receiver {}: state table unreadable ({}); starting "
-                    "empty",
-                    w->spec.name, e.what());
-            }
-        }
-    }
+    for (auto& w : workers_) w->load_table();
     if (!pending.empty())
         spdlog::info("alert notify: {} notifications from a previous run wait in {}",
                      pending.size(), outbox_.dir());
     distribute(std::move(pending));
-    start_workers();
+    for (auto& w : workers_) w->thread = std::thread([p = w.get()] { p->run(); });
 }
 
 dispatcher::~dispatcher() { stop(std::chrono::seconds(5)); }
+
+std::unique_ptr<dispatcher::worker> dispatcher::build(const receiver_spec& spec) {
+    try {
+        return std::make_unique<worker>(spec, opts_, outbox_);
+    } catch (const std::invalid_argument& e) {
+        if (spec.file.empty()) throw;
+        throw std::invalid_argument(spec.file + ":" + std::to_string(spec.line) + ": " + e.what());
+    }
+}
 
 dispatcher::worker* dispatcher::find(const std::string& receiver) const {
     for (const auto& w : workers_)
         if (w->spec.name == receiver) return w.get();
     return nullptr;
-}
-
-void dispatcher::start_workers() {
-    for (auto& w : workers_) w->thread = std::thread([p = w.get()] { p->run(); });
 }
 
 void dispatcher::distribute(std::vector<outbox_record> records) {
@@ -529,6 +640,7 @@ void dispatcher::distribute(std::vector<outbox_record> records) {
             // Left in the outbox: a later configuration may bring the receiver back.
             spdlog::warn("alert notify: notification {} is for unknown receiver \"{}\"; kept",
                          r.n.id, r.n.receiver);
+            orphans_.push_back(std::move(r));
             continue;
         }
         per[w].push_back(std::move(r));
@@ -545,48 +657,178 @@ void dispatcher::submit(std::vector<notification> batch) {
     // One message per (receiver, event kind) of this batch: the group id.
     std::map<std::pair<std::string, event_kind>, std::vector<std::string>> groups;
     std::vector<outbox_record> records;
-    for (auto& n : batch) {
-        if (find(n.receiver) == nullptr) {
-            unknown_receiver_.fetch_add(1, std::memory_order_relaxed);
-            spdlog::warn("alert notify: notification {} is for unknown receiver \"{}\"; dropped",
-                         n.id, n.receiver);
-            continue;
+    {
+        std::lock_guard guard(mu_);
+        for (auto& n : batch) {
+            if (find(n.receiver) == nullptr) {
+                unknown_receiver_.fetch_add(1, std::memory_order_relaxed);
+                spdlog::warn(
+                    "alert notify: notification {} is for unknown receiver \"{}\"; dropped", n.id,
+                    n.receiver);
+                continue;
+            }
+            groups[{n.receiver, n.event}].push_back(n.id);
+            outbox_record r;
+            r.n = std::move(n);
+            records.push_back(std::move(r));
         }
-        groups[{n.receiver, n.event}].push_back(n.id);
-        outbox_record r;
-        r.n = std::move(n);
-        records.push_back(std::move(r));
     }
     for (auto& r : records) r.group = group_id(groups[{r.n.receiver, r.n.event}]);
     if (records.empty()) return;
     outbox_.append(records);
-    std::lock_guard lock(stop_mu_);
+    std::lock_guard guard(mu_);
     if (!stopped_) distribute(std::move(records));
 }
 
+dispatcher::update dispatcher::prepare(const std::vector<receiver_spec>& receivers) {
+    update u;
+    for (const auto& spec : receivers) {
+        if (std::find(u.names_.begin(), u.names_.end(), spec.name) != u.names_.end())
+            throw std::invalid_argument("receiver \"" + spec.name + "\": declared twice");
+        u.names_.push_back(spec.name);
+        auto fresh = build(spec);  // reads the secret files now: a bad one refuses the reload
+        std::lock_guard guard(mu_);
+        const worker* running = find(spec.name);
+        if (running != nullptr && running->same_as(*fresh)) continue;
+        (running != nullptr ? u.changed : u.added).push_back(spec.name);
+        u.fresh_.push_back(std::move(fresh));
+    }
+    std::lock_guard guard(mu_);
+    for (const auto& w : workers_)
+        if (std::find(u.names_.begin(), u.names_.end(), w->spec.name) == u.names_.end())
+            u.removed.push_back(w->spec.name);
+    return u;
+}
+
+// Puts `fresh` in place of the worker of its name, if any (that one, or one still retiring
+// after a removal, becomes its predecessor), and starts it.
+void dispatcher::install(std::unique_ptr<worker> fresh) {
+    const std::string& name = fresh->spec.name;
+    worker* old = nullptr;
+    auto active = std::find_if(workers_.begin(), workers_.end(),
+                               [&](const auto& w) { return w->spec.name == name; });
+    if (active != workers_.end()) {
+        old = active->get();
+        retiring_.push_back(std::move(*active));
+        workers_.erase(active);
+    } else {
+        for (const auto& w : retiring_) {
+            std::lock_guard lock(w->mu);
+            if (w->spec.name == name && w->end == worker::fate::removed) old = w.get();
+        }
+    }
+    // Records kept for this name (a previous run's, or a removed receiver's): first in line.
+    for (auto it = orphans_.begin(); it != orphans_.end();) {
+        if (it->n.receiver != name) {
+            ++it;
+            continue;
+        }
+        fresh->queue.push_back(std::move(*it));
+        it = orphans_.erase(it);
+    }
+    if (old != nullptr) {
+        std::scoped_lock lock(fresh->mu, old->mu);
+        fresh->take_stats(*old);
+        old->end = worker::fate::replaced;
+        old->stopping = true;
+        old->cv.notify_all();
+        fresh->predecessor = old;
+    } else {
+        fresh->load_table();
+    }
+    for (const auto& r : outbox_.dead())
+        if (r.n.receiver == name && r.n.event == event_kind::firing)
+            fresh->dead_firings.emplace(r.n.alert.fingerprint, r.n.alert.episode);
+    fresh->thread = std::thread([p = fresh.get()] { p->run(); });
+    workers_.push_back(std::move(fresh));
+}
+
+// Lets go of retired workers whose thread has ended; a removed one's records join orphans_.
+void dispatcher::reap() {
+    for (auto it = retiring_.begin(); it != retiring_.end();) {
+        worker& w = **it;
+        bool done = false, join = false;
+        {
+            std::lock_guard lock(w.mu);
+            if (w.end == worker::fate::replaced) {
+                done = w.adopted;
+            } else if (w.exited) {
+                done = join = true;
+                for (auto& r : w.take_records()) orphans_.push_back(std::move(r));
+            }
+        }
+        if (!done) {
+            ++it;
+            continue;
+        }
+        if (join) w.thread.join();
+        it = retiring_.erase(it);
+    }
+    std::stable_sort(orphans_.begin(), orphans_.end(),
+                     [](const outbox_record& a, const outbox_record& b) { return a.seq < b.seq; });
+}
+
+void dispatcher::apply(update u, const std::function<void()>& switch_over) {
+    {
+        std::lock_guard guard(mu_);
+        if (stopped_) {
+            spdlog::warn("alert notify: stopped; the receivers of the reload are not started");
+            return;
+        }
+        reap();
+        for (auto& fresh : u.fresh_) install(std::move(fresh));
+    }
+    if (switch_over) switch_over();
+    std::lock_guard guard(mu_);
+    if (stopped_) return;
+    for (auto it = workers_.begin(); it != workers_.end();) {
+        worker& w = **it;
+        if (std::find(u.names_.begin(), u.names_.end(), w.spec.name) != u.names_.end()) {
+            ++it;
+            continue;
+        }
+        {
+            std::lock_guard lock(w.mu);
+            w.end = worker::fate::removed;
+            w.stopping = true;  // an attempt in flight finishes (or times out) first
+            w.cv.notify_all();
+        }
+        retiring_.push_back(std::move(*it));
+        it = workers_.erase(it);
+    }
+}
+
 void dispatcher::stop(std::chrono::milliseconds timeout) {
-    std::lock_guard guard(stop_mu_);
+    std::lock_guard guard(mu_);
     if (stopped_) return;
     stopped_ = true;
     auto deadline = std::chrono::steady_clock::now() + timeout;
-    for (auto& w : workers_) {
+    std::vector<worker*> all;
+    for (auto& w : workers_) all.push_back(w.get());
+    for (auto& w : retiring_) all.push_back(w.get());
+    for (auto* w : all) {
         std::lock_guard lock(w->mu);
         w->stopping = true;
         w->cv.notify_all();
     }
-    for (auto& w : workers_) {
+    for (auto* w : all) {
         std::unique_lock lock(w->mu);
         if (!w->cv.wait_until(lock, deadline, [&] { return w->exited; }))
             w->abort.store(true, std::memory_order_release);  // the client gives up in ~50 ms
     }
+    // A replaced worker's thread is joined by its successor's, which is joined here.
     for (auto& w : workers_)
         if (w->thread.joinable()) w->thread.join();
+    for (auto& w : retiring_)
+        if (w->end == worker::fate::removed && w->thread.joinable()) w->thread.join();
 }
 
 bool dispatcher::replay(const std::string& id) {
     auto dead = outbox_.dead();
     auto it = std::find_if(dead.begin(), dead.end(), [&](const auto& r) { return r.n.id == id; });
-    if (it == dead.end() || find(it->n.receiver) == nullptr) return false;
+    if (it == dead.end()) return false;
+    std::lock_guard guard(mu_);
+    if (find(it->n.receiver) == nullptr) return false;
     auto r = outbox_.resurrect(id);
     if (!r) return false;
     worker* w = find(r->n.receiver);
@@ -594,9 +836,19 @@ bool dispatcher::replay(const std::string& id) {
         std::lock_guard lock(w->mu);
         w->dead_firings.erase({r->n.alert.fingerprint, r->n.alert.episode});
     }
-    std::lock_guard lock(stop_mu_);
     if (!stopped_) distribute({std::move(*r)});
     return true;
+}
+
+std::size_t dispatcher::unrouted() const {
+    std::size_t n = orphans_.size();
+    for (const auto& w : retiring_) {
+        std::lock_guard lock(w->mu);
+        // A message in flight may still be delivered: it counts once its attempt ended.
+        if (w->end == worker::fate::removed)
+            n += w->queue.size() + (w->current && !w->in_flight ? w->current->records.size() : 0);
+    }
+    return n;
 }
 
 std::vector<dead_letter> dispatcher::dead_letters() const {
@@ -611,6 +863,7 @@ json dispatcher::status() const {
     json receivers = json::object();
     std::map<std::string, std::size_t> dead_per;
     for (const auto& r : outbox_.dead()) ++dead_per[r.n.receiver];
+    std::lock_guard guard(mu_);
     for (const auto& w : workers_) {
         std::lock_guard lock(w->mu);
         receivers[w->spec.name] = {
@@ -623,7 +876,8 @@ json dispatcher::status() const {
     }
     return {{"receivers", receivers},
             {"outbox_bytes", outbox_.bytes()},
-            {"corrupt_records", outbox_.corrupt_records()}};
+            {"corrupt_records", outbox_.corrupt_records()},
+            {"unrouted", unrouted()}};
 }
 
 void dispatcher::render_metrics(std::string& out) const {
@@ -648,6 +902,7 @@ void dispatcher::render_metrics(std::string& out) const {
         {"plugmon_notification_worker_errors_total", "counter",
          "Unexpected errors in a receiver's worker.", &worker::worker_errors},
     };
+    std::lock_guard guard(mu_);
     std::vector<std::unique_lock<std::mutex>> locks;
     for (const auto& w : workers_) locks.emplace_back(w->mu);
     ex::family(out, "plugmon_notifications_total", "counter", "Notifications delivered.");
@@ -684,6 +939,9 @@ void dispatcher::render_metrics(std::string& out) const {
                "Notifications submitted for a receiver that is not configured.");
     ex::sample(out, "plugmon_notifications_unknown_receiver_total", {},
                unknown_receiver_.load(std::memory_order_relaxed));
+    ex::family(out, "plugmon_notifications_unrouted", "gauge",
+               "Notifications kept in the outbox for a receiver that is not configured now.");
+    ex::sample(out, "plugmon_notifications_unrouted", {}, std::uint64_t(unrouted()));
 }
 
 }  // namespace plugmon::agent::alert::notify

@@ -5,10 +5,12 @@
 #include "alert/model.hpp"
 #include "alert/notify/outbox.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -26,9 +28,9 @@ struct backoff_policy {
 };
 
 struct dispatcher_options {
-    std::string outbox_dir;  ///< <alert_state_dir>/outbox
-    std::vector<receiver_spec> receivers;
-    std::string host;          ///< this host's name, for logs
+    std::string outbox_dir;                ///< <alert_state_dir>/outbox
+    std::vector<receiver_spec> receivers;  ///< at start; a reload changes them with apply()
+    std::string host;                      ///< this host's name, for logs
     std::string external_url;  ///< the agent's base URL (generatorURL, externalURL, summaries)
     backoff_policy backoff;
     /// The time used for scheduling, ages, timestamps and the storm guard; empty: system clock.
@@ -71,17 +73,42 @@ struct dead_letter {
 ///   is re-sent whole every resend_interval (firing: endsAt = now + 4 x resend_interval;
 ///   resolved: for resolved_resend_for), in POSTs of up to 256 alerts. 400 counts invalid and is
 ///   not retried (Alertmanager stored the valid alerts).
+/// * A reload changes the receivers live (prepare(), then apply()): an unchanged receiver keeps its
+///   worker, queue, retries and grouping state; a changed one is replaced by a new worker that
+///   takes over the old one's queue (once its attempt in flight finished or timed out); a removed
+///   one stops after its attempt in flight, and what it leaves undelivered stays in the outbox,
+///   as does anything a previous run left for a receiver not configured now, and is delivered if
+///   a later configuration brings that receiver back (plugmon_notifications_unrouted).
 /// * webhook-timestamp is the time of each attempt and the signature is computed per attempt,
 ///   as Standard Webhooks verifiers reject stale timestamps (default tolerance 5 minutes); the
 ///   webhook-id and the body stay the same.
 ///
 /// Thread safety: every public member may be called from any thread.
 class dispatcher final : public notification_sink {
+    struct worker;
+
 public:
+    /// Receivers checked and built for a reload, not yet running: what prepare() returns and
+    /// apply() takes. Move-only; dropping it changes nothing.
+    class update {
+    public:
+        update(update&&) noexcept;
+        update& operator=(update&&) noexcept;
+        ~update();
+        std::vector<std::string> added, changed, removed;  ///< receiver names, for logs and tests
+
+    private:
+        friend class dispatcher;
+        update();
+        std::vector<std::string> names_;              ///< every receiver of the new set
+        std::vector<std::unique_ptr<worker>> fresh_;  ///< built for `added` and `changed`
+    };
+
     /// Opens the outbox (replaying what a previous run left), reads every receiver's secret and
     /// bearer token, and starts one worker per receiver. Throws std::invalid_argument naming the
-    /// receiver for an https:// or malformed URL, or an unreadable secret_file /
-    /// bearer_token_file (with its path); std::system_error when the outbox cannot be opened.
+    /// receiver (and its file:line when known) for an https:// or malformed URL, or an
+    /// unreadable secret_file / bearer_token_file (with its path); std::system_error when the
+    /// outbox cannot be opened.
     explicit dispatcher(dispatcher_options opts);
     /// stop(5 s) unless stopped already.
     ~dispatcher() override;
@@ -95,6 +122,18 @@ public:
     /// stores only (the next start delivers).
     void submit(std::vector<notification> batch) override;
 
+    /// Reload, first half: checks `receivers` as the constructor does (URLs, names declared
+    /// twice, secret_file and bearer_token_file read now) and builds a worker for each receiver
+    /// that is new or changed (a changed secret file's contents count), without touching the
+    /// running ones. Throws std::invalid_argument as the constructor does.
+    update prepare(const std::vector<receiver_spec>& receivers);
+
+    /// Reload, second half: starts the added receivers, replaces the changed ones, then runs
+    /// `switch_over` (whoever routes notifications switches to the new receivers there, so that
+    /// both old and new names are served meanwhile), then retires the removed ones. Returns
+    /// without waiting for attempts in flight. After stop(), changes nothing.
+    void apply(update u, const std::function<void()>& switch_over = {});
+
     /// Stops the workers: attempts in flight may finish until `timeout`, then are abandoned.
     /// Whatever is undelivered stays in the outbox. Idempotent; blocks up to about timeout.
     void stop(std::chrono::milliseconds timeout);
@@ -104,7 +143,8 @@ public:
     void render_metrics(std::string& out) const;
 
     /// Per receiver: type, queue_length, in_flight, last_error, last_success (RFC 3339 or null),
-    /// dead_letters; plus outbox_bytes and corrupt_records.
+    /// dead_letters; plus outbox_bytes, corrupt_records and unrouted (kept for receivers not
+    /// configured).
     nlohmann::json status() const;
 
     /// The dead letters, oldest first.
@@ -116,17 +156,25 @@ public:
     bool replay(const std::string& id);
 
 private:
-    struct worker;
-    void start_workers();
-    void distribute(std::vector<outbox_record> records);
-    worker* find(const std::string& receiver) const;
+    std::unique_ptr<worker> build(const receiver_spec& spec);
+    void distribute(std::vector<outbox_record> records);  // mu_ held
+    worker* find(const std::string& receiver) const;      // mu_ held
+    void install(std::unique_ptr<worker> fresh);          // mu_ held
+    void reap();                                          // mu_ held
+    std::size_t unrouted() const;                         // mu_ held
 
     dispatcher_options opts_;
     outbox outbox_;
-    std::vector<std::unique_ptr<worker>> workers_;
+    mutable std::mutex mu_;
+    std::vector<std::unique_ptr<worker>> workers_;  // guarded by mu_: the configured receivers
+    /// Replaced or removed by a reload, until their thread ended (a replaced one's successor
+    /// joins it; a removed one's records then join orphans_). Guarded by mu_.
+    std::vector<std::unique_ptr<worker>> retiring_;
+    /// Pending records for receivers not configured, oldest first: they stay in the outbox for a
+    /// configuration that brings their receiver back. Guarded by mu_.
+    std::vector<outbox_record> orphans_;
     std::atomic<std::uint64_t> unknown_receiver_{0};
-    std::mutex stop_mu_;
-    bool stopped_ = false;  // guarded by stop_mu_
+    bool stopped_ = false;  // guarded by mu_
 };
 
 }  // namespace plugmon::agent::alert::notify

@@ -1,6 +1,7 @@
 // The dispatcher against a real local HTTP receiver: delivery, retries with one webhook-id,
-// Retry-After, dead letters and replay, restart replay, Alertmanager re-sends, the storm guard and
-// outbox corruption.
+// Retry-After, dead letters and replay, restart replay, Alertmanager re-sends, the storm guard,
+// outbox corruption, and receivers added, replaced and removed by a reload (also while
+// notifications are being submitted: meaningful under TSan).
 #include "alert/notify/dispatcher.hpp"
 #include "alert/notify/http_client.hpp"
 #include "alert/notify/signing.hpp"
@@ -9,8 +10,11 @@
 #include "test_events.hpp"
 
 #include <atomic>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
+#include <set>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -464,6 +468,195 @@ TEST(dispatcher, renders_every_metric_family) {
          {"plugmon_notifications_total", "plugmon_notification_requests_total",
           "plugmon_notification_requests_failed_total", "plugmon_notification_queue_length",
           "plugmon_notifications_dead_lettered_total", "plugmon_notifications_coalesced_total",
-          "plugmon_alertmanager_alerts_invalid_total", "plugmon_notification_outbox_bytes"})
+          "plugmon_alertmanager_alerts_invalid_total", "plugmon_notification_outbox_bytes",
+          "plugmon_notifications_unrouted"})
         EXPECT_NE(out.find(std::string("# TYPE ") + name + " "), std::string::npos) << name;
+}
+
+namespace {
+
+std::vector<std::string> ids_of(const hook_server& s) {
+    std::vector<std::string> ids;
+    for (const auto& r : s.requests()) ids.push_back(r.headers.at("webhook-id"));
+    return ids;
+}
+
+}  // namespace
+
+TEST(dispatcher, a_reload_adds_replaces_and_removes_receivers_and_leaves_the_others_alone) {
+    temp_dir d;
+    std::atomic<bool> keep_fails{true};
+    hook_server keep(
+        [&](const captured_request&, std::size_t) { return hook_reply{keep_fails ? 503u : 200u}; });
+    hook_server gone, old_chg, new_chg, added;
+    dispatcher disp(options(d, {webhook("keep", keep.url()), webhook("gone", gone.url()),
+                                webhook("chg", old_chg.url())}));
+    const auto k1 = make_event("keep", "00000000000000a1", event_kind::firing, 1);
+    disp.submit({k1, make_event("gone", "00000000000000a2", event_kind::firing, 2),
+                 make_event("chg", "00000000000000a3", event_kind::firing, 3)});
+    ASSERT_TRUE(keep.wait_for(2));  // retrying, with its backoff running
+    ASSERT_TRUE(gone.wait_for(1));
+    ASSERT_TRUE(old_chg.wait_for(1));
+
+    auto u = disp.prepare(
+        {webhook("keep", keep.url()), webhook("chg", new_chg.url()), webhook("new", added.url())});
+    EXPECT_EQ(u.added, std::vector<std::string>{"new"});
+    EXPECT_EQ(u.changed, std::vector<std::string>{"chg"});
+    EXPECT_EQ(u.removed, std::vector<std::string>{"gone"});
+    bool switched = false;
+    disp.apply(std::move(u), [&] { switched = true; });
+    EXPECT_TRUE(switched);
+
+    const auto c2 = make_event("chg", "00000000000000b3", event_kind::firing, 4);
+    const auto n1 = make_event("new", "00000000000000b4", event_kind::firing, 5);
+    disp.submit({c2, n1, make_event("gone", "00000000000000b2", event_kind::firing, 6)});
+    ASSERT_TRUE(new_chg.wait_for(1));
+    ASSERT_TRUE(added.wait_for(1));
+    EXPECT_EQ(ids_of(new_chg), std::vector<std::string>{c2.id});
+    EXPECT_EQ(ids_of(added), std::vector<std::string>{n1.id});
+    EXPECT_EQ(old_chg.requests().size(), 1u) << "the replaced receiver's URL hears nothing more";
+    EXPECT_EQ(gone.requests().size(), 1u);
+    EXPECT_EQ(metric(disp, "plugmon_notifications_unknown_receiver_total"), 1u);
+    // The replaced receiver's counters carry on rather than start from 0.
+    EXPECT_TRUE(eventually([&] {
+        return metric(disp, "plugmon_notifications_total{receiver=\"chg\",event=\"firing\"}") == 2;
+    }));
+
+    // The unchanged receiver kept its worker: the same notification is still being retried with
+    // the same webhook-id, and its request count did not start over.
+    const std::size_t before = keep.requests().size();
+    ASSERT_TRUE(keep.wait_for(before + 1));
+    keep_fails = false;
+    EXPECT_TRUE(eventually([&] {
+        return metric(disp, "plugmon_notifications_total{receiver=\"keep\",event=\"firing\"}") == 1;
+    }));
+    for (const auto& id : ids_of(keep)) EXPECT_EQ(id, k1.id);
+    EXPECT_EQ(metric(disp, "plugmon_notification_requests_total{receiver=\"keep\"}"),
+              keep.requests().size());
+    EXPECT_FALSE(disp.status()["receivers"].contains("gone"));
+    EXPECT_TRUE(eventually([&] { return disp.status()["outbox_bytes"] == 0; }));
+}
+
+TEST(dispatcher, a_removed_receiver_finishes_its_attempt_and_keeps_its_queue_for_a_later_one) {
+    temp_dir d;
+    std::atomic<bool> in_handler{false}, release{false};
+    hook_server slow([&](const captured_request&, std::size_t) {
+        in_handler = true;
+        while (!release) std::this_thread::sleep_for(5ms);
+        return hook_reply{200};
+    });
+    dispatcher disp(options(d, {webhook("ops", slow.url())}));
+    const auto first = make_event("ops", "00000000000000c1", event_kind::firing, 1);
+    const auto second = make_event("ops", "00000000000000c2", event_kind::firing, 2);
+    disp.submit({first});
+    ASSERT_TRUE(eventually([&] { return in_handler.load(); }));
+    disp.submit({second});  // queued behind the attempt in flight
+
+    disp.apply(disp.prepare({}));  // returns at once: the attempt in flight is not waited for
+    EXPECT_EQ(metric(disp, "plugmon_notifications_unrouted"), 1u);
+    release = true;
+    ASSERT_TRUE(slow.wait_for(1));
+    // The attempt in flight ended (delivered, so out of the outbox); the queued one stays.
+    EXPECT_TRUE(eventually([&] { return disp.status()["unrouted"] == 1; }));
+    std::this_thread::sleep_for(100ms);
+    EXPECT_EQ(ids_of(slow), std::vector<std::string>{first.id});
+    EXPECT_GT(disp.status()["outbox_bytes"].get<std::uint64_t>(), 0u);
+
+    // A later configuration brings the receiver back (elsewhere): it gets what was kept.
+    hook_server back;
+    auto u = disp.prepare({webhook("ops", back.url())});
+    EXPECT_EQ(u.added, std::vector<std::string>{"ops"});
+    disp.apply(std::move(u));
+    ASSERT_TRUE(back.wait_for(1));
+    EXPECT_EQ(ids_of(back), std::vector<std::string>{second.id});
+    EXPECT_EQ(metric(disp, "plugmon_notifications_unrouted"), 0u);
+    EXPECT_TRUE(eventually([&] { return disp.status()["outbox_bytes"] == 0; }));
+}
+
+TEST(dispatcher, a_receiver_that_cannot_start_refuses_the_reload_and_changes_nothing) {
+    temp_dir d;
+    hook_server server;
+    auto spec = webhook("ops", server.url());
+    spec.secret_file = write_file(d.path / "secret", secret);
+    dispatcher disp(options(d, {spec}));
+    auto broken = spec;
+    broken.secret_file = (d.path / "gone.secret").string();
+    broken.file = "rules.toml";
+    broken.line = 7;
+    try {
+        disp.prepare({broken, webhook("new", server.url())});
+        FAIL() << "prepare accepted a secret_file that cannot be read";
+    } catch (const std::invalid_argument& e) {
+        const std::string what = e.what();
+        EXPECT_NE(what.find("rules.toml:7: "), std::string::npos) << what;
+        EXPECT_NE(what.find("secret_file"), std::string::npos) << what;
+        EXPECT_NE(what.find("gone.secret"), std::string::npos) << what;
+    }
+    EXPECT_THROW(
+        disp.prepare({webhook("x", "http://127.0.0.1:1/a"), webhook("x", "http://127.0.0.1:1/b")}),
+        std::invalid_argument);
+    // A prepared update that is dropped changes nothing either.
+    { auto dropped = disp.prepare({webhook("other", server.url())}); }
+    const auto n = make_event("ops", "00000000000000d1", event_kind::firing, 1);
+    disp.submit({n});
+    ASSERT_TRUE(server.wait_for(1));
+    EXPECT_TRUE(signature_valid(server.requests().at(0)));
+    EXPECT_EQ(disp.status()["receivers"].size(), 1u);
+    // The same declarations with a rotated secret: a change, and the new secret signs.
+    write_file(d.path / "secret", "whsec_c2VjcmV0LWZvci10ZXN0cw==");
+    auto u = disp.prepare({spec});
+    EXPECT_EQ(u.changed, std::vector<std::string>{"ops"});
+}
+
+TEST(dispatcher, reloads_racing_with_submits_lose_nothing) {
+    temp_dir d;
+    hook_server server;
+    auto spec = [&](int i) {  // a new URL each time: a changed receiver, replaced
+        auto s = webhook("ops", server.url("/hook" + std::to_string(i % 2)));
+        s.max_notifications_per_minute = 100000;  // every message its own webhook-id
+        return s;
+    };
+    dispatcher disp(options(d, {spec(0)}));
+    constexpr int per_thread = 150;
+    std::vector<std::string> sent;
+    std::mutex sent_mu;
+    std::atomic<bool> done{false};
+    std::vector<std::thread> submitters;
+    for (int t = 0; t < 2; ++t)
+        submitters.emplace_back([&, t] {
+            for (int i = 0; i < per_thread; ++i) {
+                char fp[17];
+                std::snprintf(fp, sizeof fp, "%016x", unsigned(t * 100000 + i));
+                auto n = make_event("ops", fp, event_kind::firing, std::uint64_t(i + 1));
+                // "extra" comes and goes: its notifications are delivered or counted unknown
+                auto x = make_event("extra", fp, event_kind::firing, std::uint64_t(i + 1));
+                disp.submit({n, x});
+                std::lock_guard lock(sent_mu);
+                sent.push_back(n.id);
+            }
+        });
+    std::thread reloader([&] {
+        for (int i = 1; !done; ++i) {
+            std::vector<receiver_spec> set = {spec(i)};
+            if (i % 3 == 0) set.push_back(webhook("extra", server.url("/extra")));
+            disp.apply(disp.prepare(set), [] { std::this_thread::yield(); });
+            (void)disp.status();
+            std::this_thread::sleep_for(2ms);
+        }
+    });
+    for (auto& t : submitters) t.join();
+    done = true;
+    reloader.join();
+    ASSERT_TRUE(eventually(
+        [&] {
+            std::set<std::string> got;
+            for (const auto& r : server.requests())
+                if (r.target != "/extra") got.insert(r.headers.at("webhook-id"));
+            for (const auto& id : sent)
+                if (got.count(id) == 0) return false;
+            return true;
+        },
+        20s))
+        << "every notification for the receiver that stayed reached it";
+    disp.stop(1s);
 }
