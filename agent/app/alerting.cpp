@@ -42,13 +42,10 @@ std::string external_url(const config& cfg) {
     return "http://" + host + ":" + std::to_string(port);
 }
 
-/// What the dispatcher was built with: receivers change only at restart.
-std::string receivers_of(const alert::rule_set& rules) {
-    std::string out;
-    for (const auto& r : rules.receivers)
-        out += r.name + '\x1f' + std::string(alert::to_string(r.type)) + '\x1f' + r.url + '\x1f' +
-               r.secret_file + '\x1f' + r.bearer_token_file + '\x1e';
-    return out;
+std::string joined(const std::vector<std::string>& names) {
+    std::string s;
+    for (const auto& n : names) s += (s.empty() ? "" : ", ") + n;
+    return s.empty() ? "none" : s;
 }
 
 alert::rule_set load(const config& cfg) {
@@ -69,10 +66,13 @@ std::unique_ptr<alerting> alerting::make(const config& cfg,
     alert::notify::dispatcher_options d;
     d.outbox_dir = cfg.alert_state_dir + "/outbox";
     d.receivers = rules.receivers;
-    a->receivers_ = receivers_of(rules);
     d.host = cfg.host;
     d.external_url = external_url(cfg);
-    a->dispatcher_ = std::make_shared<alert::notify::dispatcher>(std::move(d));
+    try {
+        a->dispatcher_ = std::make_shared<alert::notify::dispatcher>(std::move(d));
+    } catch (const std::invalid_argument& e) {  // a receiver's URL or secret file
+        throw config_error("alert_rules", e.what());
+    }
     alert::engine_options e;
     e.state_dir = cfg.alert_state_dir;
     e.host = cfg.host;
@@ -108,11 +108,19 @@ void alerting::register_with(window_fanout& windows, metrics_registry& metrics, 
     ctx.replay_notification = [d = dispatcher_](const std::string& id) { return d->replay(id); };
 }
 
+/// What a reload prepared: the rules, and the receivers built from them but not yet running.
+struct alerting::staged {
+    alert::rule_set rules;
+    alert::notify::dispatcher::update receivers;
+};
+
 void alerting::prepare_reload(const config& fresh) {
+    staged_.reset();
     try {
-        staged_ = std::make_unique<alert::rule_set>(alert::load_rules(fresh.alert_rules));
+        alert::rule_set rules = alert::load_rules(fresh.alert_rules);
+        auto receivers = dispatcher_->prepare(rules.receivers);
+        staged_.reset(new staged{std::move(rules), std::move(receivers)});
     } catch (const std::exception& e) {
-        staged_.reset();
         engine_->set_reload_result(false);
         throw config_error("alert_rules", e.what());
     }
@@ -120,11 +128,14 @@ void alerting::prepare_reload(const config& fresh) {
 
 void alerting::apply_reload() {
     if (!staged_) return;
-    if (receivers_of(*staged_) != receivers_)
-        spdlog::warn(
-            "alerts: the receivers changed; rules apply now, receivers at the next restart");
-    engine_->replace_rules(std::move(*staged_));
-    staged_.reset();
+    std::unique_ptr<staged> s = std::move(staged_);
+    const auto& u = s->receivers;
+    if (!u.added.empty() || !u.changed.empty() || !u.removed.empty())
+        spdlog::info("alerts: receivers added: {}; changed: {}; removed: {}", joined(u.added),
+                     joined(u.changed), joined(u.removed));
+    // The engine switches rules while both the old and the new receivers are served.
+    dispatcher_->apply(std::move(s->receivers),
+                       [&] { engine_->replace_rules(std::move(s->rules)); });
     engine_->set_reload_result(true);
 }
 

@@ -37,20 +37,23 @@ public:
     /// The engine becomes a window sink; the engine and the dispatcher become metrics sources
     /// and serve the alert routes.
     void register_with(window_fanout& windows, metrics_registry& metrics, api_context& ctx);
-    /// Reload, first half: reads and validates the rules files of `fresh` and keeps them.
-    /// Throws config_error (key alert_rules) for files that do not validate.
+    /// Reload, first half: reads and validates the rules files of `fresh`, reads the receivers'
+    /// secret files and builds the new or changed receivers, and keeps all that. Throws
+    /// config_error (key alert_rules, naming the file, line and receiver key at fault) for files
+    /// that do not validate or a receiver that cannot start.
     void prepare_reload(const config& fresh);
-    /// Reload, second half: swaps the rules prepare_reload() kept in.
+    /// Reload, second half: starts the new receivers, swaps the rules, then stops the removed
+    /// receivers (dispatcher::apply), with no gap for alerts routed to either.
     void apply_reload();
     /// Gives the dispatcher up to `timeout` for deliveries in flight; the rest stays queued.
     void stop(std::chrono::nanoseconds timeout);
 
 private:
+    struct staged;
     alerting() = default;
     std::shared_ptr<alert::notify::dispatcher> dispatcher_;
     std::shared_ptr<alert::engine> engine_;
-    std::string receivers_;                    ///< the receivers the dispatcher runs with
-    std::unique_ptr<alert::rule_set> staged_;  ///< prepared by a reload, not yet applied
+    std::unique_ptr<staged> staged_;  ///< prepared by a reload, not yet applied
 };
 
 }  // namespace plugmon::agent

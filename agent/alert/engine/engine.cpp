@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
+#include <map>
 #include <random>
 
 namespace plugmon::agent::alert {
@@ -82,8 +83,31 @@ void engine::replace_rules(rule_set rules) {
         }
         for (auto it = live_.begin(); it != live_.end();)
             it = by_name_.count(it->first) != 0 ? std::next(it) : live_.erase(it);
+        forget_removed_receivers();
     }
     if (!out.empty()) commit(out, now());
+}
+
+void engine::forget_removed_receivers() {
+    // A receiver that is gone hears nothing more about the alerts it was told of (no resolve
+    // either); one of that name configured later starts afresh and gets the firing again.
+    std::map<std::string, std::uint64_t> told;
+    for (auto& [fingerprint, s] : alerts_) {
+        auto& progress = s.a.receivers;
+        for (auto it = progress.begin(); it != progress.end();) {
+            if (receiver(it->first) != nullptr) {
+                ++it;
+                continue;
+            }
+            if (it->second.status > 0) ++told[it->first];
+            it = progress.erase(it);
+        }
+    }
+    for (const auto& [name, alerts] : told)
+        spdlog::warn(
+            "alerts: receiver {} was removed while {} alerts it was told of were firing; it gets "
+            "no resolve for them",
+            name, alerts);
 }
 
 void engine::set_reload_result(bool ok) {

@@ -53,7 +53,8 @@ public:
     /// Adds the window, evaluates every rule, sends what changed, saves the state.
     void consume(const window_ptr& w) override;
 
-    /// Swaps in a new rule set (reload). Alerts of rules that are gone resolve.
+    /// Swaps in a new rule set (reload). Alerts of rules that are gone resolve; receivers that
+    /// are gone are forgotten (logged).
     void replace_rules(rule_set rules);
     void set_reload_result(bool ok);
 
@@ -92,6 +93,8 @@ private:
     void emit(instance& a, const rule& r, event_kind e, const std::vector<std::string>& to,
               time_point now, std::vector<notification>& out, int step = -1,
               std::optional<severity> previous = std::nullopt);
+    /// Drops every alert's progress towards receivers the rules no longer declare (mu_ held).
+    void forget_removed_receivers();
     alert_view view_of(const instance& a, const rule* r) const;
     /// One alert as the API lists it (mu_ held).
     nlohmann::json entry_json(const instance& a, time_point t) const;
