@@ -18,6 +18,7 @@
 #include <thread>
 
 #include <gtest/gtest.h>
+#include <spdlog/spdlog.h>
 
 using namespace plugmon::agent;
 using namespace plugmon::agent::alert;
@@ -32,6 +33,10 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr const char* secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+// spdlog builds its registry on first use, inside libspdlog where TSan sees no synchronisation:
+// build it on the main thread before a worker's log line can be the first (a false race).
+[[maybe_unused]] const auto* const logger = spdlog::default_logger_raw();
 
 struct temp_dir {
     fs::path path;
