@@ -17,6 +17,7 @@
 #include "ingest/drainer.hpp"
 #include "ingest/intake.hpp"
 #include "common/tsc.hpp"
+#include "statement_texts.hpp"
 #include "../tests/support/inproc_agent.hpp"
 
 #include <benchmark/benchmark.h>
@@ -233,6 +234,55 @@ void BM_probe_count(benchmark::State& state) {
     report_drops(state);
 }
 
+// ---- statements (ratios to BM_probe_query_scope_strings, the same query() without a statement) ----
+
+/// q.statement(plugmon::Statement): interned once, outside the loop.
+void BM_probe_statement_prebuilt(benchmark::State& state) {
+    const plugmon::Plugin plugin = *g_plugin;
+    const std::string op = "SELECT", table = "invoices";
+    const plugmon::Statement st(plugmon::bench::statement_200(0));
+    run_recording(state, [&]() __attribute__((always_inline)) {
+        auto q = plugin.query(op, table);
+        q.statement(st);
+    });
+    report_drops(state);
+}
+
+/// Texts attached in turn, `texts` of them (one: the same text every call).
+void statement_texts(benchmark::State& state, const std::vector<std::string>& texts) {
+    const plugmon::Plugin plugin = *g_plugin;
+    const std::string op = "SELECT", table = "invoices";
+    std::size_t i = 0;
+    run_recording(state, [&]() __attribute__((always_inline)) {
+        auto q = plugin.query(op, table);
+        q.statement(texts[i]);
+        if (++i == texts.size()) i = 0;
+    });
+    report_drops(state);
+}
+
+void BM_probe_statement_same_200(benchmark::State& state) {
+    statement_texts(state, plugmon::bench::rotating(plugmon::bench::statement_200, 1));
+}
+void BM_probe_statement_rotating16_200(benchmark::State& state) {
+    statement_texts(state, plugmon::bench::rotating(plugmon::bench::statement_200, 16));
+}
+void BM_probe_statement_rotating16_2k(benchmark::State& state) {
+    statement_texts(state, plugmon::bench::rotating(plugmon::bench::statement_2k, 16));
+}
+
+/// A new 200-byte text on every call, differing from the last in its literal only.
+void BM_probe_statement_literals_200(benchmark::State& state) {
+    const plugmon::Plugin plugin = *g_plugin;
+    const std::string op = "SELECT", table = "invoices";
+    plugmon::bench::literal_variants texts;
+    run_recording(state, [&]() __attribute__((always_inline)) {
+        auto q = plugin.query(op, table);
+        q.statement(texts.next());
+    });
+    report_drops(state);
+}
+
 // ---- peers: prometheus-cpp ----
 // Peers time the event with the same two TSC reads as the floor (the cheapest clock), so what
 // differs is only how the event is recorded.
@@ -443,11 +493,22 @@ int main(int argc, char** argv) {
             auto* ha = benchmark::RegisterBenchmark("BM_prometheus_histogram_add",
                                                     BM_prometheus_histogram_add);
             auto* mq = benchmark::RegisterBenchmark("BM_boost_message_queue", BM_boost_message_queue);
-            for (auto* b : {f, cr, cm, pm, ps, pr, pc, hs, ha, mq}) b->Threads(1)->Threads(2);
+            auto* sp = benchmark::RegisterBenchmark("BM_probe_statement_prebuilt",
+                                                    BM_probe_statement_prebuilt);
+            auto* ss = benchmark::RegisterBenchmark("BM_probe_statement_same_200",
+                                                    BM_probe_statement_same_200);
+            auto* sr = benchmark::RegisterBenchmark("BM_probe_statement_rotating16_200",
+                                                    BM_probe_statement_rotating16_200);
+            auto* sl = benchmark::RegisterBenchmark("BM_probe_statement_literals_200",
+                                                    BM_probe_statement_literals_200);
+            auto* sk = benchmark::RegisterBenchmark("BM_probe_statement_rotating16_2k",
+                                                    BM_probe_statement_rotating16_2k);
+            for (auto* b : {f, cr, cm, pm, ps, pr, pc, hs, ha, mq, sp, ss, sr, sl, sk})
+                b->Threads(1)->Threads(2);
 #ifdef PLUGMON_BENCH_LTTNG
             benchmark::RegisterBenchmark("BM_lttng_tracepoint", BM_lttng_tracepoint)->Threads(1)->Threads(2);
 #endif
-            for (auto* b : {pm, ps, pr, pc}) b->Setup(probe_setup);
+            for (auto* b : {pm, ps, pr, pc, sp, ss, sr, sl, sk}) b->Setup(probe_setup);
             mq->Setup(mq_setup)->Teardown(mq_teardown);
 
             benchmark::RunSpecifiedBenchmarks();

@@ -75,15 +75,23 @@ for b in doc["benchmarks"]:
     elif b["aggregate_name"] == "cv":
         cv[key] = b["cpu_time"]  # coefficient of variation of the CPU time, a fraction
 floor = {k[1]: ns for k, ns, _, _ in rows if k[0] == "BM_floor"}
+# the same query() call without a statement: the baseline of the statement benchmarks
+bare = {k[1]: ns for k, ns, _, _ in rows if k[0] == "BM_probe_query_scope_strings"}
+one_thread = {k[0]: ns for k, ns, _, _ in rows if k[1] == 1}
 # on-cpu: CPU time over wall time of the timed loops, i.e. how many of the benchmark's threads were
 # on a core at once (2.0 at 2 threads = truly parallel; lower = preempted, or blocked in a lock).
-print(f"{'benchmark':34} {'threads':>7} {'median ns/event':>16} {'x floor':>8} {'cv':>6}"
-      f" {'on-cpu':>7} {'dropped_ratio':>14}")
+# x query(): statement benchmarks over the bare query() at the same thread count; x 1 thread: a
+# thread's CPU per event at 2 threads over the same benchmark's at 1 thread.
+print(f"{'benchmark':34} {'threads':>7} {'median ns/event':>16} {'x floor':>8} {'x query()':>9}"
+      f" {'x 1 thread':>10} {'cv':>6} {'on-cpu':>7} {'dropped_ratio':>14}")
 for (name, threads), ns, dropped, busy in rows:
     ratio = f"{ns / floor[threads]:.2f}" if threads in floor else "-"
+    to_bare = f"{ns / bare[threads]:.2f}" if "statement" in name and threads in bare else "-"
+    scaling = f"{ns / one_thread[name]:.2f}" if threads > 1 and name in one_thread else "-"
     c = f"{100 * cv[(name, threads)]:.1f}%" if (name, threads) in cv else "-"
     d = "-" if dropped is None else f"{dropped:.4f}"
-    print(f"{name:34} {threads:>7} {ns:>16.1f} {ratio:>8} {c:>6} {busy:>7.2f} {d:>14}")
+    print(f"{name:34} {threads:>7} {ns:>16.1f} {ratio:>8} {to_bare:>9} {scaling:>10} {c:>6}"
+          f" {busy:>7.2f} {d:>14}")
 ctx = doc.get("context", {})
 print(f"\n{ctx.get('date', '')}  {ctx.get('host_name', '')}  {ctx.get('num_cpus', '?')} CPUs"
       f"  load {ctx.get('load_avg', '')}  library {ctx.get('library_build_type', '')}")

@@ -4,11 +4,15 @@
 
 #include "sql_lexer.hpp"
 
+#include <algorithm>
 #include <cstddef>
 #include <cstring>
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
+#endif
+#if defined(__x86_64__)
+#include <immintrin.h>
 #endif
 
 namespace plugmon::detail {
@@ -80,55 +84,169 @@ private:
 struct block_masks {
     std::uint64_t
         ident;  // identifier bytes (sql_chars::ident_char: letters, digits, _, $, >= 0x80)
-    std::uint64_t events;  // ' " ` - / $ ? : .
-    std::uint64_t maybe;   // digits and t/f/n: events only at the start of a word
+    std::uint64_t digit;   // 0-9
+    std::uint64_t tfn;     // t, f, n in either case: TRUE, FALSE and NULL start with them
+    std::uint64_t events;  // ' " ` - / $ ? : and, from byte classes 0x22-0x27, # % & (dismissed)
+    std::uint64_t dot;     // .
 };
 
+/// Classifies `blocks` whole 64-byte blocks from q into out[0, blocks). One call per batch of
+/// blocks, so that the constants are set up once per batch, not once per block.
+using classify_fn = void (*)(const char* q, std::size_t blocks, block_masks* out) noexcept;
+
 #if defined(__SSE2__)
-block_masks classify(const char* q) noexcept {
-    block_masks m{0, 0, 0};
-    const auto eq = [](__m128i x, char c) { return _mm_cmpeq_epi8(x, _mm_set1_epi8(c)); };
-    const auto in_range = [](__m128i x, char lo, char span) {  // lo <= x <= lo + span, unsigned
-        const __m128i d = _mm_sub_epi8(x, _mm_set1_epi8(lo));
-        return _mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(span)), d);
+void classify_sse2(const char* q, std::size_t blocks, block_masks* out) noexcept {
+    const __m128i case_bit = _mm_set1_epi8(0x20), zero = _mm_setzero_si128();
+    const __m128i c0 = _mm_set1_epi8('0'), c9 = _mm_set1_epi8(9);
+    const __m128i ca = _mm_set1_epi8('a'), c25 = _mm_set1_epi8(25);
+    const __m128i cquote = _mm_set1_epi8('"'), c5 = _mm_set1_epi8(5);
+    const __m128i cminus = _mm_set1_epi8('-'), c2 = _mm_set1_epi8(2);
+    const __m128i cus = _mm_set1_epi8('_'), cdollar = _mm_set1_epi8('$');
+    const __m128i ct = _mm_set1_epi8('t'), cf = _mm_set1_epi8('f'), cn = _mm_set1_epi8('n');
+    const __m128i ccolon = _mm_set1_epi8(':'), cq = _mm_set1_epi8('?');
+    const __m128i ctick = _mm_set1_epi8('`'), cdot = _mm_set1_epi8('.');
+    const auto in_range = [](__m128i x, __m128i lo, __m128i span) {  // lo <= x <= lo + span
+        const __m128i d = _mm_sub_epi8(x, lo);
+        return _mm_cmpeq_epi8(_mm_min_epu8(d, span), d);
     };
-    for (int k = 0; k < 4; ++k) {
-        const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16 * k));
-        const __m128i lower = _mm_or_si128(x, _mm_set1_epi8(0x20));
-        const __m128i digit = in_range(x, '0', 9);
-        const __m128i ident = _mm_or_si128(_mm_or_si128(in_range(lower, 'a', 25), digit),
-                                           _mm_or_si128(_mm_cmplt_epi8(x, _mm_setzero_si128()),
-                                                        _mm_or_si128(eq(x, '_'), eq(x, '$'))));
-        const __m128i tfn =
-            _mm_or_si128(_mm_or_si128(eq(lower, 't'), eq(lower, 'f')), eq(lower, 'n'));
-        const __m128i quotes = _mm_or_si128(_mm_or_si128(eq(x, '\''), eq(x, '"')), eq(x, '`'));
-        const __m128i punct = _mm_or_si128(_mm_or_si128(_mm_or_si128(eq(x, '-'), eq(x, '/')),
-                                                        _mm_or_si128(eq(x, '$'), eq(x, '?'))),
-                                           _mm_or_si128(eq(x, ':'), eq(x, '.')));
-        const int shift = 16 * k;
-        m.ident |= std::uint64_t(std::uint32_t(_mm_movemask_epi8(ident))) << shift;
-        m.events |= std::uint64_t(std::uint32_t(_mm_movemask_epi8(_mm_or_si128(quotes, punct))))
-                    << shift;
-        m.maybe |= std::uint64_t(std::uint32_t(_mm_movemask_epi8(_mm_or_si128(digit, tfn))))
-                   << shift;
+    const auto bits = [](__m128i x) { return std::uint64_t(std::uint32_t(_mm_movemask_epi8(x))); };
+    for (std::size_t b = 0; b < blocks; ++b, q += 64) {
+        block_masks m{0, 0, 0, 0, 0};
+        for (int k = 0; k < 4; ++k) {
+            const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16 * k));
+            const __m128i lower = _mm_or_si128(x, case_bit);
+            const __m128i digit = in_range(x, c0, c9);
+            const __m128i ident = _mm_or_si128(
+                _mm_or_si128(in_range(lower, ca, c25), digit),
+                _mm_or_si128(_mm_cmplt_epi8(x, zero),
+                             _mm_or_si128(_mm_cmpeq_epi8(x, cus), _mm_cmpeq_epi8(x, cdollar))));
+            const __m128i tfn =
+                _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(lower, ct), _mm_cmpeq_epi8(lower, cf)),
+                             _mm_cmpeq_epi8(lower, cn));
+            const __m128i dot = _mm_cmpeq_epi8(x, cdot);
+            // " # $ % & ' are 0x22-0x27, - . / are 0x2d-0x2f: two ranges and three bytes
+            const __m128i events = _mm_andnot_si128(
+                dot, _mm_or_si128(_mm_or_si128(in_range(x, cquote, c5), in_range(x, cminus, c2)),
+                                  _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, ccolon),
+                                                            _mm_cmpeq_epi8(x, cq)),
+                                               _mm_cmpeq_epi8(x, ctick))));
+            const int shift = 16 * k;
+            m.ident |= bits(ident) << shift;
+            m.digit |= bits(digit) << shift;
+            m.tfn |= bits(tfn) << shift;
+            m.events |= bits(events) << shift;
+            m.dot |= bits(dot) << shift;
+        }
+        out[b] = m;
     }
-    return m;
 }
-#else
-block_masks classify(const char* q) noexcept {
-    block_masks m{0, 0, 0};
-    for (int i = 0; i < 64; ++i) {
-        const auto c = static_cast<unsigned char>(q[i]);
-        const std::uint64_t bit = std::uint64_t(1) << i;
-        const unsigned char lower = c | 0x20;
-        if (sql_chars::is(c, sql_chars::ident_char)) m.ident |= bit;
-        if (std::strchr("'\"`-/$?:.", c) != nullptr && c != 0) m.events |= bit;
-        if (sql_chars::is(c, sql_chars::digit) || lower == 't' || lower == 'f' || lower == 'n')
-            m.maybe |= bit;
+
+#if defined(__x86_64__) && !defined(PLUGMON_SHAPE_NO_AVX2)
+/// The constants of classify_avx2, each byte repeated 32 times: read from memory as operands
+/// (there are more of them than registers, and rebuilding them costs three instructions each).
+struct avx2_constants {
+    alignas(32) char b[15][32];
+    constexpr avx2_constants() : b{} {
+        constexpr char values[15] = {0x20, '0', 9,   'a', 25,  '"', 5,  '-',
+                                     2,    '_', 't', 'f', 'n', ':', '?'};
+        for (int i = 0; i < 15; ++i)
+            for (int j = 0; j < 32; ++j) b[i][j] = values[i];
     }
-    return m;
+};
+constexpr avx2_constants avx2_k;
+
+__attribute__((target("avx2"), always_inline)) inline __m256i avx2_constant(int i) {
+    return _mm256_load_si256(reinterpret_cast<const __m256i*>(avx2_k.b[i]));
+}
+
+/// classify_sse2 32 bytes at a time, for CPUs with AVX2 (picked at run time).
+__attribute__((target("avx2"))) void classify_avx2(const char* q, std::size_t blocks,
+                                                   block_masks* out) noexcept {
+    const auto& c = avx2_constant;
+    const __m256i zero = _mm256_setzero_si256();
+    const __m256i case_bit = c(0), c0 = c(1), c9 = c(2), ca = c(3), c25 = c(4), cquote = c(5);
+    const __m256i c5 = c(6), cminus = c(7), c2 = c(8), cus = c(9), ct = c(10), cf = c(11);
+    const __m256i cn = c(12), ccolon = c(13), cq = c(14);
+    const __m256i ctick = _mm256_set1_epi8('`'), cdot = _mm256_set1_epi8('.');
+    for (std::size_t b = 0; b < blocks; ++b, q += 64) {
+        block_masks m{0, 0, 0, 0, 0};
+        for (int half = 0; half < 2; ++half) {
+            const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * half));
+            const __m256i lower = _mm256_or_si256(x, case_bit);
+            const __m256i d0 = _mm256_sub_epi8(x, c0), da = _mm256_sub_epi8(lower, ca);
+            const __m256i dq = _mm256_sub_epi8(x, cquote), dm = _mm256_sub_epi8(x, cminus);
+            const __m256i digit = _mm256_cmpeq_epi8(_mm256_min_epu8(d0, c9), d0);
+            const __m256i ident = _mm256_or_si256(
+                _mm256_or_si256(_mm256_cmpeq_epi8(_mm256_min_epu8(da, c25), da), digit),
+                _mm256_or_si256(_mm256_cmpgt_epi8(zero, x), _mm256_cmpeq_epi8(x, cus)));
+            const __m256i tfn = _mm256_or_si256(
+                _mm256_or_si256(_mm256_cmpeq_epi8(lower, ct), _mm256_cmpeq_epi8(lower, cf)),
+                _mm256_cmpeq_epi8(lower, cn));
+            const __m256i dot = _mm256_cmpeq_epi8(x, cdot);
+            const __m256i events = _mm256_andnot_si256(
+                dot,
+                _mm256_or_si256(_mm256_or_si256(_mm256_cmpeq_epi8(_mm256_min_epu8(dq, c5), dq),
+                                                _mm256_cmpeq_epi8(_mm256_min_epu8(dm, c2), dm)),
+                                _mm256_or_si256(_mm256_or_si256(_mm256_cmpeq_epi8(x, ccolon),
+                                                                _mm256_cmpeq_epi8(x, cq)),
+                                                _mm256_cmpeq_epi8(x, ctick))));
+            const int shift = 32 * half;
+            m.ident |= std::uint64_t(std::uint32_t(_mm256_movemask_epi8(ident))) << shift;
+            m.digit |= std::uint64_t(std::uint32_t(_mm256_movemask_epi8(digit))) << shift;
+            m.tfn |= std::uint64_t(std::uint32_t(_mm256_movemask_epi8(tfn))) << shift;
+            m.events |= std::uint64_t(std::uint32_t(_mm256_movemask_epi8(events))) << shift;
+            m.dot |= std::uint64_t(std::uint32_t(_mm256_movemask_epi8(dot))) << shift;
+        }
+        out[b] = m;
+    }
 }
 #endif
+
+/// The widest classify this CPU runs. The shape key does not depend on which one it is.
+classify_fn best_classify() noexcept {
+#if defined(__x86_64__) && !defined(PLUGMON_SHAPE_NO_AVX2)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2")) return classify_avx2;
+#endif
+    return classify_sse2;
+}
+#else
+void classify_bytes(const char* q, std::size_t blocks, block_masks* out) noexcept {
+    for (std::size_t b = 0; b < blocks; ++b, q += 64) {
+        block_masks m{0, 0, 0, 0, 0};
+        for (int i = 0; i < 64; ++i) {
+            const auto c = static_cast<unsigned char>(q[i]);
+            const std::uint64_t bit = std::uint64_t(1) << i;
+            const unsigned char lower = c | 0x20;
+            if (sql_chars::is(c, sql_chars::ident_char)) m.ident |= bit;
+            if (sql_chars::is(c, sql_chars::digit)) m.digit |= bit;
+            if (lower == 't' || lower == 'f' || lower == 'n') m.tfn |= bit;
+            if ((c >= '"' && c <= '\'') || c == '-' || c == '/' || c == ':' || c == '?' || c == '`')
+                m.events |= bit;
+            if (c == '.') m.dot |= bit;
+        }
+        out[b] = m;
+    }
+}
+
+classify_fn best_classify() noexcept { return classify_bytes; }
+#endif
+
+/// The bytes of a block worth a look: quotes, `-`, `/`, `$`, `?`, `:` always; a `.` before a
+/// digit; a digit that starts a word (a number); a t, f or n that starts a word of 4 or 5 bytes
+/// (TRUE, FALSE, NULL). `prev_ident`: the byte before the block is an identifier byte;
+/// `next_digit`: the byte after it is a digit. Words that reach the block's end are kept (their
+/// length is not known here).
+std::uint64_t interesting(const block_masks& m, bool prev_ident, bool next_digit) noexcept {
+    const std::uint64_t id = m.ident;
+    const std::uint64_t starts = ~((id << 1) | (prev_ident ? 1 : 0));
+    const std::uint64_t digit_after = (m.digit >> 1) | (next_digit ? std::uint64_t(1) << 63 : 0);
+    const std::uint64_t run4 = (id >> 1) & (id >> 2) & (id >> 3);  // 3 more word bytes follow
+    const std::uint64_t len4_or_5 = run4 & (~(id >> 4) | ~(id >> 5));
+    const std::uint64_t near_end = ~std::uint64_t(0) << 58;  // id >> 5 ran off the block
+    return m.events | (m.dot & digit_after) | (m.digit & starts) |
+           (m.tfn & starts & (len4_or_5 | near_end));
+}
 
 // ---- the scanner ----
 
@@ -138,26 +256,16 @@ enum class verdict : std::uint8_t { yes, no, unsure };
 /// them. `failed()` after run(): a construct it leaves to the token-stream definition.
 class shape_scanner {
 public:
-    explicit shape_scanner(std::string_view sql) noexcept : s_(sql.data()), n_(sql.size()) {}
+    explicit shape_scanner(std::string_view sql) noexcept : s_(sql.data()), n_(sql.size()) {
+        static const classify_fn best = best_classify();
+        classify_ = best;
+    }
 
     /// False when the text needs the reference definition.
     bool run(std::uint64_t& key) noexcept {
         std::size_t base = 0;
         while (base < n_ && !failed_) {
-            block_masks m;
-            if (n_ - base >= 64) {
-                m = classify(s_ + base);
-            } else {
-                char pad[64] = {};
-                std::memcpy(pad, s_ + base, n_ - base);
-                m = classify(pad);
-                const std::uint64_t valid = (std::uint64_t(1) << (n_ - base)) - 1;
-                m.ident &= valid;
-                m.events &= valid;
-                m.maybe &= valid;
-            }
-            const std::uint64_t carry = base > 0 && ident(base - 1) ? 1 : 0;
-            std::uint64_t ev = m.events | (m.maybe & ~((m.ident << 1) | carry));
+            std::uint64_t ev = events_at(base);
             const std::size_t block_end = base + 64;
             while (ev != 0 && !failed_) {
                 const std::size_t p = base + std::size_t(__builtin_ctzll(ev));
@@ -166,7 +274,8 @@ public:
                 handle(p);
                 if (cursor_ >= block_end) break;
             }
-            base = cursor_ > block_end ? cursor_ : block_end;
+            // the next block, or the one the last token ended in (blocks stay on a 64-byte grid)
+            base = cursor_ > block_end ? cursor_ - (cursor_ - base) % 64 : block_end;
         }
         if (failed_) return false;
         hasher_.segment(s_ + segment_, n_ - segment_);
@@ -175,6 +284,29 @@ public:
     }
 
 private:
+    static constexpr std::size_t batch_blocks = 8;
+
+    /// The interesting() bytes of the block at base (a multiple of 64), classified a batch of
+    /// blocks at a time; the last, partial block padded with zeros (no class, no event).
+    std::uint64_t events_at(std::size_t base) noexcept {
+        if (base < batch_base_ || base >= batch_base_ + batch_size_ * 64) {
+            batch_base_ = base;
+            batch_size_ = std::min(batch_blocks, (n_ - base) / 64);
+            if (batch_size_ > 0) {
+                classify_(s_ + base, batch_size_, batch_);
+            } else {
+                char pad[64] = {};
+                std::memcpy(pad, s_ + base, n_ - base);
+                classify_(pad, 1, batch_);
+                batch_size_ = 1;
+            }
+        }
+        const block_masks& m = batch_[(base - batch_base_) / 64];
+        const bool prev_ident = base > 0 && ident(base - 1);
+        if (n_ - base >= 64) return interesting(m, prev_ident, digit(base + 64));
+        return interesting(m, prev_ident, false) & ((std::uint64_t(1) << (n_ - base)) - 1);
+    }
+
     unsigned char at(std::size_t i) const noexcept {
         return i < n_ ? static_cast<unsigned char>(s_[i]) : 0;
     }
@@ -223,6 +355,10 @@ private:
                 return skip_to(p + 1);
             case '$':
                 return give_up();  // $1, $tag$…$tag$ and words holding $: left to the lexer
+            case '#':
+            case '%':
+            case '&':
+                return skip_to(p + 1);
             default:
                 if (digit(p)) return constant(p, number_end(p));
                 return maybe_boolean_or_null(p);
@@ -233,7 +369,7 @@ private:
     void string(std::size_t p) noexcept {
         std::size_t begin = p;
         bool backslash = false;
-        if (p > cursor_ && at(p - 1) == '&') return give_up();  // U&'…' (or `x&'…'`)
+        if (p > 0 && at(p - 1) == '&') return give_up();  // U&'…' (or `x&'…'`)
         if (p > cursor_ && ident(p - 1)) {
             const std::size_t r = run_start(p);
             const unsigned char lc = at(r) | 0x20;
@@ -465,10 +601,13 @@ private:
 
     const char* s_;
     std::size_t n_;
-    std::size_t cursor_ = 0;        // bytes before it are scanned
-    std::size_t segment_ = 0;       // start of the raw segment not hashed yet
-    std::size_t constant_end_ = 0;  // end of the last constant (0: none yet)
-    std::size_t comment_end_ = 0;   // end of the last comment scanned, when comments_
+    classify_fn classify_;
+    block_masks batch_[batch_blocks];
+    std::size_t batch_base_ = 0, batch_size_ = 0;  // batch_ holds blocks [base, base + 64 size)
+    std::size_t cursor_ = 0;                       // bytes before it are scanned
+    std::size_t segment_ = 0;                      // start of the raw segment not hashed yet
+    std::size_t constant_end_ = 0;                 // end of the last constant (0: none yet)
+    std::size_t comment_end_ = 0;  // end of the last comment scanned, when comments_
     bool comments_ = false;
     bool failed_ = false;
     segment_hasher hasher_;
