@@ -370,7 +370,8 @@ TEST_F(backup_cli, dry_run_changes_nothing_and_an_occupied_schema_is_refused) {
     const auto again = ctl("restore --postgres " + shell_quote(dst) + " " + shell_quote(full()));
     EXPECT_EQ(again.status, 1);
     EXPECT_NE(again.err.find("schema plugmon already exists"), std::string::npos) << again.err;
-    EXPECT_NE(again.err.find("plugmon.query_rollups"), std::string::npos) << again.err;
+    // The first few tables by name (which ones depends on the schema version): named, qualified.
+    EXPECT_NE(again.err.find(" tables (plugmon."), std::string::npos) << again.err;
     EXPECT_EQ(table_digest(dst), before);
 }
 
