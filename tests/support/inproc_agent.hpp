@@ -18,18 +18,22 @@
 namespace plugmon::test {
 
 class inproc_agent {
-    static agent::drain::options drain_options(std::chrono::nanoseconds idle_sleep, double ns_per_tick) {
+    static agent::drain::options drain_options(std::chrono::nanoseconds idle_sleep,
+                                               double ns_per_tick,
+                                               agent::statement_book* statements) {
         agent::drain::options o;
         o.idle_sleep = idle_sleep;
         o.ns_per_tick = ns_per_tick;
+        o.statements = statements;
         return o;
     }
 
 public:
-    inproc_agent(const std::string& runtime_dir, std::chrono::nanoseconds idle_sleep, double ns_per_tick)
+    inproc_agent(const std::string& runtime_dir, std::chrono::nanoseconds idle_sleep,
+                 double ns_per_tick)
         : store_(agent::bucket_bounds::from_seconds(agent::config::default_buckets(),
                                                     agent::config::default_buckets())),
-          drain_(store_, drain_options(idle_sleep, ns_per_tick)) {
+          statements_(0), drain_(store_, drain_options(idle_sleep, ns_per_tick, &statements_)) {
         agent::intake::options o;
         o.runtime_dir = runtime_dir;
         o.socket_mode = 0600;
@@ -50,6 +54,8 @@ public:
     const agent::drain& drainer() const { return drain_; }
     const agent::drain_totals& totals() const { return drain_.totals(); }
     const agent::series_registry& store() const { return store_; }
+    /// Per-statement totals (no slow samples kept).
+    const agent::statement_book& statements() const { return statements_; }
     /// Events the agent has aggregated or counted as dropped, for every reason.
     std::uint64_t accounted() const {
         const auto& t = drain_.totals();
@@ -58,6 +64,7 @@ public:
 
 private:
     agent::series_registry store_;
+    agent::statement_book statements_;
     agent::drain drain_;
     boost::asio::io_context io_;
     std::unique_ptr<agent::intake> in_;
