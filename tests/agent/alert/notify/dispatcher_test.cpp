@@ -3,6 +3,7 @@
 // outbox corruption, and receivers added, replaced and removed by a reload (also while
 // notifications are being submitted: meaningful under TSan).
 #include "alert/notify/dispatcher.hpp"
+#include "alert/notify/am_state.hpp"
 #include "alert/notify/http_client.hpp"
 #include "alert/notify/signing.hpp"
 #include "common/rfc3339.hpp"
@@ -15,6 +16,7 @@
 #include <fstream>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -664,4 +666,39 @@ TEST(dispatcher, reloads_racing_with_submits_lose_nothing) {
         20s))
         << "every notification for the receiver that stayed reached it";
     disp.stop(1s);
+}
+
+TEST(dispatcher, a_moved_alertmanager_gets_the_whole_table_and_a_removed_one_forgets_it) {
+    temp_dir d;
+    hook_server first, second;
+    const auto am = [](const hook_server& s) {
+        receiver_spec r;
+        r.name = "am";
+        r.type = receiver_type::alertmanager;
+        r.url = "http://127.0.0.1:" + std::to_string(s.port());
+        r.resend_interval = 50ms;
+        return r;
+    };
+    dispatcher disp(options(d, {am(first)}));
+    disp.submit({make_event("am", "00000000000000e1", event_kind::firing, 1)});
+    ASSERT_TRUE(first.wait_for(1));
+    auto u = disp.prepare({am(second)});
+    EXPECT_EQ(u.changed, std::vector<std::string>{"am"});
+    disp.apply(std::move(u));
+    // Only the table carries the firing now (its record left the outbox): the new URL gets it.
+    ASSERT_TRUE(second.wait_for(1));
+    const auto alerts = nlohmann::json::parse(second.requests().front().body);
+    ASSERT_EQ(alerts.size(), 1u);
+    EXPECT_EQ(alerts[0]["labels"]["plugin"], "p-00000000000000e1");
+    const std::size_t first_seen = first.requests().size();
+    std::this_thread::sleep_for(200ms);
+    EXPECT_EQ(first.requests().size(), first_seen) << "the old URL hears nothing more";
+
+    disp.apply(disp.prepare({}));
+    EXPECT_TRUE(eventually([&] {
+        std::ifstream in(d.path / "outbox" / "am-am.json");
+        std::stringstream text;
+        text << in.rdbuf();
+        return nlohmann::json::parse(text.str(), nullptr, false) == am_table{}.to_json();
+    })) << "a receiver of that name configured later starts from an empty table";
 }
