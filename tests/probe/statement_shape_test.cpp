@@ -1,6 +1,6 @@
 // The shape key (probe/statement_shape.hpp): the block scanner gives the key of the token-stream
 // definition for every input, literal variants share a key, equal keys mean equal normalised
-// statements, and pathological texts are handled whole (their cost: bench/statement_bench).
+// statements, and pathological texts are handled whole (their cost: bench/statement_shape_bench).
 #include "../../probe/statement_shape.hpp"
 #include "../../probe/fingerprint.hpp"
 #include "../../probe/sql_lexer.hpp"
