@@ -135,6 +135,31 @@ inline bool sql_expression_keyword(const char* p, std::size_t n) noexcept {
     }
 }
 
+/// End of the numeric constant that starts at i in s[0, n) (a digit, or `.` before a digit), as
+/// sql_lexer scans it: digits and `_`, one `.` (not `..`: `1..2` is 1, `.`, `.`, 2, as in
+/// PL/pgSQL ranges), an exponent, then any identifier bytes glued to it. Thread-safe.
+inline std::size_t sql_number_end(const char* s, std::size_t n, std::size_t i) noexcept {
+    using sql_chars::is;
+    const auto at = [s, n](std::size_t k) {
+        return k < n ? static_cast<unsigned char>(s[k]) : static_cast<unsigned char>(0);
+    };
+    while (is(at(i), sql_chars::digit) || at(i) == '_') ++i;
+    if (at(i) == '.' && at(i + 1) != '.') {
+        ++i;
+        while (is(at(i), sql_chars::digit) || at(i) == '_') ++i;
+    }
+    if ((at(i) | 0x20) == 'e') {
+        std::size_t j = i + 1;
+        if (at(j) == '+' || at(j) == '-') ++j;
+        if (is(at(j), sql_chars::digit)) {
+            i = j;
+            while (is(at(i), sql_chars::digit) || at(i) == '_') ++i;
+        }
+    }
+    while (i < n && is(at(i), sql_chars::ident_char)) ++i;
+    return i;
+}
+
 /// Scans SQL text into tokens, as PostgreSQL 15 lexes it:
 /// - constants: '…' (doubled quote escapes), E'…' (backslash escapes too), B'…', X'…', U&'…', $tag$…$tag$, numbers (1, 1.5, .5, 5., 1.5e3; letters glued to a number are part of
 ///   it, so 0x1F and 1_000 — rejected by PostgreSQL 15, integers in 16 — are one constant),
@@ -226,24 +251,7 @@ private:
     }
 
     /// End of a numeric constant starting at i (a digit, or `.` before a digit).
-    std::size_t scan_number(std::size_t i) const noexcept {
-        using sql_chars::is;
-        while (is(at(i), sql_chars::digit) || at(i) == '_') ++i;
-        if (at(i) == '.' && at(i + 1) != '.') {  // `1..2` is 1, `.`, `.`, 2 (PL/pgSQL ranges)
-            ++i;
-            while (is(at(i), sql_chars::digit) || at(i) == '_') ++i;
-        }
-        if ((at(i) | 0x20) == 'e') {
-            std::size_t j = i + 1;
-            if (at(j) == '+' || at(j) == '-') ++j;
-            if (is(at(j), sql_chars::digit)) {
-                i = j;
-                while (is(at(i), sql_chars::digit) || at(i) == '_') ++i;
-            }
-        }
-        while (i < n_ && is(at(i), sql_chars::ident_char)) ++i;
-        return i;
-    }
+    std::size_t scan_number(std::size_t i) const noexcept { return sql_number_end(in_, n_, i); }
 
     bool number_at(std::size_t i) const noexcept {
         return sql_chars::is(at(i), sql_chars::digit) ||

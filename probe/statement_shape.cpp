@@ -435,23 +435,7 @@ private:
     }
 
     /// End of the number that starts at i, as sql_lexer scans it.
-    std::size_t number_end(std::size_t i) const noexcept {
-        while (digit(i) || at(i) == '_') ++i;
-        if (at(i) == '.' && at(i + 1) != '.') {
-            ++i;
-            while (digit(i) || at(i) == '_') ++i;
-        }
-        if ((at(i) | 0x20) == 'e') {
-            std::size_t j = i + 1;
-            if (at(j) == '+' || at(j) == '-') ++j;
-            if (digit(j)) {
-                i = j;
-                while (digit(i) || at(i) == '_') ++i;
-            }
-        }
-        while (ident(i)) ++i;
-        return i;
-    }
+    std::size_t number_end(std::size_t i) const noexcept { return sql_number_end(s_, n_, i); }
 
     /// Whether an expression may start at p (sql_lexer's expression_may_start), from the token
     /// before it; unsure when a comment or a possible parameter is in the way.
