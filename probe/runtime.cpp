@@ -880,12 +880,7 @@ std::uint32_t statement_miss(lane_writer* w, statement_cache_entry* set, std::ui
     const std::uint64_t shape = statement_shape(sql);
     statement_cache_entry* shapes = &w->shapes[(shape >> 57) * statement_cache_ways];
     std::uint32_t id = 0;
-    std::size_t way = 0;
-    while (way < statement_cache_ways && shapes[way].key != shape) ++way;
-    if (way < statement_cache_ways) {
-        id = shapes[way].id;
-        if (way > 0) std::swap(shapes[way], shapes[way - 1]);
-    } else {
+    if (!cache_find(shapes, shape, id)) {
         try {
             runtime& r = rt();
             id = r.disabled ? 0 : r.intern_statement(shape, sql);

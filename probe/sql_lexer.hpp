@@ -160,6 +160,49 @@ inline std::size_t sql_number_end(const char* s, std::size_t n, std::size_t i) n
     return i;
 }
 
+/// End of a nested block comment that starts (`/*`) at i in s[0, n): PostgreSQL nests them. The
+/// end of the text when it is not closed. Thread-safe.
+inline std::size_t sql_block_comment_end(const char* s, std::size_t n, std::size_t i) noexcept {
+    std::size_t depth = 0;
+    while (i < n) {
+        if (s[i] == '/' && i + 1 < n && s[i + 1] == '*') {
+            ++depth;
+            i += 2;
+        } else if (s[i] == '*' && i + 1 < n && s[i + 1] == '/') {
+            i += 2;
+            if (--depth == 0) break;
+        } else {
+            ++i;
+        }
+    }
+    return i;
+}
+
+/// End of a quoted run in s[0, n) whose body starts at i (after its opening quote): a doubled
+/// quote is an escape, and so is a backslash when `backslash`. Runs to the end, with `closed`
+/// false, when not closed. Without backslashes it jumps from quote to quote (memchr).
+inline std::size_t sql_quoted_end(const char* s, std::size_t n, std::size_t i, char quote,
+                                  bool backslash, bool& closed) noexcept {
+    closed = true;
+    while (i < n) {
+        if (!backslash) {
+            const void* q = std::memchr(s + i, quote, n - i);
+            if (q == nullptr) break;
+            i = std::size_t(static_cast<const char*>(q) - s);
+        } else if (s[i] == '\\') {
+            i += 2;
+            continue;
+        } else if (s[i] != quote) {
+            ++i;
+            continue;
+        }
+        if (i + 1 >= n || s[i + 1] != quote) return i + 1;  // the closing quote
+        i += 2;                                             // a doubled quote
+    }
+    closed = false;
+    return n;
+}
+
 /// Scans SQL text into tokens, as PostgreSQL 15 lexes it:
 /// - constants: '…' (doubled quote escapes), E'…' (backslash escapes too), B'…', X'…', U&'…', $tag$…$tag$, numbers (1, 1.5, .5, 5., 1.5e3; letters glued to a number are part of
 ///   it, so 0x1F and 1_000 — rejected by PostgreSQL 15, integers in 16 — are one constant),
@@ -213,41 +256,13 @@ private:
 
     /// End of a nested block comment starting at i (PostgreSQL nests them).
     std::size_t skip_block_comment(std::size_t i) const noexcept {
-        std::size_t depth = 0;
-        while (i < n_) {
-            if (in_[i] == '/' && at(i + 1) == '*') {
-                ++depth;
-                i += 2;
-            } else if (in_[i] == '*' && at(i + 1) == '/') {
-                i += 2;
-                if (--depth == 0) break;
-            } else {
-                ++i;
-            }
-        }
-        return i;
+        return sql_block_comment_end(in_, n_, i);
     }
 
-    /// End of a quoted run starting after its opening quote at i; a doubled quote is an escape,
-    /// and so is a backslash when `backslash`. Runs to the end (unterminated) when not closed.
+    /// End of a quoted run starting after its opening quote at i (sql_quoted_end).
     std::size_t scan_quoted(std::size_t i, char quote, bool backslash,
                             bool& closed) const noexcept {
-        while (i < n_) {
-            const char c = in_[i];
-            if (backslash && c == '\\') {
-                i += 2;
-            } else if (c == quote) {
-                if (at(i + 1) != static_cast<unsigned char>(quote)) {
-                    closed = true;
-                    return i + 1;
-                }
-                i += 2;
-            } else {
-                ++i;
-            }
-        }
-        closed = false;
-        return n_;
+        return sql_quoted_end(in_, n_, i, quote, backslash, closed);
     }
 
     /// End of a numeric constant starting at i (a digit, or `.` before a digit).

@@ -384,29 +384,9 @@ private:
 
     void quoted_name(std::size_t p) noexcept { skip_to(quoted_end(p + 1, char(at(p)), false)); }
 
-    /// End of a quoted run whose body starts at i (a doubled quote, or with `backslash` a
-    /// backslash, escapes); the end of the text when it is not closed.
     std::size_t quoted_end(std::size_t i, char quote, bool backslash) const noexcept {
-        while (i < n_) {
-            if (!backslash) {
-                const void* q = std::memchr(s_ + i, quote, n_ - i);
-                if (q == nullptr) return n_;
-                i = std::size_t(static_cast<const char*>(q) - s_);
-                if (at(i + 1) != static_cast<unsigned char>(quote)) return i + 1;
-                i += 2;
-                continue;
-            }
-            const char c = s_[i];
-            if (c == '\\') {
-                i += 2;
-            } else if (c == quote) {
-                if (at(i + 1) != static_cast<unsigned char>(quote)) return i + 1;
-                i += 2;
-            } else {
-                ++i;
-            }
-        }
-        return n_;
+        bool closed = false;
+        return sql_quoted_end(s_, n_, i, quote, backslash, closed);
     }
 
     void line_comment(std::size_t p) noexcept {
@@ -417,18 +397,7 @@ private:
     }
 
     void block_comment(std::size_t p) noexcept {
-        std::size_t i = p, depth = 0;
-        while (i < n_) {
-            if (s_[i] == '/' && at(i + 1) == '*') {
-                ++depth;
-                i += 2;
-            } else if (s_[i] == '*' && at(i + 1) == '/') {
-                i += 2;
-                if (--depth == 0) break;
-            } else {
-                ++i;
-            }
-        }
+        const std::size_t i = sql_block_comment_end(s_, n_, p);
         comments_ = true;
         comment_end_ = i;
         skip_to(i);

@@ -191,20 +191,33 @@ PLUGMON_ALWAYS_INLINE std::uint64_t text_hash(const char* p, std::size_t n) noex
 
 /// A statement's id through this thread's caches: one hash of the text and no lock when the text
 /// was seen, one scan of it and no lock when a text of the same shape was.
+/// Looks `key` up in one set of a statement cache; a hit below way 0 moves one way up, so
+/// entries in use rise above one-off ones. Both caches (text and shape) use it.
+PLUGMON_ALWAYS_INLINE bool cache_find(statement_cache_entry* set, std::uint64_t key,
+                                      std::uint32_t& id) noexcept {
+    if (PLUGMON_LIKELY(set[0].key == key)) {
+        id = set[0].id;
+        return true;
+    }
+    for (std::size_t i = 1; i < statement_cache_ways; ++i) {
+        if (set[i].key == key) {
+            const statement_cache_entry hit = set[i];
+            set[i] = set[i - 1];
+            set[i - 1] = hit;
+            id = hit.id;
+            return true;
+        }
+    }
+    return false;
+}
+
 PLUGMON_ALWAYS_INLINE std::uint32_t statement_cached(lane_writer* w,
                                                      std::string_view sql) noexcept {
     if (PLUGMON_UNLIKELY(sql.empty())) return 0;
     const std::uint64_t h = text_hash(sql.data(), sql.size());
     statement_cache_entry* set = &w->texts[(h >> 58) * statement_cache_ways];
-    if (PLUGMON_LIKELY(set[0].key == h)) return set[0].id;
-    for (std::size_t i = 1; i < statement_cache_ways; ++i) {
-        if (set[i].key == h) {  // move one way up: texts in use rise above one-off ones
-            const statement_cache_entry hit = set[i];
-            set[i] = set[i - 1];
-            set[i - 1] = hit;
-            return hit.id;
-        }
-    }
+    std::uint32_t id = 0;
+    if (PLUGMON_LIKELY(cache_find(set, h, id))) return id;
     return statement_miss(w, set, h, sql);
 }
 
